@@ -1,0 +1,189 @@
+"""What a network costs: parameters, multiply-adds, latency and peak memory.
+
+FLOPs come from PyTorch's own ``torch.utils.flop_counter`` and are reported as multiply-adds (MACs), the convention
+of NAS papers (half of PyTorch's FLOP count). Peak memory comes from ``torch.cuda`` statistics on a GPU and from
+PyTorch's ``MemTracker`` (``torch.distributed._tools.mem_tracker``) on the CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from archsearch.errors import ArchsearchError
+
+
+@dataclass
+class Cost:
+    """Costs of one network for one input shape (``latency_ms`` and memory only when measured)."""
+
+    params: int
+    flops: int
+    latency_ms: float | None = None
+    forward_peak_mb: float | None = None
+    train_peak_mb: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def count_params(model: nn.Module, exclude: Sequence[str] = ("auxiliary",)) -> int:
+    """Number of parameters, leaving out those whose name contains any of ``exclude`` (DARTS's convention:
+    the auxiliary head is used only in training and is not counted)."""
+    return sum(p.numel() for name, p in model.named_parameters() if not any(e in name for e in exclude))
+
+
+@contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def _first(out: Any) -> torch.Tensor:
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def count_flops(model: nn.Module, input_shape: Sequence[int], device: str | torch.device = "cpu") -> int:
+    """Multiply-adds of one inference forward pass on one image of ``input_shape`` (C, H, W)."""
+    x = torch.zeros(1, *input_shape, device=device)
+    counter = FlopCounterMode(display=False)
+    with _eval_mode(model), torch.no_grad(), counter:
+        model(x)
+    return int(counter.get_total_flops()) // 2
+
+
+@contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    if n is None:
+        yield
+        return
+    if n < 1:
+        raise ArchsearchError(f"threads must be >= 1, got {n}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure_latency(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    batch_size: int = 1,
+    device: str | torch.device = "cpu",
+    threads: int | None = None,
+    warmup: int = 3,
+    runs: int = 10,
+) -> float:
+    """Median wall time in milliseconds of an inference forward pass, after ``warmup`` untimed runs."""
+    if runs < 1 or warmup < 0 or batch_size < 1:
+        raise ArchsearchError(f"need runs >= 1, warmup >= 0, batch_size >= 1; got {runs}, {warmup}, {batch_size}")
+    dev = torch.device(device)
+    x = torch.randn(batch_size, *input_shape, device=dev, generator=None)
+    times = []
+    with _threads(threads), _eval_mode(model), torch.no_grad():
+        for i in range(warmup + runs):
+            _sync(dev)
+            start = time.perf_counter()
+            model(x)
+            _sync(dev)
+            if i >= warmup:
+                times.append((time.perf_counter() - start) * 1000.0)
+    return statistics.median(times)
+
+
+def _train_step(model: nn.Module, x: torch.Tensor) -> None:
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    target = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+    loss = F.cross_entropy(_first(model(x)), target)
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def peak_memory_mb(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+    mode: str = "forward",
+) -> float:
+    """Peak memory in MiB while running an inference forward pass (``mode='forward'``) or one SGD training step
+    (``mode='train'``) on a batch: parameters, activations, gradients and optimizer state included."""
+    if mode not in ("forward", "train"):
+        raise ArchsearchError(f"mode must be 'forward' or 'train', got {mode!r}")
+    dev = torch.device(device)
+    # A copy runs the step, so measuring never changes the caller's weights or batch-norm statistics.
+    work = copy.deepcopy(model).to(dev)
+    x = torch.randn(batch_size, *input_shape, device=dev)
+
+    def run() -> None:
+        if mode == "forward":
+            with _eval_mode(work), torch.no_grad():
+                work(x)
+        else:
+            work.train()
+            _train_step(work, x)
+
+    if dev.type == "cuda":
+        resident = sum(t.numel() * t.element_size() for t in [*work.parameters(), *work.buffers(), x])
+        torch.cuda.synchronize(dev)
+        before = torch.cuda.memory_allocated(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+        run()
+        torch.cuda.synchronize(dev)
+        return (torch.cuda.max_memory_allocated(dev) - before + resident) / 2**20
+    try:
+        from torch.distributed._tools.mem_tracker import MemTracker
+    except ImportError as exc:  # pragma: no cover - depends on the installed torch
+        raise ArchsearchError(
+            f"peak memory on the CPU needs PyTorch's MemTracker (torch >= 2.5); this torch has none ({exc})"
+        ) from None
+    tracker = MemTracker()
+    tracker.track_external(work)
+    with tracker:
+        run()
+    peak = tracker.get_tracker_snapshot("peak")
+    return sum(v.get("Total", 0) for v in peak.values()) / 2**20
+
+
+def measure(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    device: str | torch.device = "cpu",
+    latency: bool = True,
+    memory: bool = False,
+    batch_size: int = 1,
+    threads: int | None = None,
+    runs: int = 10,
+    memory_batch_size: int = 32,
+) -> Cost:
+    """All costs of ``model`` for images of ``input_shape`` (C, H, W); latency and memory are optional."""
+    model = model.to(device)
+    cost = Cost(params=count_params(model), flops=count_flops(model, input_shape, device))
+    if latency:
+        cost.latency_ms = measure_latency(model, input_shape, batch_size, device, threads, runs=runs)
+    if memory:
+        cost.forward_peak_mb = peak_memory_mb(model, input_shape, memory_batch_size, device, "forward")
+        cost.train_peak_mb = peak_memory_mb(model, input_shape, memory_batch_size, device, "train")
+    return cost

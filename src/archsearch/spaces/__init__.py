@@ -1,0 +1,98 @@
+"""Search spaces by name, and reading architectures from text or JSON in any space."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from archsearch.errors import GenotypeError
+from archsearch.registry import Registry
+from archsearch.spaces.base import Decision, Genotype, Space, uniform_chooser
+from archsearch.spaces.chain import ChainGenotype, ChainLayer, ChainSpace
+from archsearch.spaces.darts import DartsGenotype, DartsSpace, published
+from archsearch.spaces.darts_genotypes import PUBLISHED
+from archsearch.spaces.nb201 import NB201Genotype, NB201Space
+
+SPACES: Registry[type[Space[Any]]] = Registry("space")
+SPACES.add("nb201", NB201Space)
+SPACES.add("darts", DartsSpace)
+SPACES.add("chain", ChainSpace)
+
+
+def get_space(space: str | Space[Any], **options: Any) -> Space[Any]:
+    """A space by name (with its constructor options), or the given space object unchanged."""
+    if isinstance(space, Space):
+        return space
+    return SPACES.get(space)(**options)
+
+
+def genotype_from_json(obj: Mapping[str, Any], space: str | Space[Any] | None = None) -> Any:
+    """The genotype of a JSON object; its ``space`` field (or ``space``) says which space reads it."""
+    if not isinstance(obj, Mapping):
+        raise GenotypeError("json", f"a genotype must be a JSON object, got {type(obj).__name__}")
+    name = obj.get("space") or (space if isinstance(space, str) else getattr(space, "name", None))
+    if name is None:
+        raise GenotypeError("space", f"the JSON object names no space (allowed: {', '.join(SPACES)})")
+    sp = get_space(space) if isinstance(space, Space) else get_space(name)
+    if sp.name != name:
+        raise GenotypeError("space", f"the genotype is in space {name!r}, expected {sp.name!r}")
+    return sp.from_json(obj)
+
+
+def guess_space(text: str) -> str:
+    """Which space a piece of architecture text belongs to, from its form."""
+    t = text.strip()
+    if t.startswith("|"):
+        return "nb201"
+    if t.startswith("Genotype") or t in PUBLISHED:
+        return "darts"
+    if t.startswith(("add:", "concat:")):
+        return "chain"
+    if t.startswith("{"):
+        try:
+            obj = json.loads(t)
+        except json.JSONDecodeError as exc:
+            raise GenotypeError("json", f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+        if isinstance(obj, dict) and isinstance(obj.get("space"), str):
+            return obj["space"]
+        raise GenotypeError("space", f"the JSON object names no space (allowed: {', '.join(SPACES)})")
+    raise GenotypeError(
+        "arch",
+        f"cannot tell the space of {t[:60]!r}: expected an NB201 string '|op~0|+...', a DARTS 'Genotype(...)' "
+        f"or name ({', '.join(PUBLISHED)}), a chain 'add: ...', or a JSON object",
+    )
+
+
+def parse_arch(text: str, space: str | Space[Any] | None = None) -> tuple[Space[Any], Any]:
+    """Read an architecture from text in any space; with ``space`` the text must belong to it."""
+    found = guess_space(text)
+    if space is not None:
+        sp = get_space(space)
+        if sp.name != found:
+            raise GenotypeError("space", f"{text.strip()[:60]!r} is a {found} architecture, not {sp.name}")
+    else:
+        sp = get_space(found)
+    return sp, sp.parse(text)
+
+
+__all__ = [
+    "PUBLISHED",
+    "SPACES",
+    "ChainGenotype",
+    "ChainLayer",
+    "ChainSpace",
+    "DartsGenotype",
+    "DartsSpace",
+    "Decision",
+    "Genotype",
+    "NB201Genotype",
+    "NB201Space",
+    "Space",
+    "genotype_from_json",
+    "get_space",
+    "guess_space",
+    "parse_arch",
+    "published",
+    "uniform_chooser",
+]

@@ -1,0 +1,167 @@
+"""The NAS-Bench-201 cell space: 4 nodes, 6 edges, 5 ops per edge, 15,625 cells.
+
+The genotype's key and text form are NAS-Bench-201's own string, e.g.
+``|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+from torch import nn
+
+from archsearch.errors import GenotypeError
+from archsearch.nn.networks import NB201Network
+from archsearch.spaces.base import Chooser, Decision, Space, check_keys
+
+NB201_OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+# Edge order of the NB201 string: (to_node, from_node).
+NB201_EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
+
+
+@dataclass(frozen=True)
+class NB201Genotype:
+    """A NAS-Bench-201 cell: one op per edge, edges in the order of :data:`NB201_EDGES`."""
+
+    ops: tuple[str, ...]
+    space: ClassVar[str] = "nb201"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.ops, list):
+            object.__setattr__(self, "ops", tuple(self.ops))
+        if not isinstance(self.ops, tuple) or len(self.ops) != len(NB201_EDGES):
+            got = len(self.ops) if isinstance(self.ops, tuple) else type(self.ops).__name__
+            raise GenotypeError("edges", f"an NB201 cell has exactly 6 edges, got {got}")
+        for (to, frm), op in zip(NB201_EDGES, self.ops):
+            if op not in NB201_OPS:
+                raise GenotypeError(f"edge {frm}->{to}", f"unknown op {op!r} (allowed: {', '.join(NB201_OPS)})")
+
+    @property
+    def key(self) -> str:
+        return self.arch_str
+
+    @property
+    def arch_str(self) -> str:
+        """The NAS-Bench-201 string of this cell."""
+        nodes = []
+        for to in (1, 2, 3):
+            parts = [f"{op}~{frm}" for (t, frm), op in zip(NB201_EDGES, self.ops) if t == to]
+            nodes.append("|" + "|".join(parts) + "|")
+        return "+".join(nodes)
+
+    def __str__(self) -> str:
+        return self.arch_str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"space": self.space, "arch": self.arch_str}
+
+    def edges(self) -> list[tuple[int, int, str]]:
+        """``(to_node, from_node, op)`` for every edge."""
+        return [(to, frm, op) for (to, frm), op in zip(NB201_EDGES, self.ops)]
+
+    @classmethod
+    def from_string(cls, text: str) -> NB201Genotype:
+        """Parse a NAS-Bench-201 string; every malformed part raises an error naming the node and edge."""
+        text = text.strip()
+        groups = text.split("+")
+        if len(groups) != 3:
+            raise GenotypeError("arch", f"an NB201 string has 3 node groups joined by '+', got {len(groups)}: {text!r}")
+        ops: list[str] = []
+        for to, group in enumerate(groups, start=1):
+            if not (group.startswith("|") and group.endswith("|")) or len(group) < 2:
+                raise GenotypeError(f"node {to}", f"group must look like '|op~0|...|', got {group!r}")
+            entries = group[1:-1].split("|")
+            if len(entries) != to:
+                raise GenotypeError(f"node {to}", f"expects {to} incoming edge(s), got {len(entries)} in {group!r}")
+            for frm, entry in enumerate(entries):
+                op, sep, src = entry.partition("~")
+                if not sep or not src.isdigit():
+                    raise GenotypeError(f"node {to} edge {frm}", f"entry must be 'op~{frm}', got {entry!r}")
+                if int(src) != frm:
+                    raise GenotypeError(
+                        f"node {to} edge {frm}", f"input must be node {frm} (edges in order 0..{to - 1}), got {src}"
+                    )
+                ops.append(op)
+        return cls(tuple(ops))
+
+
+class NB201Space(Space[NB201Genotype]):
+    """NAS-Bench-201's cell space; the network is NAS-Bench-201's (C=16, 5 cells per stage by default)."""
+
+    name = "nb201"
+    description = "NAS-Bench-201 cell: 4 nodes, 6 edges, 5 ops (15,625 cells)"
+
+    def decide(self, choose: Chooser) -> NB201Genotype:
+        return NB201Genotype(tuple(choose(f"edge{frm}->{to}", NB201_OPS) for to, frm in NB201_EDGES))
+
+    def decisions(self, genotype: NB201Genotype) -> list[Decision]:
+        return [Decision(f"edge{frm}->{to}", NB201_OPS, op) for (to, frm), op in zip(NB201_EDGES, genotype.ops)]
+
+    def mutate(self, genotype: NB201Genotype, rng: np.random.Generator) -> NB201Genotype:
+        ops = list(genotype.ops)
+        edge = int(rng.integers(len(ops)))
+        others = [op for op in NB201_OPS if op != ops[edge]]
+        ops[edge] = others[int(rng.integers(len(others)))]
+        return NB201Genotype(tuple(ops))
+
+    def crossover(self, a: NB201Genotype, b: NB201Genotype, rng: np.random.Generator) -> NB201Genotype:
+        take_a = rng.random(len(a.ops)) < 0.5
+        return NB201Genotype(tuple(x if t else y for x, y, t in zip(a.ops, b.ops, take_a)))
+
+    def neighbors(self, genotype: NB201Genotype) -> list[NB201Genotype]:
+        out = []
+        for edge, current in enumerate(genotype.ops):
+            for op in NB201_OPS:
+                if op != current:
+                    ops = list(genotype.ops)
+                    ops[edge] = op
+                    out.append(NB201Genotype(tuple(ops)))
+        return out
+
+    def encode(self, genotype: NB201Genotype) -> np.ndarray:
+        """One-hot op per edge: 6 x 5 = 30 values."""
+        vec = np.zeros((len(NB201_EDGES), len(NB201_OPS)), dtype=np.float32)
+        for edge, op in enumerate(genotype.ops):
+            vec[edge, NB201_OPS.index(op)] = 1.0
+        return vec.ravel()
+
+    def validate(self, genotype: Any) -> NB201Genotype:
+        if not isinstance(genotype, NB201Genotype):
+            raise GenotypeError("genotype", f"expected an nb201 genotype, got {type(genotype).__name__}")
+        return genotype
+
+    def build_options(self) -> dict[str, Any]:
+        return {"channels": 16, "cells": 5}
+
+    def build_network(
+        self, genotype: NB201Genotype, in_channels: int, num_classes: int, input_size: int, **options: Any
+    ) -> nn.Module:
+        opts = {**self.build_options(), **options}
+        return NB201Network(
+            genotype.edges(), C=opts["channels"], cells=opts["cells"], num_classes=num_classes, in_channels=in_channels
+        )
+
+    def size(self) -> int:
+        return len(NB201_OPS) ** len(NB201_EDGES)
+
+    def enumerate(self) -> Iterator[NB201Genotype]:
+        for ops in itertools.product(NB201_OPS, repeat=len(NB201_EDGES)):
+            yield NB201Genotype(ops)
+
+    def ops(self) -> list[str]:
+        return list(NB201_OPS)
+
+    def from_json(self, obj: Mapping[str, Any]) -> NB201Genotype:
+        check_keys(obj, self.name, ["arch"])
+        if not isinstance(obj["arch"], str):
+            raise GenotypeError("arch", f"must be an NB201 string, got {type(obj['arch']).__name__}")
+        return NB201Genotype.from_string(obj["arch"])
+
+    def parse(self, text: str) -> NB201Genotype:
+        if text.strip().startswith("|"):
+            return NB201Genotype.from_string(text)
+        return super().parse(text)

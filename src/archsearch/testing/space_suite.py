@@ -1,0 +1,87 @@
+"""Property checks every search space must pass. A new space gets them by being registered (see tests/)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import torch
+
+from archsearch.spaces import Space, genotype_from_json
+
+# Small build options so hundreds of networks build and run in seconds; an unlisted space builds at its defaults.
+TINY_BUILD: dict[str, dict[str, Any]] = {
+    "nb201": {"channels": 4, "cells": 1},
+    "darts": {"channels": 4, "cells": 3, "auxiliary": True, "drop_path": 0.2},
+    "chain": {"width": 0.0625},
+}
+
+
+def check_roundtrip(space: Space[Any], n: int = 200, seed: int = 0) -> None:
+    """Sampled genotypes are valid, survive JSON, text and decision round trips with equal keys."""
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        g = space.sample(rng)
+        assert space.validate(g) is g
+        again = genotype_from_json(json.loads(json.dumps(g.to_json())))
+        assert again == g and again.key == g.key, f"JSON round trip changed {g}"
+        assert space.parse(str(g)).key == g.key, f"text round trip changed {g}"
+        decisions = space.decisions(g)
+        rebuilt, asked = space.trace(lambda name, choices, table={d.name: d.value for d in decisions}: table[name])
+        assert rebuilt.key == g.key, f"decision round trip changed {g}"
+        assert [(d.name, d.choices) for d in asked] == [(d.name, d.choices) for d in decisions]
+        assert all(d.value in d.choices for d in decisions)
+
+
+def check_operators(space: Space[Any], n: int = 200, seed: int = 0) -> None:
+    """Mutation, crossover and neighbours give valid genotypes; encodings have one fixed length."""
+    rng = np.random.default_rng(seed)
+    lengths = set()
+    previous = space.sample(rng)
+    for i in range(n):
+        g = space.sample(rng)
+        child = space.mutate(g, rng)
+        space.validate(child)
+        assert child.key != g.key, f"mutate returned the parent {g}"
+        mixed = space.crossover(g, previous, rng)
+        space.validate(mixed)
+        previous = g
+        enc = space.encode(g)
+        assert np.isfinite(enc).all()
+        lengths.add(enc.shape)
+        if i < 20:
+            nbrs = space.neighbors(g)
+            keys = [x.key for x in nbrs]
+            assert nbrs and len(set(keys)) == len(keys) and g.key not in keys
+            for x in nbrs:
+                space.validate(x)
+    assert len(lengths) == 1, f"encodings of different lengths: {lengths}"
+
+
+def check_builds(
+    space: Space[Any],
+    n: int = 200,
+    seed: int = 0,
+    shapes: tuple[tuple[int, int, int], ...] = ((1, 28, 28), (3, 32, 32)),
+    batch: int = 2,
+    **options: Any,
+) -> None:
+    """Sampled genotypes build, run forward and backward on every input shape, and give finite outputs/grads."""
+    rng = np.random.default_rng(seed)
+    opts = {**TINY_BUILD.get(space.name, {}), **options}
+    gen = torch.Generator().manual_seed(seed)
+    for i in range(n):
+        g = space.sample(rng)
+        c, h, w = shapes[i % len(shapes)]
+        model = space.build(g, in_channels=c, num_classes=10, input_size=h, seed=i, **opts)
+        model.train()
+        x = torch.randn(batch, c, h, w, generator=gen)
+        out = model(x)
+        logits = out[0] if isinstance(out, tuple) else out
+        assert logits.shape == (batch, 10), f"{g}: output shape {tuple(logits.shape)} on input {(c, h, w)}"
+        loss = sum(o.square().mean() for o in (out if isinstance(out, tuple) else (out,)))
+        loss.backward()
+        assert torch.isfinite(logits).all(), f"{g}: non-finite output"
+        for name, p in model.named_parameters():
+            assert p.grad is None or torch.isfinite(p.grad).all(), f"{g}: non-finite gradient in {name}"
