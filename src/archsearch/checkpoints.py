@@ -1,0 +1,66 @@
+"""Saving a trained network with what is needed to rebuild it, and loading it back with ``weights_only=True``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from archsearch.errors import ArchsearchError
+from archsearch.nn.baseline import build_model
+from archsearch.spaces import genotype_from_json, get_space
+
+WEIGHTS = "model.pt"
+RECORD = "record.json"
+
+
+def model_spec(
+    in_channels: int,
+    num_classes: int,
+    input_size: int,
+    genotype: Any = None,
+    model: str | None = None,
+    build: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """How to rebuild a network: a genotype (with its build options) or a named hand-designed model."""
+    if (genotype is None) == (model is None):
+        raise ArchsearchError("a model spec names either a genotype or a model, not both or neither")
+    spec: dict[str, Any] = {"in_channels": in_channels, "num_classes": num_classes, "input_size": input_size}
+    if genotype is not None:
+        spec.update(genotype=genotype.to_json(), build=dict(build or {}))
+    else:
+        spec.update(model=model)
+    return spec
+
+
+def build_from_spec(spec: dict[str, Any]) -> nn.Module:
+    """A freshly initialised network from a spec made by :func:`model_spec`."""
+    if "model" in spec:
+        return build_model(spec["model"], spec["in_channels"], spec["num_classes"])
+    genotype = genotype_from_json(spec["genotype"])
+    space = get_space(spec["genotype"]["space"])
+    return space.build(genotype, spec["in_channels"], spec["num_classes"], spec["input_size"], **spec["build"])
+
+
+def save_trained(directory: str | Path, model: nn.Module, spec: dict[str, Any], record: dict[str, Any]) -> Path:
+    """Write ``model.pt`` (the state dict) and ``record.json`` (spec and result) into ``directory``."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), out / WEIGHTS)
+    (out / RECORD).write_text(json.dumps({"spec": spec, **record}, indent=2))
+    return out
+
+
+def load_trained(directory: str | Path, device: str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a saved network and load its weights (with ``weights_only=True``); returns it in eval mode."""
+    folder = Path(directory)
+    if not (folder / WEIGHTS).is_file() or not (folder / RECORD).is_file():
+        raise ArchsearchError(f"{folder}: expected {WEIGHTS} and {RECORD} written by `archsearch train --save`")
+    record = json.loads((folder / RECORD).read_text())
+    model = build_from_spec(record["spec"])
+    state = torch.load(folder / WEIGHTS, map_location=device, weights_only=True)
+    model.load_state_dict(state)
+    return model.to(device).eval(), record

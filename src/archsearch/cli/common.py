@@ -1,0 +1,99 @@
+"""Helpers shared by the commands: output, argument types, reading architectures, build options."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from archsearch.errors import ArchsearchError
+from archsearch.spaces import Space, parse_arch
+
+
+def emit(args: argparse.Namespace, obj: dict[str, Any], text: str) -> None:
+    """Print ``obj`` as one JSON line with ``--json``, else ``text``."""
+    print(json.dumps(obj) if args.json else text, flush=True)
+
+
+def input_shape(text: str) -> tuple[int, int, int]:
+    """Parse ``C,H,W`` (square images)."""
+    try:
+        parts = tuple(int(p) for p in text.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3 or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"expected C,H,W with positive integers (e.g. 3,32,32), got {text!r}")
+    if parts[1] != parts[2]:
+        raise argparse.ArgumentTypeError(f"images must be square (H == W), got {text!r}")
+    return parts  # type: ignore[return-value]
+
+
+def positive_int(text: str) -> int:
+    """Parse an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _arch_texts(items: Sequence[str]) -> Iterator[tuple[str, str]]:
+    """(where, text) for every architecture named on the command line: text, a file, or '-' for stdin lines."""
+    for n, item in enumerate(items, start=1):
+        if item == "-":
+            yield from _lines("stdin", sys.stdin.read())
+        elif item.lower().endswith((".json", ".jsonl", ".txt")) or (Path(item).is_file() and not item.startswith("|")):
+            path = Path(item)
+            if not path.is_file():
+                raise ArchsearchError(f"{item}: no such file")
+            content = path.read_text()
+            try:
+                obj = json.loads(content)
+            except json.JSONDecodeError:
+                yield from _lines(item, content)
+                continue
+            for k, entry in enumerate(obj if isinstance(obj, list) else [obj]):
+                yield f"{item}[{k}]", json.dumps(entry)
+        else:
+            yield f"ARCH {n}", item
+
+
+def _lines(where: str, content: str) -> Iterator[tuple[str, str]]:
+    for n, line in enumerate(content.splitlines(), start=1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            yield f"{where}:{n}", line
+
+
+def read_archs(items: Sequence[str], space: str | None) -> Iterator[tuple[Space[Any], Any]]:
+    """Every architecture named on the command line, with its space; errors say where the bad one came from."""
+    for where, text in _arch_texts(items):
+        try:
+            yield parse_arch(text, space)
+        except ArchsearchError as exc:
+            raise ArchsearchError(f"{where}: {exc}") from None
+
+
+def build_options(space: Space[Any], args: argparse.Namespace) -> dict[str, Any]:
+    """The space's build options given on the command line; one that does not apply to the space is an error."""
+    given = {
+        "channels": args.channels,
+        "cells": args.cells,
+        "width": args.width,
+        "drop_path": getattr(args, "drop_path", None) or None,
+    }
+    if args.auxiliary:
+        given["auxiliary"] = True
+    options = {k: v for k, v in given.items() if v is not None}
+    allowed = space.build_options()
+    for name in options:
+        if name not in allowed:
+            raise ArchsearchError(
+                f"--{name} does not apply to space {space.name!r} (its options: "
+                f"{', '.join('--' + o for o in allowed if o != 'drop_path') or 'none'})"
+            )
+    return options

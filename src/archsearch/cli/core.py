@@ -1,0 +1,111 @@
+"""The core commands: spaces, sample, cost."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+import numpy as np
+
+from archsearch import costs
+from archsearch.cli.common import build_options, emit, input_shape, positive_int, read_archs
+from archsearch.spaces import SPACES, get_space
+
+
+def cmd_spaces(args: argparse.Namespace) -> None:
+    """List the registered spaces with their size and ops."""
+    for name in SPACES:
+        space = get_space(name)
+        size = space.size()
+        size_text = f"{size:,}" if size is not None and size < 10**9 else (f"{size:.3g}" if size else "unbounded")
+        emit(
+            args,
+            {"name": name, "size": size, "ops": space.ops(), "description": space.description},
+            f"{name:<8} {size_text:>12}  {space.description}\n{'':<8} ops: {', '.join(space.ops())}",
+        )
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    """Print ``--n`` random genotypes of a space as JSON, one per line."""
+    space = get_space(args.space)
+    rng = np.random.default_rng(args.seed)
+    for _ in range(args.n):
+        genotype = space.sample(rng)
+        print(json.dumps(genotype.to_json()) if args.json or not args.text else str(genotype), flush=True)
+
+
+def cmd_cost(args: argparse.Namespace) -> None:
+    """Parameters, multiply-adds and latency of each architecture given."""
+    shape = args.input_shape
+    for n, (space, genotype) in enumerate(read_archs(args.arch, args.space)):
+        if n == 0 and not args.json:
+            print(f"{'space':<6} {'params':>10} {'MACs':>10} {'latency':>10}  arch")
+        model = space.build(
+            genotype,
+            in_channels=shape[0],
+            num_classes=args.classes,
+            input_size=shape[1],
+            seed=0,
+            **build_options(space, args),
+        )
+        cost = costs.measure(
+            model,
+            shape,
+            device=args.device,
+            latency=not args.no_latency,
+            memory=args.memory,
+            batch_size=args.batch_size,
+            threads=args.threads,
+            runs=args.runs,
+        )
+        record = {
+            "arch": str(genotype),
+            "space": space.name,
+            "key": genotype.key,
+            "input_shape": list(shape),
+            **cost.to_json(),
+        }
+        latency = "-" if cost.latency_ms is None else f"{cost.latency_ms:.2f}ms"
+        text = f"{space.name:<6} {cost.params / 1e6:>9.6f}M {cost.flops / 1e6:>9.2f}M {latency:>10}  {genotype}"
+        if cost.train_peak_mb is not None:
+            text += (
+                f"\n{'':<6} peak memory: forward {cost.forward_peak_mb:.1f} MiB, "
+                f"train step {cost.train_peak_mb:.1f} MiB"
+            )
+        emit(args, record, text)
+
+
+def add_core_commands(command: Any) -> None:
+    """Register spaces, sample and cost with the ``command`` factory of the main parser."""
+    command("spaces", cmd_spaces, "list the search spaces: name, size, ops")
+
+    p = command("sample", cmd_sample, "sample random genotypes of a space (JSON, one per line)")
+    p.add_argument("--space", required=True, choices=SPACES.names())
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n", type=positive_int, default=1, help="how many genotypes (default 1)")
+    p.add_argument("--text", action="store_true", help="print each genotype's text form instead of JSON")
+
+    p = command("cost", cmd_cost, "parameters, multiply-adds (MACs) and latency of architectures")
+    p.add_argument(
+        "arch",
+        nargs="+",
+        metavar="ARCH",
+        help="an NB201 string, a DARTS Genotype(...) or published name (DARTS_V2), a chain 'add: ...', "
+        "a JSON object or file, or '-' for one architecture per line on stdin",
+    )
+    p.add_argument("--space", choices=SPACES.names(), help="require the architectures to be of this space")
+    p.add_argument("--channels", type=positive_int, help="initial channels (nb201 default 16, darts 36)")
+    p.add_argument(
+        "--cells", type=positive_int, help="cells per stage (nb201, default 5) or in all (darts, default 20)"
+    )
+    p.add_argument("--width", type=float, help="channel multiplier (chain, default 1.0)")
+    p.add_argument("--auxiliary", action="store_true", help="build DARTS's auxiliary head (never counted)")
+    p.add_argument("--classes", type=positive_int, default=10)
+    p.add_argument("--input-shape", type=input_shape, default=(3, 32, 32), help="C,H,W (default 3,32,32)")
+    p.add_argument("--batch-size", type=positive_int, default=1, help="batch size for latency (default 1)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=positive_int, help="CPU threads while timing")
+    p.add_argument("--runs", type=positive_int, default=10, help="timed runs; the median is reported")
+    p.add_argument("--no-latency", action="store_true", help="skip timing")
+    p.add_argument("--memory", action="store_true", help="also measure peak memory (forward, train step; batch 32)")

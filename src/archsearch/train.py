@@ -1,0 +1,277 @@
+"""Train any ``nn.Module`` from scratch on a :class:`~archsearch.data.Data`, and report what happened.
+
+SGD (momentum, Nesterov) or AdamW; cosine schedule with linear warm-up; label smoothing; weight decay that skips norms
+and biases; gradient clipping; DARTS's drop-path schedule and auxiliary loss when the network has them; mixed
+precision and channels-last on CUDA; ``torch.compile`` as an option; early stopping on validation accuracy. On the CPU
+a run is deterministic under its seed. A NaN loss stops the run with status ``nan_loss``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from archsearch.costs import count_params
+from archsearch.data import Augment, Data
+from archsearch.errors import ArchsearchError
+
+OPTIMIZERS = ("sgd", "adamw")
+
+
+@dataclass
+class TrainConfig:
+    """How to train. Accuracies are reported in percent."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    warmup_epochs: float = 0.0
+    label_smoothing: float = 0.0
+    grad_clip: float | None = 5.0
+    drop_path: float = 0.0  # final drop-path probability, ramped linearly over the epochs (DARTS)
+    aux_weight: float = 0.4  # weight of the auxiliary head's loss, when the network returns one
+    augment: Augment | None = None  # None: no augmentation
+    patience: int | None = None  # epochs without improvement of validation accuracy before stopping
+    min_delta: float = 0.0
+    restore_best: bool = True  # end with the weights of the best validation epoch
+    evaluate_test: bool = False
+    eval_batch_size: int = 512
+    max_seconds: float | None = None
+    amp: bool = True  # CUDA only: bf16 autocast where supported, else fp16 with a gradient scaler
+    channels_last: bool = True  # CUDA only
+    compile: bool = False
+    device: str = "cpu"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ArchsearchError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ArchsearchError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0 or not 0.0 <= self.label_smoothing < 1.0 or not 0.0 <= self.drop_path < 1.0:
+            raise ArchsearchError("need lr > 0, 0 <= label_smoothing < 1 and 0 <= drop_path < 1")
+        if self.patience is not None and self.patience < 1:
+            raise ArchsearchError(f"patience must be >= 1, got {self.patience}")
+
+
+@dataclass
+class EpochRecord:
+    """What one epoch measured."""
+
+    epoch: int
+    train_loss: float
+    train_acc: float
+    val_loss: float
+    val_acc: float
+    lr: float
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    """The outcome of a training run. ``status``: completed, early_stopped, time_limit or nan_loss."""
+
+    status: str
+    best_val_acc: float
+    final_val_acc: float
+    best_epoch: int
+    epochs: int
+    seconds: float
+    params: int
+    test_acc: float | None = None
+    message: str = ""
+    history: list[EpochRecord] = field(default_factory=list)
+
+    @property
+    def val_acc(self) -> float:
+        return self.best_val_acc
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "nan_loss"
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["val_acc"] = self.val_acc
+        return out
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """The configured optimizer; norms and biases get no weight decay."""
+    groups = _param_groups(model, config.weight_decay)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov and config.momentum > 0
+        )
+    return torch.optim.AdamW(groups, lr=config.lr)
+
+
+def lr_factor(step: int, total: int, warmup: int) -> float:
+    """Linear warm-up to 1 over ``warmup`` steps, then cosine decay to 0 at ``total``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _logits(out: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+    if isinstance(out, tuple):
+        return out[0], out[1]
+    return out, None
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, data: Data, split: str, batch_size: int = 512, device: str = "cpu", channels_last: bool = False
+) -> tuple[float, float]:
+    """Mean loss and accuracy (percent) of ``model`` on a split."""
+    model.eval()
+    total, correct, loss_sum = 0, 0, 0.0
+    for x, y in data.loader(split, batch_size, device):
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        logits, _ = _logits(model(x))
+        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").item()
+        correct += (logits.argmax(1) == y).sum().item()
+        total += len(y)
+    return loss_sum / max(1, total), 100.0 * correct / max(1, total)
+
+
+def train(
+    model: nn.Module,
+    data: Data,
+    config: TrainConfig | None = None,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+) -> TrainResult:
+    """Train ``model`` on ``data.train``, validate on ``data.val`` each epoch, and return a :class:`TrainResult`."""
+    config = config or TrainConfig()
+    device = torch.device(config.device)
+    cuda = device.type == "cuda"
+    start = time.perf_counter()
+    params = count_params(model)
+    model.to(device)
+    channels_last = cuda and config.channels_last
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    run_model: nn.Module = torch.compile(model) if config.compile else model  # type: ignore[assignment]
+    optimizer = make_optimizer(model, config)
+    loader = data.loader(
+        "train",
+        config.batch_size,
+        device,
+        shuffle=True,
+        seed=config.seed,
+        augment=config.augment,
+        drop_last=len(data.train) > config.batch_size,
+    )
+    total_steps = config.epochs * len(loader)
+    warmup_steps = round(config.warmup_epochs * len(loader))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total_steps, warmup_steps))
+    amp_dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float16
+    use_amp = cuda and config.amp
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+
+    history: list[EpochRecord] = []
+    best_acc, best_epoch, best_state = -1.0, 0, None
+    status, message = "completed", ""
+    devices = [device.index or 0] if cuda else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(config.seed)
+        for epoch in range(config.epochs):
+            epoch_start = time.perf_counter()
+            if hasattr(model, "drop_path_prob"):
+                model.drop_path_prob = config.drop_path * epoch / config.epochs
+            model.train()
+            loader.set_epoch(epoch)
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device, dtype=torch.long)
+            seen = 0
+            for step, (x, y) in enumerate(loader):
+                if channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                    logits, aux = _logits(run_model(x))
+                    loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+                    if aux is not None:
+                        aux_loss = F.cross_entropy(aux.float(), y, label_smoothing=config.label_smoothing)
+                        loss = loss + config.aux_weight * aux_loss
+                if not torch.isfinite(loss):
+                    status = "nan_loss"
+                    message = f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; training stopped"
+                    break
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if config.grad_clip:
+                    scaler.unscale_(optimizer)
+                    nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                loss_sum += loss.detach() * len(y)
+                correct += (logits.detach().argmax(1) == y).sum()
+                seen += len(y)
+            if status == "nan_loss":
+                break
+            val_loss, val_acc = evaluate(run_model, data, "val", config.eval_batch_size, config.device, channels_last)
+            record = EpochRecord(
+                epoch + 1,
+                loss_sum.item() / max(1, seen),
+                100.0 * correct.item() / max(1, seen),
+                val_loss,
+                val_acc,
+                optimizer.param_groups[0]["lr"],
+                time.perf_counter() - epoch_start,
+            )
+            history.append(record)
+            if on_epoch is not None:
+                on_epoch(record)
+            if val_acc > best_acc + config.min_delta or best_state is None:
+                best_acc, best_epoch = val_acc, epoch + 1
+                if config.restore_best:
+                    best_state = copy.deepcopy(model.state_dict())
+            elif config.patience is not None and epoch + 1 - best_epoch >= config.patience:
+                status = "early_stopped"
+                message = f"no validation gain over {config.patience} epoch(s) after epoch {best_epoch}"
+                break
+            if config.max_seconds is not None and time.perf_counter() - start > config.max_seconds:
+                status, message = "time_limit", f"stopped after {epoch + 1} epoch(s): {config.max_seconds}s budget"
+                break
+
+    if best_state is not None and config.restore_best and status != "nan_loss":
+        model.load_state_dict(best_state)
+    test_acc = None
+    if config.evaluate_test and status != "nan_loss":
+        test_acc = evaluate(run_model, data, "test", config.eval_batch_size, config.device, channels_last)[1]
+    return TrainResult(
+        status=status,
+        best_val_acc=max(best_acc, 0.0),
+        final_val_acc=history[-1].val_acc if history else 0.0,
+        best_epoch=best_epoch,
+        epochs=len(history),
+        seconds=time.perf_counter() - start,
+        params=params,
+        test_acc=test_acc,
+        message=message,
+        history=history,
+    )
