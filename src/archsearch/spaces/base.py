@@ -180,6 +180,10 @@ class Space(ABC, Generic[G]):
         """The operation names this space chooses among."""
         return []
 
+    @abstractmethod
+    def complexity(self, genotype: G) -> float:
+        """A cheap size measure computed from the genotype alone (for progressive search); larger is bigger."""
+
     # --- text and JSON -----------------------------------------------------------------------------------------
     @abstractmethod
     def from_json(self, obj: Mapping[str, Any]) -> G:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any, ClassVar
 
 import numpy as np
@@ -93,7 +94,7 @@ class ChainGenotype:
             if list(layer.inputs) != sorted(set(layer.inputs)):
                 raise GenotypeError(f"{where}.inputs", f"must be sorted and unique, got {list(layer.inputs)}")
 
-    @property
+    @cached_property
     def key(self) -> str:
         return f"{self.merge}: " + " | ".join(layer.text() for layer in self.layers)
 
@@ -341,6 +342,10 @@ class ChainSpace(Space[ChainGenotype]):
             raise GenotypeError("width", f"must be positive, got {width}")
         specs = [ChainLayerSpec(la.op, la.kernel, la.channels, la.stride, la.inputs) for la in genotype.layers]
         return ChainNetwork(specs, genotype.merge, num_classes=num_classes, in_channels=in_channels, width=width)
+
+    def complexity(self, genotype: ChainGenotype) -> float:
+        """Layers, plus half a layer per skip connection."""
+        return len(genotype.layers) + 0.5 * sum(len(la.inputs) for la in genotype.layers)
 
     def ops(self) -> list[str]:
         return [f"conv{k}x{k}" for k in self.kernels] + ["max_pool_3x3", "avg_pool_3x3"]

@@ -315,6 +315,11 @@ class DartsSpace(Space[DartsGenotype]):
     def ops(self) -> list[str]:
         return list(DARTS_OPS)
 
+    def complexity(self, genotype: DartsGenotype) -> float:
+        """Convolutions in both cells: a separable conv (two stacked) counts 2, a dilated conv 1."""
+        weight = {"sep_conv_3x3": 2, "sep_conv_5x5": 2, "dil_conv_3x3": 1, "dil_conv_5x5": 1}
+        return float(sum(weight.get(op, 0) for cell in CELLS for op, _ in getattr(genotype, cell)))
+
     def from_json(self, obj: Mapping[str, Any]) -> DartsGenotype:
         check_keys(obj, self.name, ["normal", "normal_concat", "reduce", "reduce_concat"])
         return self.validate(DartsGenotype(**{k: _tuples(obj[k]) for k in obj if k != "space"}))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, ClassVar
 
 import numpy as np
@@ -44,7 +45,7 @@ class NB201Genotype:
     def key(self) -> str:
         return self.arch_str
 
-    @property
+    @cached_property
     def arch_str(self) -> str:
         """The NAS-Bench-201 string of this cell."""
         nodes = []
@@ -154,6 +155,10 @@ class NB201Space(Space[NB201Genotype]):
 
     def ops(self) -> list[str]:
         return list(NB201_OPS)
+
+    def complexity(self, genotype: NB201Genotype) -> float:
+        """Convolutions per cell, a 3x3 counting 2 and a 1x1 counting 1."""
+        return float(sum({"nor_conv_3x3": 2, "nor_conv_1x1": 1}.get(op, 0) for op in genotype.ops))
 
     def from_json(self, obj: Mapping[str, Any]) -> NB201Genotype:
         check_keys(obj, self.name, ["arch"])

@@ -1,0 +1,150 @@
+"""The search entry point: ``archsearch.search(space=..., strategy=..., dataset=..., budget=...)``.
+
+A search is described by a JSON-able config (names and options), which the store records, so ``resume`` rebuilds
+the same space, strategy, evaluator and objective by name and continues.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from archsearch.errors import ArchsearchError
+from archsearch.evaluators import make_evaluator
+from archsearch.executors import InlineExecutor, ProcessExecutor
+from archsearch.experiment import Budget, Experiment, SearchResult
+from archsearch.objectives import Objective
+from archsearch.spaces import get_space
+from archsearch.store import Store, open_existing
+from archsearch.strategies import get_strategy
+from archsearch.trial import Trial
+
+
+def make_config(
+    space: str = "nb201",
+    strategy: str = "evolution",
+    dataset: str = "digits",
+    evaluator: str | None = None,
+    table: str | None = None,
+    trials: int = 50,
+    seconds: float | None = None,
+    metric: str = "val_acc",
+    constraints: Sequence[str] = (),
+    objectives: str = "",
+    seed: int = 0,
+    workers: int = 1,
+    space_options: dict[str, Any] | None = None,
+    strategy_options: dict[str, Any] | None = None,
+    evaluator_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A validated search config. ``table`` selects the tabular evaluator; else ``evaluator`` (default ``train``)
+    trains on ``dataset``."""
+    get_strategy(strategy, get_space(space, **(space_options or {})), seed=seed, **(strategy_options or {}))
+    ev_options = dict(evaluator_options or {})
+    if table is not None:
+        if evaluator not in (None, "table"):
+            raise ArchsearchError(f"--table searches a tabular benchmark; it cannot go with evaluator {evaluator!r}")
+        if space != "nb201":
+            raise ArchsearchError(f"a tabular benchmark holds nb201 cells; the space must be nb201, not {space!r}")
+        evaluator, ev_options = "table", {"table": str(Path(table).resolve())}
+    else:
+        evaluator = evaluator or "train"
+        if evaluator == "table":
+            raise ArchsearchError("the table evaluator needs --table CSV")
+        ev_options.setdefault("dataset", dataset)
+        ev_options.setdefault("seed", seed)
+    objective = Objective.from_strings(metric, constraints, objectives)
+    Budget(trials, seconds)
+    if workers < 1:
+        raise ArchsearchError(f"workers must be >= 1, got {workers}")
+    return {
+        "space": space,
+        "space_options": space_options or {},
+        "strategy": strategy,
+        "strategy_options": strategy_options or {},
+        "evaluator": evaluator,
+        "evaluator_options": ev_options,
+        "objective": objective.to_json(),
+        "budget": {"trials": trials, "seconds": seconds},
+        "seed": seed,
+        "workers": workers,
+    }
+
+
+def build_experiment(
+    config: dict[str, Any],
+    out: str | Path,
+    on_trial: Callable[[Trial, Experiment], None] | None = None,
+    store: Store | None = None,
+) -> Experiment:
+    """The experiment a config describes, recording into ``out``."""
+    space = get_space(config["space"], **config["space_options"])
+    strategy = get_strategy(config["strategy"], space, seed=config["seed"], **config["strategy_options"])
+    obj = config["objective"]
+    objective = Objective(metric=obj["metric"], limits=dict(obj["limits"]), objectives=tuple(obj["objectives"]))
+    workers = int(config["workers"])
+    if workers > 1:
+        executor: Any = ProcessExecutor(
+            workers, config["evaluator"], config["space"], config["space_options"], config["evaluator_options"]
+        )
+        evaluator = make_evaluator(config["evaluator"], space, config["evaluator_options"])
+    else:
+        evaluator = make_evaluator(config["evaluator"], space, config["evaluator_options"])
+        executor = InlineExecutor(evaluator)
+    budget = Budget(config["budget"]["trials"], config["budget"]["seconds"])
+    return Experiment(
+        space,
+        strategy,
+        evaluator,
+        objective,
+        budget,
+        store or Store(out),
+        executor,
+        seed=config["seed"],
+        config=config,
+        on_trial=on_trial,
+    )
+
+
+def resume_config(out: str | Path) -> dict[str, Any]:
+    """The config recorded in an existing run directory."""
+    store = open_existing(out)
+    try:
+        config = store.get_meta("config")
+    finally:
+        store.close()
+    if not config:
+        raise ArchsearchError(f"{out}: the store holds no config to resume from")
+    return config
+
+
+def search(
+    space: str = "nb201",
+    strategy: str = "evolution",
+    dataset: str = "digits",
+    budget: int = 50,
+    seconds: float | None = None,
+    out: str | Path | None = None,
+    resume: bool = False,
+    on_trial: Callable[[Trial, Experiment], None] | None = None,
+    **options: Any,
+) -> SearchResult:
+    """Run a search and return its :class:`~archsearch.experiment.SearchResult` (best trials, Pareto front).
+
+    ``options`` are those of :func:`make_config` (``table``, ``evaluator``, ``constraints``, ``objectives``,
+    ``seed``, ``workers``, ``*_options``). With ``resume``, ``out`` must hold a run; its recorded config is used.
+    """
+    if resume:
+        if out is None:
+            raise ArchsearchError("resume needs the run directory (out)")
+        config = resume_config(out)
+    else:
+        config = make_config(space, strategy, dataset, trials=budget, seconds=seconds, **options)
+    run_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="archsearch-"))
+    experiment = build_experiment(config, run_dir, on_trial)
+    try:
+        return experiment.run(resume=resume)
+    finally:
+        experiment.store.close()

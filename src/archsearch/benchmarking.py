@@ -1,0 +1,108 @@
+"""The strategy benchmark: every strategy against a tabular benchmark, many seeds, through the real experiment and
+store, as NAS researchers compare algorithms (cf. NASLib).
+
+Each run spends ``queries`` evaluations; the architecture a run picks is the one with the best search signal
+(``valid_acc_12ep``); what is reported is that architecture's ``test_acc_200ep``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from archsearch.evaluators import Table, TableEvaluator
+from archsearch.experiment import Budget, Experiment
+from archsearch.objectives import Objective
+from archsearch.spaces import get_space
+from archsearch.store import Store
+from archsearch.strategies import STRATEGIES, get_strategy
+
+
+@dataclass
+class StrategyScore:
+    """One strategy's results over its seeds."""
+
+    strategy: str
+    picks: list[float]  # the reported figure of each run's pick
+    ms_per_trial: float  # strategy + store time per evaluated trial (table lookups are counted out)
+    repeats: float  # mean answers from the store per run
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.picks)
+
+    @property
+    def std(self) -> float:
+        return statistics.pstdev(self.picks) if len(self.picks) > 1 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "strategy": self.strategy,
+            "mean": round(self.mean, 4),
+            "std": round(self.std, 4),
+            "runs": len(self.picks),
+            "ms_per_trial": round(self.ms_per_trial, 4),
+            "repeats_per_run": round(self.repeats, 2),
+        }
+
+
+def tabular_strategies() -> list[str]:
+    """Every registered strategy that can run against a table."""
+    return [name for name in STRATEGIES if STRATEGIES.get(name).tabular]
+
+
+class _TimedTable(TableEvaluator):
+    def __init__(self, table: Table) -> None:
+        super().__init__(table)
+        self.seconds = 0.0
+
+    def evaluate(self, genotype: Any, fidelity: float | None = None, seed: int | None = None) -> dict[str, float]:
+        start = time.perf_counter()
+        try:
+            return super().evaluate(genotype, fidelity, seed)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
+def run_benchmark(
+    table: str | Table,
+    strategies: Sequence[str],
+    queries: int = 100,
+    seeds: int = 100,
+    on_run: Callable[[str, int, float], None] | None = None,
+) -> list[StrategyScore]:
+    """Run every strategy for ``seeds`` seeds of ``queries`` evaluations each against ``table``."""
+    tab = table if isinstance(table, Table) else Table(table)
+    space = get_space("nb201")
+    scores = []
+    for name in strategies:
+        STRATEGIES.get(name)
+        picks, overhead, evaluated, repeats = [], 0.0, 0, 0
+        for seed in range(seeds):
+            evaluator = _TimedTable(tab)
+            with tempfile.TemporaryDirectory(prefix="archsearch-bench-") as tmp:
+                store = Store(tmp)
+                start = time.perf_counter()
+                result = Experiment(
+                    space,
+                    get_strategy(name, space, seed=seed),
+                    evaluator,
+                    Objective(),
+                    Budget(trials=queries),
+                    store,
+                    seed=seed,
+                ).run()
+                overhead += time.perf_counter() - start - evaluator.seconds
+                store.close()
+            evaluated += result.trials
+            repeats += result.repeats
+            pick = result.winner.metrics["test_acc"] if result.winner else float("nan")
+            picks.append(pick)
+            if on_run is not None:
+                on_run(name, seed, pick)
+        scores.append(StrategyScore(name, picks, 1000.0 * overhead / max(1, evaluated), repeats / seeds))
+    return scores

@@ -1,0 +1,66 @@
+"""``--retrain``: train the search winner from scratch at full budget beside the hand-designed baseline."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from archsearch.cli.common import emit
+from archsearch.data import load_dataset
+from archsearch.errors import ArchsearchError
+from archsearch.experiment import SearchResult
+from archsearch.nn.baseline import build_model
+from archsearch.spaces import get_space
+from archsearch.train import TrainConfig, TrainResult, train
+
+
+def retrain_winner(args: argparse.Namespace, config: dict[str, Any], result: SearchResult) -> dict[str, TrainResult]:
+    """Train the winner and the baseline with the same budget on the full training split; print both."""
+    if result.winner is None:
+        raise ArchsearchError("no trial completed, so there is no winner to retrain")
+    options = config["evaluator_options"]
+    dataset = options.get("dataset", args.dataset)
+    data = load_dataset(dataset, options.get("data_dir") or args.data_dir)
+    space = get_space(config["space"], **config["space_options"])
+    c, size, _ = data.input_shape
+    build = dict(options.get("build", {}))
+    cfg = TrainConfig(
+        epochs=args.retrain_epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        warmup_epochs=0.5,
+        augment=data.default_augment(),
+        evaluate_test=True,
+        seed=args.seed,
+        device=args.device,
+    )
+    models = {
+        "winner": space.build(result.winner.genotype, c, data.num_classes, size, seed=args.seed, **build),
+        "baseline": build_model("baseline", c, data.num_classes, seed=args.seed),
+    }
+    outcomes = {}
+    if not args.json:
+        print(
+            f"\nretraining on {data.name} ({len(data.train)} train / {len(data.test)} test), "
+            f"{args.retrain_epochs} epochs each:"
+        )
+    for name, model in models.items():
+        outcome = train(model, data, cfg)
+        outcomes[name] = outcome
+        arch = str(result.winner.genotype) if name == "winner" else "baseline CNN (seed 000 §6)"
+        test = float("nan") if outcome.test_acc is None else outcome.test_acc
+        emit(
+            args,
+            {
+                "retrain": name,
+                "arch": arch,
+                "test_acc": outcome.test_acc,
+                "val_acc": outcome.best_val_acc,
+                "params": outcome.params,
+                "epochs": outcome.epochs,
+                "seconds": round(outcome.seconds, 2),
+            },
+            f"  {name:<8} test {test:6.2f}%  val {outcome.best_val_acc:6.2f}%  {outcome.params:>9,} params  "
+            f"{outcome.seconds:6.1f}s  {arch}",
+        )
+    return outcomes

@@ -1,0 +1,315 @@
+"""``archsearch search``, ``show`` and ``benchmark``: run a search, look at a run, compare strategies."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from archsearch.api import build_experiment, make_config, resume_config
+from archsearch.benchmarking import run_benchmark, tabular_strategies
+from archsearch.cli.common import emit, positive_int
+from archsearch.cli.train import add_training_arguments
+from archsearch.errors import ArchsearchError
+from archsearch.evaluators import EVALUATORS
+from archsearch.experiment import Experiment, SearchResult, summarize
+from archsearch.objectives import Objective
+from archsearch.spaces import SPACES, get_space
+from archsearch.store import open_existing
+from archsearch.strategies import STRATEGIES
+from archsearch.trial import Trial
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+CONFIG_KEYS = {
+    "space",
+    "strategy",
+    "dataset",
+    "evaluator",
+    "table",
+    "trials",
+    "time",
+    "out",
+    "seed",
+    "workers",
+    "epochs",
+    "subset",
+    "width",
+    "channels",
+    "cells",
+    "constraint",
+    "objectives",
+    "metric",
+    "retrain",
+    "retrain_epochs",
+    "data_dir",
+    "batch_size",
+    "lr",
+    "patience",
+    "strategy_option",
+}
+
+
+def _apply_config_file(args: argparse.Namespace, parser_defaults: dict[str, Any]) -> None:
+    """Values from ``--config FILE.toml`` fill every option not given on the command line."""
+    path = Path(args.config)
+    try:
+        values = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ArchsearchError(f"{path}: cannot read the config ({exc})") from None
+    unknown = sorted(set(values) - CONFIG_KEYS)
+    if unknown:
+        raise ArchsearchError(f"{path}: unknown key(s) {unknown} (allowed: {', '.join(sorted(CONFIG_KEYS))})")
+    for key, value in values.items():
+        if getattr(args, key) == parser_defaults.get(key):
+            setattr(args, key, value if key != "constraint" or isinstance(value, list) else [value])
+
+
+def _evaluator_options(args: argparse.Namespace) -> dict[str, Any]:
+    build = {k: v for k, v in (("channels", args.channels), ("cells", args.cells)) if v is not None}
+    options: dict[str, Any] = {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "patience": args.patience,
+        "data_dir": args.data_dir,
+        "build": build,
+        "device": args.device,
+    }
+    if args.subset is not None:
+        options["subset"] = args.subset
+    if args.width is not None:
+        options["width"] = args.width
+    return options
+
+
+def _key_values(items: list[str]) -> dict[str, Any]:
+    """``['population_size=4', 'explore=0.1']`` -> ``{'population_size': 4, 'explore': 0.1}`` (JSON values, else
+    the text itself)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ArchsearchError(f"expected NAME=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+class _Progress:
+    """A live bar on stderr: trials, best so far, elapsed and remaining budget."""
+
+    def __init__(self, total: int, seconds: float | None, enabled: bool) -> None:
+        self.enabled = enabled
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.seconds = seconds
+        self.progress = Progress(
+            TextColumn("[bold]search"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        self.task = self.progress.add_task("search", total=total, info="")
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.enabled:
+            self.progress.stop()
+
+    def update(self, trial: Trial, experiment: Experiment) -> None:
+        if not self.enabled:
+            return
+        best = max((t.score for t in experiment.finished.values() if t.score is not None), default=None)
+        left = "" if self.seconds is None else f", {max(0.0, self.seconds - experiment.elapsed):.0f}s left"
+        info = f"best {best:.3f}" if best is not None else "best -"
+        self.progress.update(
+            self.task, completed=experiment.done, info=f"{info}, last #{trial.number} {trial.status}{left}"
+        )
+
+
+def _print_result(args: argparse.Namespace, result: SearchResult, objective: Objective, top: int) -> None:
+    if args.json:
+        for t in result.best[:top]:
+            print(json.dumps({"rank": result.best.index(t) + 1, **t.summary()}))
+        for t in result.front:
+            print(json.dumps({"front": True, **t.summary()}))
+        print(
+            json.dumps(
+                {
+                    "summary": True,
+                    "trials": result.trials,
+                    "failed": result.failed,
+                    "infeasible": result.infeasible,
+                    "repeats": result.repeats,
+                    "seconds": result.seconds,
+                    "stop_reason": result.stop_reason,
+                    "hypervolume": result.hypervolume,
+                }
+            )
+        )
+        return
+    print(
+        f"{result.trials} trials ({result.failed} failed, {result.infeasible} infeasible, {result.repeats} answered "
+        f"from the store) in {result.seconds:.1f}s; stopped by {result.stop_reason or 'budget'}"
+    )
+    print(f"{'rank':>4} {'trial':>5} {objective.metric:>9}  {'other metrics':<40} arch")
+    for rank, t in enumerate(result.best[:top], start=1):
+        others = ", ".join(f"{k} {v:.4g}" for k, v in t.metrics.items() if k != objective.metric)
+        print(f"{rank:>4} {t.number:>5} {t.metrics[objective.metric]:>9.3f}  {others[:40]:<40} {t.genotype}")
+    if result.front:
+        hv = "" if result.hypervolume is None else f" (hypervolume {result.hypervolume:.4g})"
+        print(f"Pareto front over {', '.join(objective.objectives)}{hv}:")
+        for t in result.front:
+            print("  " + ", ".join(f"{n} {t.metrics[n]:.4g}" for n in objective.objectives) + f"  {t.genotype}")
+
+
+def cmd_search(args: argparse.Namespace) -> None:
+    """Run (or resume) a search and print the best architectures."""
+    if args.config:
+        _apply_config_file(args, vars(build_defaults()))
+    if args.resume:
+        config = resume_config(args.out)
+    else:
+        config = make_config(
+            space=args.space,
+            strategy=args.strategy,
+            dataset=args.dataset,
+            evaluator=args.evaluator,
+            table=args.table,
+            trials=args.trials,
+            seconds=args.time,
+            metric=args.metric,
+            constraints=args.constraint or (),
+            objectives=args.objectives or "",
+            seed=args.seed,
+            workers=args.workers,
+            evaluator_options=None if args.table else _evaluator_options(args),
+            strategy_options=_key_values(args.strategy_option or []),
+        )
+    progress = _Progress(
+        config["budget"]["trials"],
+        config["budget"]["seconds"],
+        enabled=(not args.json and sys.stderr.isatty()) or args.progress,
+    )
+    with progress:
+        experiment = build_experiment(config, args.out, on_trial=progress.update)
+        result = experiment.run(resume=args.resume)
+    experiment.store.close()
+    _print_result(args, result, experiment.objective, args.top)
+    if args.retrain:
+        from archsearch.cli.retrain import retrain_winner
+
+        retrain_winner(args, config, result)
+
+
+def cmd_show(args: argparse.Namespace) -> None:
+    """Print the top trials and the Pareto front of a run directory."""
+    config = resume_config(args.run)
+    obj = config["objective"]
+    objective = Objective(metric=obj["metric"], limits=dict(obj["limits"]), objectives=tuple(obj["objectives"]))
+    store = open_existing(args.run)
+    try:
+        result = summarize(store, get_space(config["space"], **config["space_options"]), objective)
+    finally:
+        store.close()
+    if not args.json:
+        print(f"{args.run}: {config['strategy']} on {config['space']} with the {config['evaluator']} evaluator")
+    _print_result(args, result, objective, args.top)
+
+
+def cmd_benchmark(args: argparse.Namespace) -> None:
+    """Every strategy against a tabular benchmark, many seeds: mean and std of the reported figure of each pick."""
+    if args.space != "nb201":
+        raise ArchsearchError(f"the benchmark runs on the nb201 table; --space must be nb201, not {args.space}")
+    names = tabular_strategies() if args.strategies == "all" else [s.strip() for s in args.strategies.split(",")]
+    for name in names:
+        STRATEGIES.get(name)
+    if not args.json:
+        print(f"{args.queries} queries, {args.seeds} seeds; reported: test_acc_200ep of the pick by valid_acc_12ep")
+        print(f"{'strategy':<12} {'mean':>7} {'std':>6} {'runs':>5} {'ms/trial':>9} {'repeats/run':>12}")
+    for name in names:
+        (score,) = run_benchmark(args.table, [name], args.queries, args.seeds)
+        row = score.to_json()
+        emit(
+            args,
+            row,
+            f"{name:<12} {row['mean']:>7.2f} {row['std']:>6.2f} {row['runs']:>5} "
+            f"{row['ms_per_trial']:>9.3f} {row['repeats_per_run']:>12.1f}",
+        )
+
+
+def build_defaults() -> argparse.Namespace:
+    """The search command's defaults (for telling given options from defaults when a config file is used)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    _search_arguments(parser)
+    return parser.parse_args([])
+
+
+def _search_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--space", default="nb201", choices=SPACES.names())
+    p.add_argument("--strategy", default="evolution", choices=STRATEGIES.names())
+    p.add_argument(
+        "--strategy-option",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a strategy option, e.g. population_size=4 (repeatable)",
+    )
+    p.add_argument(
+        "--evaluator",
+        choices=[n for n in EVALUATORS if n != "table"],
+        help="train (default) or proxy; --table selects the tabular evaluator",
+    )
+    p.add_argument("--table", help="search a tabular benchmark CSV (nb201 format) instead of training")
+    p.add_argument("--trials", type=positive_int, default=50)
+    p.add_argument("--time", type=float, help="wall-clock budget in seconds")
+    p.add_argument("--out", default="runs/search", help="run directory (the store lives here)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--workers", type=positive_int, default=1, help="trials in flight (process pool)")
+    p.add_argument("--metric", default="val_acc")
+    p.add_argument("--constraint", action="append", help="a limit checked before training, e.g. params<=1M")
+    p.add_argument("--objectives", help="several objectives for a Pareto front, e.g. val_acc,params")
+    p.add_argument("--channels", type=positive_int)
+    p.add_argument("--cells", type=positive_int)
+    p.add_argument("--width", type=float, help="channel multiplier of the evaluated networks")
+    p.add_argument("--retrain", action="store_true", help="train the winner at full budget beside the baseline")
+    p.add_argument("--retrain-epochs", type=positive_int, default=20)
+    p.add_argument("--top", type=positive_int, default=5)
+    p.add_argument("--config", help="a TOML file with any of these options")
+    p.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is not a tty")
+    add_training_arguments(p)
+    p.set_defaults(epochs=5, patience=3)
+
+
+def add_search_commands(command: Any) -> None:
+    """Register search, show and benchmark with the ``command`` factory of the main parser."""
+    p = command("search", cmd_search, "search for an architecture under a budget of trials and seconds")
+    _search_arguments(p)
+
+    p = command("show", cmd_show, "print the top trials and the Pareto front of a run")
+    p.add_argument("run", help="a run directory written by `archsearch search --out`")
+    p.add_argument("--top", type=positive_int, default=10)
+
+    p = command("benchmark", cmd_benchmark, "compare strategies on a tabular benchmark over many seeds")
+    p.add_argument("--space", default="nb201")
+    p.add_argument("--table", required=True, help="a CSV in the nb201 format (arch, valid_acc_12ep, test_acc_200ep)")
+    p.add_argument("--strategies", default="all", help="comma-separated names, or all")
+    p.add_argument("--queries", type=positive_int, default=100)
+    p.add_argument("--seeds", type=positive_int, default=100)

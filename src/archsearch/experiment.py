@@ -1,0 +1,343 @@
+"""An experiment: ask -> check -> evaluate -> tell under a budget of trials and seconds, recorded in a store.
+
+Every asked trial is stored as ``running`` with the strategy's state before it is evaluated, and stored finished with
+the state after the tell, each in one transaction; ``resume`` re-runs what was in flight and continues. A genotype
+already evaluated is answered from the store. A trial that raises, returns NaN or runs out of memory is recorded
+failed with its error; one that breaks a constraint is recorded infeasible with the measured costs, untrained.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import Any
+
+from archsearch import costs
+from archsearch.errors import ArchsearchError
+from archsearch.evaluators import Evaluator
+from archsearch.objectives import Objective
+from archsearch.spaces import Space
+from archsearch.store import Store
+from archsearch.strategies import Strategy
+from archsearch.trial import COMPLETE, FAILED, INFEASIBLE, RUNNING, Trial
+
+
+@dataclass
+class Budget:
+    """Stop after ``trials`` evaluated trials or ``seconds`` of search time (across resumes), whichever first."""
+
+    trials: int = 50
+    seconds: float | None = None
+    #: stop when the strategy proposes only already-evaluated architectures this many times in a row
+    max_repeats: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.trials < 1 or (self.seconds is not None and self.seconds <= 0):
+            raise ArchsearchError(f"the budget needs trials >= 1 and seconds > 0, got {self.trials}, {self.seconds}")
+
+
+@dataclass
+class SearchResult:
+    """What a search found: trials best first, the Pareto front (if several objectives), counts."""
+
+    best: list[Trial]
+    front: list[Trial]
+    trials: int
+    failed: int
+    infeasible: int
+    repeats: int
+    seconds: float
+    stop_reason: str
+    hypervolume: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def winner(self) -> Trial | None:
+        return self.best[0] if self.best else None
+
+
+def _trial_seed(seed: int, number: int) -> int:
+    return (seed * 1_000_003 + number * 7919) % (2**31)
+
+
+class Experiment:
+    """Runs a strategy against an evaluator under a budget, recording everything in ``store``."""
+
+    def __init__(
+        self,
+        space: Space[Any],
+        strategy: Strategy,
+        evaluator: Evaluator,
+        objective: Objective,
+        budget: Budget,
+        store: Store,
+        executor: Any = None,
+        seed: int = 0,
+        config: dict[str, Any] | None = None,
+        on_trial: Callable[[Trial, Experiment], None] | None = None,
+    ) -> None:
+        from archsearch.executors import InlineExecutor
+
+        self.space, self.strategy, self.evaluator = space, strategy, evaluator
+        self.objective, self.budget, self.store, self.seed = objective, budget, store, seed
+        self.executor = executor or InlineExecutor(evaluator)
+        self.on_trial = on_trial
+        self.config = config or {}
+        self.finished: dict[str, Trial] = {}  # key -> first finished trial of that architecture
+        self.in_flight: dict[Future[dict[str, float]], tuple[Trial, float]] = {}
+        self.cost_cache: dict[str, dict[str, float]] = {}
+        self.repeats = 0
+        self.consecutive_repeats = 0
+        self.pending_duplicates: list[Any] = []  # asked while the same architecture was in flight
+        self.elapsed_before = 0.0
+        self.done = 0  # finished trials in the store
+        self.next_number = 0
+        self.start = time.perf_counter()
+
+    # --- bookkeeping ----------------------------------------------------------------------------------------------
+    @property
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.start
+
+    def _load(self) -> list[Trial]:
+        """Read a previous run's trials and strategy state; return the trials that were in flight."""
+        trials = self.store.trials(self.space.from_json)
+        running = [t for t in trials if t.status == RUNNING]
+        for t in trials:
+            if t.status != RUNNING and t.key not in self.finished:
+                self.finished[t.key] = t
+        state = self.store.strategy_state()
+        if state is not None:
+            self.strategy.load_state_dict(state)
+        progress = self.store.progress()
+        self.elapsed_before = float(progress.get("elapsed", 0.0))
+        self.repeats = int(progress.get("repeats", 0))
+        self.done = sum(t.status != RUNNING for t in trials)
+        self.next_number = 1 + max((t.number for t in trials), default=-1)
+        return running
+
+    def _save_progress(self, db: Any) -> None:
+        self.store.put_state(db, self.strategy.state_dict(), {"elapsed": self.elapsed, "repeats": self.repeats})
+
+    # --- the steps ------------------------------------------------------------------------------------------------
+    def _costs(self, genotype: Any) -> dict[str, float]:
+        needed = self.objective.needed_costs()
+        if not needed or genotype.key in self.cost_cache:
+            return self.cost_cache.get(genotype.key, {})
+        network = getattr(self.evaluator, "network", None)
+        if network is None:
+            raise ArchsearchError(
+                f"the {self.evaluator.name} evaluator builds no network, so constraints on "
+                f"{', '.join(sorted(needed))} cannot be checked"
+            )
+        model, shape = network(genotype, seed=0)
+        values: dict[str, float] = {}
+        if needed & {"params", "flops"}:
+            values["params"] = float(costs.count_params(model))
+            values["flops"] = float(costs.count_flops(model, shape))
+        if "latency_ms" in needed:
+            values["latency_ms"] = costs.measure_latency(
+                model, shape, self.objective.latency_batch_size, self.objective.latency_device
+            )
+        for mode in ("forward", "train"):
+            if f"{mode}_peak_mb" in needed:
+                values[f"{mode}_peak_mb"] = costs.peak_memory_mb(model, shape, mode=mode)
+        self.cost_cache[genotype.key] = values
+        return values
+
+    def _finish(self, trial: Trial, started: float) -> None:
+        self.done += 1
+        if trial.key not in self.finished:
+            self.finished[trial.key] = trial
+        self.strategy.tell([trial])
+        with self.store.transaction() as db:
+            self.store.put_trial(db, trial, started, time.time())
+            self._save_progress(db)
+        if self.on_trial is not None:
+            self.on_trial(trial, self)
+
+    def _record_result(self, trial: Trial, started: float, future: Future[dict[str, float]]) -> None:
+        trial.seconds = time.time() - started
+        try:
+            metrics = dict(future.result())
+            metrics.update(self.cost_cache.get(trial.key, {}))
+            bad = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
+            if bad:
+                raise ArchsearchError(f"metric(s) {', '.join(bad)} not finite: {[metrics[k] for k in bad]}")
+            trial.metrics, trial.score, trial.status = metrics, self.objective.score(metrics), COMPLETE
+        except BrokenProcessPool as exc:
+            trial.status, trial.error = FAILED, f"worker process died: {exc}"
+            self.executor.restart()
+        except MemoryError:
+            trial.status, trial.error = FAILED, "out of memory"
+        except Exception as exc:  # any evaluation error fails this trial only
+            trial.status, trial.error = FAILED, f"{type(exc).__name__}: {exc}"
+        self._finish(trial, started)
+
+    def _submit(self, trial: Trial) -> None:
+        started = time.time()
+        if self.executor.workers > 1:
+            # Several trials in flight: mark this one so a resume re-runs it (the strategy will not re-propose it).
+            # With one worker the state saved at the last tell re-proposes it on resume, so no write is needed.
+            with self.store.transaction() as db:
+                self.store.put_trial(db, trial, started, None)
+                self._save_progress(db)
+        future = self.executor.submit(trial.genotype, trial.fidelity, trial.seed)
+        self.in_flight[future] = (trial, started)
+
+    def _next(self, number: int) -> Trial | str:
+        """Ask for one genotype and check it. Returns the trial to run, or what happened instead: ``"answered"``
+        (evaluated before: told from the store), ``"recorded"`` (infeasible or unbuildable: stored as such) or
+        ``"wait"`` (the same architecture is in flight)."""
+        genotype = self.space.validate(self.strategy.ask(1)[0])
+        trial = Trial(number, genotype, genotype.key, seed=_trial_seed(self.seed, number))
+        known = self.finished.get(genotype.key)
+        if known is not None:
+            self.repeats += 1
+            self.consecutive_repeats += 1
+            answer = Trial(
+                known.number,
+                genotype,
+                known.key,
+                known.status,
+                known.metrics,
+                known.score,
+                known.error,
+                known.fidelity,
+                known.seed,
+                0.0,
+                cached=True,
+            )
+            self.strategy.tell([answer])
+            if self.consecutive_repeats % 50 == 0:
+                with self.store.transaction() as db:
+                    self._save_progress(db)
+            return "answered"
+        if any(t.key == genotype.key for t, _ in self.in_flight.values()):
+            self.pending_duplicates.append(genotype)
+            return "wait"
+        self.consecutive_repeats = 0
+        try:
+            values = self._costs(genotype)
+        except ArchsearchError:
+            raise  # a configuration error (e.g. constraints the evaluator cannot check): stop the search
+        except Exception as exc:  # the network would not even build: a failed trial
+            trial.status, trial.error = FAILED, f"building the network failed: {type(exc).__name__}: {exc}"
+            self._finish(trial, time.time())
+            return "recorded"
+        broken = self.objective.violations(values)
+        if broken:
+            trial.status, trial.metrics = INFEASIBLE, dict(values)
+            trial.error = "; ".join(f"{k} {v:g} > limit {lim:g}" for k, (v, lim) in broken.items())
+            self._finish(trial, time.time())
+            return "recorded"
+        return trial
+
+    def _answer_duplicates(self) -> None:
+        """Tell the strategy the results of architectures it asked for again while they were in flight."""
+        waiting, self.pending_duplicates = self.pending_duplicates, []
+        for genotype in waiting:
+            known = self.finished.get(genotype.key)
+            if known is None:
+                self.pending_duplicates.append(genotype)
+                continue
+            self.repeats += 1
+            self.strategy.tell(
+                [
+                    Trial(
+                        known.number,
+                        genotype,
+                        known.key,
+                        known.status,
+                        known.metrics,
+                        known.score,
+                        known.error,
+                        known.fidelity,
+                        known.seed,
+                        0.0,
+                        cached=True,
+                    )
+                ]
+            )
+
+    # --- the loop -------------------------------------------------------------------------------------------------
+    def run(self, resume: bool = False) -> SearchResult:
+        """Search until the budget is spent; with ``resume``, continue the run recorded in the store."""
+        if resume:
+            for trial in self._load():
+                trial.status, trial.error = RUNNING, None
+                self._submit(trial)
+        elif self.store.count(finished_only=False):
+            raise ArchsearchError(f"{self.store.run_dir} already holds an experiment; resume it or choose a new --out")
+        else:
+            self.store.set_meta("config", self.config)
+            with self.store.transaction() as db:
+                self._save_progress(db)
+        self.start = time.perf_counter()
+        try:
+            while True:
+                out_of_time = self.budget.seconds is not None and self.elapsed >= self.budget.seconds
+                stuck = self.consecutive_repeats >= self.budget.max_repeats
+                room = self.done + len(self.in_flight) < self.budget.trials
+                must_wait = False
+                if room and not out_of_time and not stuck and len(self.in_flight) < self.executor.workers:
+                    step = self._next(self.next_number)
+                    if isinstance(step, Trial):
+                        self._submit(step)
+                    if isinstance(step, Trial) or step == "recorded":
+                        self.next_number += 1
+                    must_wait = step == "wait" or len(self.in_flight) >= self.executor.workers
+                    if not must_wait:
+                        continue
+                if not self.in_flight:
+                    break
+                finished, _ = wait(list(self.in_flight), return_when=FIRST_COMPLETED)
+                for future in sorted(finished, key=lambda f: self.in_flight[f][0].number):
+                    trial, started = self.in_flight.pop(future)
+                    self._record_result(trial, started, future)
+                self._answer_duplicates()
+            stop = "trials" if self.done >= self.budget.trials else "seconds" if out_of_time else "repeats"
+        finally:
+            # Only the counters: the strategy may have asked for a trial that was never recorded, and a resume
+            # must find the state that re-proposes it.
+            with self.store.transaction() as db:
+                self.store.put_progress(db, {"elapsed": self.elapsed, "repeats": self.repeats})
+            self.executor.shutdown()
+        return summarize(self.store, self.space, self.objective, stop)
+
+
+def summarize(store: Store, space: Space[Any], objective: Objective, stop_reason: str = "") -> SearchResult:
+    """The result of a (finished or interrupted) run from its store."""
+    import numpy as np
+
+    from archsearch.objectives import DIRECTIONS, hypervolume, pareto_front
+
+    trials = [t for t in store.trials(space.from_json) if t.status != RUNNING]
+    complete = sorted((t for t in trials if t.ok), key=lambda t: (-(t.score or 0.0), t.number))
+    front: list[Trial] = []
+    hv = None
+    if objective.objectives:
+        names = objective.objectives
+        usable = [t for t in complete if all(n in t.metrics for n in names)]
+        if usable:
+            points = np.array([[t.metrics[n] for n in names] for t in usable])
+            dirs = [DIRECTIONS[n] for n in names]
+            front = sorted((usable[i] for i in pareto_front(points, dirs)), key=lambda t: -(t.score or 0.0))
+            if len(names) == 2:
+                worst = [points[:, k].min() if d else points[:, k].max() for k, d in enumerate(dirs)]
+                hv = hypervolume(points, dirs, worst)
+    return SearchResult(
+        best=complete,
+        front=front,
+        trials=len(trials),
+        failed=sum(t.status == FAILED for t in trials),
+        infeasible=sum(t.status == INFEASIBLE for t in trials),
+        repeats=int(store.progress().get("repeats", 0)),
+        seconds=float(store.progress().get("elapsed", 0.0)),
+        stop_reason=stop_reason,
+        hypervolume=hv,
+    )

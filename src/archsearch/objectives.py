@@ -1,0 +1,146 @@
+"""Objectives: which metric to maximise (or minimise), constraints checked before training, and Pareto fronts.
+
+A constraint is a limit on a cost metric (``params``, ``flops``, ``latency_ms``, ``train_peak_mb``...). Cheap costs
+are measured on the built network before any training; a network that breaks a limit is never trained and is recorded
+as infeasible with the measured values. Several objectives give a Pareto front (non-dominated sorting) and its
+hypervolume.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from archsearch.errors import ArchsearchError
+
+# Metrics and their direction: True = higher is better.
+DIRECTIONS: dict[str, bool] = {
+    "val_acc": True,
+    "test_acc": True,
+    "params": False,
+    "flops": False,
+    "latency_ms": False,
+    "forward_peak_mb": False,
+    "train_peak_mb": False,
+    "train_seconds": False,
+}
+COST_METRICS = ("params", "flops", "latency_ms", "forward_peak_mb", "train_peak_mb")
+_UNITS = {"k": 1e3, "m": 1e6, "g": 1e9}
+
+
+def parse_limit(text: str) -> tuple[str, float]:
+    """``'params<=1.5M'`` -> ``('params', 1.5e6)``. Units k/M/G are allowed."""
+    m = re.fullmatch(r"\s*([a-z_]+)\s*<=?\s*([0-9.]+)\s*([kKmMgG]?)\s*", text)
+    if not m or m[1] not in COST_METRICS:
+        raise ArchsearchError(
+            f"cannot read constraint {text!r}: expected METRIC<=VALUE with METRIC one of "
+            f"{', '.join(COST_METRICS)} (e.g. params<=1.5M, latency_ms<=20)"
+        )
+    return m[1], float(m[2]) * _UNITS.get(m[3].lower(), 1.0)
+
+
+@dataclass
+class Objective:
+    """Maximise ``metric`` (or minimise it when its direction is lower-is-better) subject to ``limits``.
+
+    ``objectives`` (two or more metric names) asks for a Pareto front in the report; strategies are still driven
+    by the scalar :meth:`score` of the first objective.
+    """
+
+    metric: str = "val_acc"
+    limits: dict[str, float] = field(default_factory=dict)
+    objectives: tuple[str, ...] = ()
+    latency_device: str = "cpu"
+    latency_batch_size: int = 1
+
+    def __post_init__(self) -> None:
+        for name in (self.metric, *self.objectives):
+            if name not in DIRECTIONS:
+                raise ArchsearchError(f"unknown metric {name!r} (allowed: {', '.join(DIRECTIONS)})")
+        for name, value in self.limits.items():
+            if name not in COST_METRICS:
+                raise ArchsearchError(f"cannot limit {name!r} (allowed: {', '.join(COST_METRICS)})")
+            if value <= 0:
+                raise ArchsearchError(f"the limit on {name} must be positive, got {value}")
+        if self.objectives and self.objectives[0] != self.metric:
+            self.metric = self.objectives[0]
+
+    @classmethod
+    def from_strings(cls, metric: str = "val_acc", constraints: Sequence[str] = (), objectives: str = "") -> Objective:
+        """Build from CLI text: ``--constraint params<=1M`` and ``--objectives val_acc,params``."""
+        limits = dict(parse_limit(c) for c in constraints)
+        objs = tuple(o.strip() for o in objectives.split(",") if o.strip())
+        return cls(metric=metric, limits=limits, objectives=objs)
+
+    def score(self, metrics: Mapping[str, float]) -> float:
+        """The higher-is-better scalar strategies are told."""
+        value = float(metrics[self.metric])
+        return value if DIRECTIONS[self.metric] else -value
+
+    def violations(self, costs: Mapping[str, float]) -> dict[str, tuple[float, float]]:
+        """Every limit broken: metric -> (value, limit)."""
+        return {k: (float(costs[k]), v) for k, v in self.limits.items() if k in costs and costs[k] > v}
+
+    def needed_costs(self) -> set[str]:
+        """Which cost metrics must be measured before training to check the limits."""
+        return set(self.limits)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"metric": self.metric, "limits": self.limits, "objectives": list(self.objectives)}
+
+
+def _as_max(points: np.ndarray, directions: Sequence[bool]) -> np.ndarray:
+    signs = np.array([1.0 if d else -1.0 for d in directions])
+    return points * signs
+
+
+def non_dominated_sort(points: np.ndarray, directions: Sequence[bool]) -> list[list[int]]:
+    """Fronts of point indices, best first (Deb's fast non-dominated sort)."""
+    p = _as_max(np.asarray(points, dtype=float), directions)
+    n = len(p)
+    dominates = [[] for _ in range(n)]
+    count = np.zeros(n, dtype=int)
+    for i in range(n):
+        better_eq = np.all(p[i] >= p, axis=1) & np.any(p[i] > p, axis=1)
+        dominates[i] = list(np.nonzero(better_eq)[0])
+        count[i] = int(np.sum(np.all(p >= p[i], axis=1) & np.any(p > p[i], axis=1)))
+    fronts, current = [], [i for i in range(n) if count[i] == 0]
+    while current:
+        fronts.append(current)
+        nxt = []
+        for i in current:
+            for j in dominates[i]:
+                count[j] -= 1
+                if count[j] == 0:
+                    nxt.append(j)
+        current = sorted(nxt)
+    return fronts
+
+
+def pareto_front(points: np.ndarray, directions: Sequence[bool]) -> list[int]:
+    """Indices of the non-dominated points."""
+    return non_dominated_sort(points, directions)[0] if len(points) else []
+
+
+def hypervolume(points: np.ndarray, directions: Sequence[bool], reference: Sequence[float]) -> float:
+    """Hypervolume dominated by ``points`` and bounded by ``reference`` (two objectives exactly; more by Monte Carlo
+    would hide error, so it is refused)."""
+    p = _as_max(np.asarray(points, dtype=float), directions)
+    ref = _as_max(np.asarray(reference, dtype=float)[None], directions)[0]
+    if p.ndim != 2 or p.shape[1] != 2:
+        raise ArchsearchError(f"hypervolume is computed for exactly two objectives, got {p.shape[-1]}")
+    p = p[np.all(p > ref, axis=1)]
+    if not len(p):
+        return 0.0
+    front = p[pareto_front(p, (True, True))]
+    front = front[np.argsort(-front[:, 0])]
+    volume, prev_y = 0.0, ref[1]
+    for x, y in front:
+        if y > prev_y:
+            volume += (x - ref[0]) * (y - prev_y)
+            prev_y = y
+    return float(volume)

@@ -1,0 +1,172 @@
+"""The experiment store: one SQLite file per run directory holding the config, every trial and the strategy state.
+
+Each finished trial is committed together with the strategy's state after it was told, before the next ask; a trial
+is inserted as ``running`` (with the state after it was asked) before it is evaluated, so a killed search resumes
+by re-running exactly the trials that were in flight and asking the strategy for nothing it already proposed.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from archsearch.errors import ArchsearchError
+from archsearch.trial import COMPLETE, RUNNING, Trial
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS trials (
+    number INTEGER PRIMARY KEY,
+    key TEXT NOT NULL,
+    genotype TEXT NOT NULL,
+    status TEXT NOT NULL,
+    score REAL,
+    metrics TEXT NOT NULL,
+    error TEXT,
+    fidelity REAL,
+    seed INTEGER NOT NULL,
+    seconds REAL NOT NULL,
+    started REAL NOT NULL,
+    finished REAL
+);
+CREATE INDEX IF NOT EXISTS trials_key ON trials(key);
+CREATE TABLE IF NOT EXISTS strategy (
+    id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL, progress TEXT NOT NULL, updated REAL
+);
+"""
+DB_NAME = "experiment.sqlite"
+
+
+class Store:
+    """A run directory's SQLite database. Writes go through :meth:`transaction` and are durable when it returns."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.run_dir / DB_NAME
+        self.db = sqlite3.connect(self.path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic write: everything inside commits together or not at all."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # --- meta ----------------------------------------------------------------------------------------------------
+    def get_meta(self, name: str, default: Any = None) -> Any:
+        row = self.db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def set_meta(self, name: str, value: Any, db: sqlite3.Connection | None = None) -> None:
+        (db or self.db).execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, json.dumps(value)))
+
+    # --- trials --------------------------------------------------------------------------------------------------
+    def put_trial(self, db: sqlite3.Connection, trial: Trial, started: float, finished: float | None) -> None:
+        """Insert or replace a trial row (inside a transaction)."""
+        db.execute(
+            "INSERT OR REPLACE INTO trials (number, key, genotype, status, score, metrics, error, fidelity, seed, "
+            "seconds, started, finished) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                trial.number,
+                trial.key,
+                json.dumps(trial.genotype.to_json()),
+                trial.status,
+                trial.score,
+                json.dumps(trial.metrics),
+                trial.error,
+                trial.fidelity,
+                trial.seed,
+                trial.seconds,
+                started,
+                finished,
+            ),
+        )
+
+    def put_state(self, db: sqlite3.Connection, state: dict[str, Any], progress: dict[str, Any]) -> None:
+        """The strategy's state and the experiment's counters (elapsed seconds, repeats), in one row."""
+        db.execute(
+            "INSERT OR REPLACE INTO strategy (id, state, progress, updated) VALUES (1, ?, ?, ?)",
+            (json.dumps(state), json.dumps(progress), time.time()),
+        )
+
+    def put_progress(self, db: sqlite3.Connection, progress: dict[str, Any]) -> None:
+        """Update only the counters (the strategy state stays that of the last recorded trial)."""
+        db.execute("UPDATE strategy SET progress = ?, updated = ? WHERE id = 1", (json.dumps(progress), time.time()))
+
+    def strategy_state(self) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT state FROM strategy WHERE id = 1").fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def progress(self) -> dict[str, Any]:
+        """The counters saved with the strategy state (empty for a new store)."""
+        row = self.db.execute("SELECT progress FROM strategy WHERE id = 1").fetchone()
+        return {} if row is None else json.loads(row[0])
+
+    def trials(self, genotype_reader: Any, status: str | None = None) -> list[Trial]:
+        """Trials in number order; ``genotype_reader`` turns stored genotype JSON back into a genotype."""
+        query = "SELECT number, key, genotype, status, score, metrics, error, fidelity, seed, seconds FROM trials"
+        args: tuple[Any, ...] = ()
+        if status is not None:
+            query += " WHERE status = ?"
+            args = (status,)
+        out = []
+        for number, key, g, st, score, metrics, error, fidelity, seed, seconds in self.db.execute(
+            query + " ORDER BY number", args
+        ):
+            out.append(
+                Trial(
+                    number,
+                    genotype_reader(json.loads(g)),
+                    key,
+                    st,
+                    json.loads(metrics),
+                    score,
+                    error,
+                    fidelity,
+                    seed,
+                    seconds,
+                )
+            )
+        return out
+
+    def count(self, finished_only: bool = True) -> int:
+        sql = "SELECT COUNT(*) FROM trials" + (" WHERE status != ?" if finished_only else "")
+        return int(self.db.execute(sql, (RUNNING,) if finished_only else ()).fetchone()[0])
+
+    def next_number(self) -> int:
+        row = self.db.execute("SELECT MAX(number) FROM trials").fetchone()
+        return 0 if row[0] is None else int(row[0]) + 1
+
+    def best(self, genotype_reader: Any, n: int = 1) -> list[Trial]:
+        """The ``n`` complete trials with the highest score."""
+        rows = self.db.execute(
+            "SELECT number FROM trials WHERE status = ? AND score IS NOT NULL ORDER BY score DESC, number LIMIT ?",
+            (COMPLETE, n),
+        ).fetchall()
+        wanted = {r[0] for r in rows}
+        trials = [t for t in self.trials(genotype_reader, COMPLETE) if t.number in wanted]
+        return sorted(trials, key=lambda t: (-(t.score or 0.0), t.number))
+
+
+def open_existing(run_dir: str | Path) -> Store:
+    """The store of an existing run; a folder without one is an error."""
+    path = Path(run_dir) / DB_NAME
+    if not path.is_file():
+        raise ArchsearchError(f"{run_dir}: no experiment here (expected {DB_NAME})")
+    return Store(run_dir)

@@ -1,0 +1,107 @@
+"""The multi-trial strategy interface: ``ask`` for genotypes, ``tell`` results, save and load state.
+
+Strategies never build or train networks and never write to the store; they see genotypes and the scores they are
+told (higher is better; ``None`` for a failed or infeasible trial). Each owns its random generator and saves its
+state in ``state_dict()`` (JSON-able), so a resumed search continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from archsearch.spaces import Space
+from archsearch.trial import Trial
+
+
+def rng_state(rng: np.random.Generator) -> dict[str, Any]:
+    """A generator's state as JSON-able data."""
+    return rng.bit_generator.state
+
+
+def set_rng_state(rng: np.random.Generator, state: dict[str, Any]) -> None:
+    """Restore a generator saved with :func:`rng_state`."""
+    rng.bit_generator.state = state
+
+
+def tensor_blob(obj: Any) -> str:
+    """Torch objects (state dicts, generator states) as a base64 string for JSON."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def from_tensor_blob(text: str) -> Any:
+    """Inverse of :func:`tensor_blob` (loaded with ``weights_only=True``)."""
+    return torch.load(io.BytesIO(base64.b64decode(text)), weights_only=True)
+
+
+class Strategy(ABC):
+    """Base class: a space, a seeded generator, and the keys of what was already asked."""
+
+    name: ClassVar[str]
+    #: whether the strategy can run against a tabular benchmark (no training needed)
+    tabular: ClassVar[bool] = True
+
+    def __init__(self, space: Space[Any], seed: int = 0) -> None:
+        self.space = space
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.asked: set[str] = set()
+
+    @abstractmethod
+    def ask(self, n: int = 1) -> list[Any]:
+        """Up to ``n`` genotypes to evaluate next."""
+
+    @abstractmethod
+    def tell(self, trials: Sequence[Trial]) -> None:
+        """Results of evaluated trials, in any order."""
+
+    def sample_new(self, tries: int = 100) -> Any:
+        """A random genotype not asked before (after ``tries`` draws, one that may repeat)."""
+        g = self.space.sample(self.rng)
+        for _ in range(tries):
+            if g.key not in self.asked:
+                break
+            g = self.space.sample(self.rng)
+        self.asked.add(g.key)
+        return g
+
+    def mark(self, genotypes: Sequence[Any]) -> list[Any]:
+        """Remember ``genotypes`` as asked and return them."""
+        self.asked.update(g.key for g in genotypes)
+        return list(genotypes)
+
+    # --- state ---------------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue identically: random state, asked keys, the strategy's own state."""
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "rng": rng_state(self.rng),
+            "asked": sorted(self.asked),
+            **self.extra_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state made by :meth:`state_dict`."""
+        set_rng_state(self.rng, state["rng"])
+        self.asked = set(state["asked"])
+        self.load_extra_state(state)
+
+    def extra_state(self) -> dict[str, Any]:
+        """The strategy's own state (override)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:  # noqa: B027 - an optional hook, not abstract
+        """Restore :meth:`extra_state` (override)."""
+
+    # genotypes travel through state as JSON
+    def _g(self, obj: dict[str, Any]) -> Any:
+        return self.space.from_json(obj)

@@ -1,0 +1,104 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from archsearch.cli import main
+
+
+def _lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@pytest.fixture()
+def table(data_dir: Path) -> str:
+    return str(data_dir / "nb201" / "nb201_cifar10.csv")
+
+
+def test_search_on_the_table_then_show(tmp_path: Path, table: str, capsys) -> None:
+    out = tmp_path / "run"
+    argv = [
+        "search",
+        "--space",
+        "nb201",
+        "--strategy",
+        "local",
+        "--table",
+        table,
+        "--trials",
+        "40",
+        "--out",
+        str(out),
+        "--json",
+        "--top",
+        "3",
+    ]
+    assert main(argv) == 0
+    rows = _lines(capsys.readouterr().out)
+    ranked = [r for r in rows if "rank" in r]
+    assert [r["rank"] for r in ranked] == [1, 2, 3] and ranked[0]["score"] >= ranked[1]["score"]
+    assert rows[-1]["summary"] and rows[-1]["trials"] == 40
+    assert main(["show", str(out), "--json", "--top", "3"]) == 0
+    shown = _lines(capsys.readouterr().out)
+    assert [r["key"] for r in shown if "rank" in r] == [r["key"] for r in ranked]
+    assert main(["search", "--table", table, "--trials", "5", "--out", str(out)]) == 2
+    assert "already holds an experiment" in capsys.readouterr().err
+
+
+def test_resume_of_a_finished_run_adds_nothing(tmp_path: Path, table: str, capsys) -> None:
+    out = str(tmp_path / "run")
+    main(["search", "--table", table, "--trials", "10", "--out", out, "--json", "--strategy", "random"])
+    first = _lines(capsys.readouterr().out)
+    assert main(["search", "--resume", "--out", out, "--json"]) == 0
+    again = _lines(capsys.readouterr().out)
+    assert again[-1]["trials"] == first[-1]["trials"] == 10
+
+
+def test_config_file_and_constraints(tmp_path: Path, capsys) -> None:
+    config = tmp_path / "search.toml"
+    config.write_text(
+        'space = "nb201"\nstrategy = "random"\ndataset = "digits"\nevaluator = "proxy"\n'
+        "trials = 4\nepochs = 1\nsubset = 100\nchannels = 4\ncells = 1\n"
+        'constraint = ["params<=12k"]\n'
+    )
+    out = tmp_path / "run"
+    assert main(["search", "--config", str(config), "--out", str(out), "--json"]) == 0
+    summary = _lines(capsys.readouterr().out)[-1]
+    assert summary["trials"] == 4
+    assert main(["show", str(out), "--json"]) == 0
+    ranked = [r for r in _lines(capsys.readouterr().out) if "rank" in r]
+    assert all(r["metrics"]["params"] <= 12_000 for r in ranked)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("speed = 3\n")
+    assert main(["search", "--config", str(bad), "--out", str(tmp_path / "x")]) == 2
+    assert "unknown key(s) ['speed']" in capsys.readouterr().err
+
+
+def test_benchmark_json(table: str, capsys) -> None:
+    assert (
+        main(
+            ["benchmark", "--table", table, "--strategies", "random,local", "--queries", "20", "--seeds", "3", "--json"]
+        )
+        == 0
+    )
+    rows = _lines(capsys.readouterr().out)
+    assert [r["strategy"] for r in rows] == ["random", "local"]
+    assert all({"strategy", "mean", "std", "runs", "ms_per_trial"} <= set(r) and r["runs"] == 3 for r in rows)
+    assert main(["benchmark", "--table", table, "--strategies", "random,annealing"]) == 2
+    assert "unknown strategy 'annealing'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["search", "--table", "missing.csv", "--out", "{tmp}"], "no such table file"),
+        (["search", "--space", "darts", "--table", "{table}", "--out", "{tmp}"], "must be nb201"),
+        (["search", "--constraint", "depth<=3", "--out", "{tmp}"], "METRIC<=VALUE"),
+        (["show", "{tmp}/nothing"], "no experiment here"),
+    ],
+)
+def test_search_errors(argv: list[str], message: str, tmp_path: Path, table: str, capsys) -> None:
+    argv = [a.replace("{tmp}", str(tmp_path / "r")).replace("{table}", table) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
