@@ -20,7 +20,7 @@ REACH = {
     "local": (120, 5, 5),
     "progressive": (200, 5, 5),
     "bayes": (150, 3, 3),
-    "reinforce": (120, 3, 3),
+    "reinforce": (120, 2, 2),
 }
 
 

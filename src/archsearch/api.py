@@ -15,6 +15,7 @@ from archsearch.errors import ArchsearchError
 from archsearch.evaluators import make_evaluator
 from archsearch.executors import InlineExecutor, ProcessExecutor
 from archsearch.experiment import Budget, Experiment, SearchResult
+from archsearch.multifidelity import MultiFidelity
 from archsearch.objectives import Objective
 from archsearch.spaces import get_space
 from archsearch.store import Store, open_existing
@@ -38,6 +39,7 @@ def make_config(
     space_options: dict[str, Any] | None = None,
     strategy_options: dict[str, Any] | None = None,
     evaluator_options: dict[str, Any] | None = None,
+    multifidelity: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A validated search config. ``table`` selects the tabular evaluator; else ``evaluator`` (default ``train``)
     trains on ``dataset``."""
@@ -56,6 +58,17 @@ def make_config(
         ev_options.setdefault("dataset", dataset)
         ev_options.setdefault("seed", seed)
     objective = Objective.from_strings(metric, constraints, objectives)
+    if multifidelity is not None:
+        if evaluator == "table":
+            raise ArchsearchError("multi-fidelity search needs an evaluator that trains (epochs), not the table")
+        mf = {
+            "kind": multifidelity.get("kind", "sh"),
+            "min": multifidelity.get("min", 1),
+            "max": ev_options.get("epochs", 10),
+            "eta": multifidelity.get("eta", 3),
+        }
+        MultiFidelity(mf["kind"], mf["min"], mf["max"], mf["eta"], metric)  # validates
+        multifidelity = mf
     Budget(trials, seconds)
     if workers < 1:
         raise ArchsearchError(f"workers must be >= 1, got {workers}")
@@ -70,6 +83,7 @@ def make_config(
         "budget": {"trials": trials, "seconds": seconds},
         "seed": seed,
         "workers": workers,
+        "multifidelity": multifidelity,
     }
 
 
@@ -94,6 +108,8 @@ def build_experiment(
         evaluator = make_evaluator(config["evaluator"], space, config["evaluator_options"])
         executor = InlineExecutor(evaluator)
     budget = Budget(config["budget"]["trials"], config["budget"]["seconds"])
+    mf = config.get("multifidelity")
+    fidelity = None if not mf else MultiFidelity(mf["kind"], mf["min"], mf["max"], mf["eta"], objective.metric)
     return Experiment(
         space,
         strategy,
@@ -105,6 +121,7 @@ def build_experiment(
         seed=config["seed"],
         config=config,
         on_trial=on_trial,
+        fidelity=fidelity,
     )
 
 

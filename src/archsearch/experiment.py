@@ -19,7 +19,8 @@ from typing import Any
 from archsearch import costs
 from archsearch.errors import ArchsearchError
 from archsearch.evaluators import Evaluator
-from archsearch.objectives import Objective
+from archsearch.multifidelity import MultiFidelity
+from archsearch.objectives import DIRECTIONS, Objective
 from archsearch.spaces import Space
 from archsearch.store import Store
 from archsearch.strategies import Strategy
@@ -79,6 +80,7 @@ class Experiment:
         seed: int = 0,
         config: dict[str, Any] | None = None,
         on_trial: Callable[[Trial, Experiment], None] | None = None,
+        fidelity: MultiFidelity | None = None,
     ) -> None:
         from archsearch.executors import InlineExecutor
 
@@ -87,6 +89,7 @@ class Experiment:
         self.executor = executor or InlineExecutor(evaluator)
         self.on_trial = on_trial
         self.config = config or {}
+        self.fidelity: MultiFidelity | None = fidelity
         self.finished: dict[str, Trial] = {}  # key -> first finished trial of that architecture
         self.in_flight: dict[Future[dict[str, float]], tuple[Trial, float]] = {}
         self.cost_cache: dict[str, dict[str, float]] = {}
@@ -113,6 +116,9 @@ class Experiment:
         state = self.store.strategy_state()
         if state is not None:
             self.strategy.load_state_dict(state)
+        if self.fidelity is not None:
+            sign = 1.0 if DIRECTIONS[self.objective.metric] else -1.0
+            self.fidelity.rebuild((t.metrics for t in trials), sign)  # in-flight rows hold their lower rungs
         progress = self.store.progress()
         self.elapsed_before = float(progress.get("elapsed", 0.0))
         self.repeats = int(progress.get("repeats", 0))
@@ -161,14 +167,22 @@ class Experiment:
             self.on_trial(trial, self)
 
     def _record_result(self, trial: Trial, started: float, future: Future[dict[str, float]]) -> None:
-        trial.seconds = time.time() - started
+        trial.seconds += time.time() - started
         try:
             metrics = dict(future.result())
             metrics.update(self.cost_cache.get(trial.key, {}))
             bad = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
             if bad:
                 raise ArchsearchError(f"metric(s) {', '.join(bad)} not finite: {[metrics[k] for k in bad]}")
-            trial.metrics, trial.score, trial.status = metrics, self.objective.score(metrics), COMPLETE
+            trial.metrics = {**trial.metrics, **metrics}
+            trial.score, trial.status = self.objective.score(metrics), COMPLETE
+            if self.fidelity is not None and trial.fidelity is not None:
+                trial.metrics[self.fidelity.key(trial.fidelity)] = metrics[self.objective.metric]
+                promoted = self.fidelity.record(trial.fidelity, trial.score)
+                if promoted is not None:
+                    trial.fidelity, trial.status, trial.score = promoted, RUNNING, None
+                    self._submit(trial)
+                    return
         except BrokenProcessPool as exc:
             trial.status, trial.error = FAILED, f"worker process died: {exc}"
             self.executor.restart()
@@ -195,6 +209,8 @@ class Experiment:
         ``"wait"`` (the same architecture is in flight)."""
         genotype = self.space.validate(self.strategy.ask(1)[0])
         trial = Trial(number, genotype, genotype.key, seed=_trial_seed(self.seed, number))
+        if self.fidelity is not None:
+            trial.fidelity = self.fidelity.start(number)
         known = self.finished.get(genotype.key)
         if known is not None:
             self.repeats += 1

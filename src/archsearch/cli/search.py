@@ -52,6 +52,9 @@ CONFIG_KEYS = {
     "lr",
     "patience",
     "strategy_option",
+    "fidelity",
+    "min_epochs",
+    "eta",
 }
 
 
@@ -86,6 +89,12 @@ def _evaluator_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.width is not None:
         options["width"] = args.width
     return options
+
+
+def _multifidelity(args: argparse.Namespace) -> dict[str, Any] | None:
+    if not args.fidelity:
+        return None
+    return {"kind": args.fidelity, "min": args.min_epochs, "eta": args.eta}
 
 
 def _key_values(items: list[str]) -> dict[str, Any]:
@@ -203,6 +212,9 @@ def cmd_search(args: argparse.Namespace) -> None:
             workers=args.workers,
             evaluator_options=None if args.table else _evaluator_options(args),
             strategy_options=_key_values(args.strategy_option or []),
+            multifidelity=None
+            if not args.fidelity
+            else {"kind": args.fidelity, "min": args.min_epochs, "eta": args.eta},
         )
     progress = _Progress(
         config["budget"]["trials"],
@@ -277,6 +289,13 @@ def _search_arguments(p: argparse.ArgumentParser) -> None:
         choices=[n for n in EVALUATORS if n != "table"],
         help="train (default) or proxy; --table selects the tabular evaluator",
     )
+    p.add_argument(
+        "--fidelity",
+        choices=["sh", "hyperband"],
+        help="multi-fidelity over epochs: asynchronous successive halving or Hyperband (max: --epochs)",
+    )
+    p.add_argument("--min-epochs", type=float, default=1.0, help="lowest rung for --fidelity (default 1)")
+    p.add_argument("--eta", type=int, default=3, help="reduction factor for --fidelity (default 3)")
     p.add_argument("--table", help="search a tabular benchmark CSV (nb201 format) instead of training")
     p.add_argument("--trials", type=positive_int, default=50)
     p.add_argument("--time", type=float, help="wall-clock budget in seconds")

@@ -8,7 +8,6 @@ state in ``state_dict()`` (JSON-able), so a resumed search continues exactly whe
 from __future__ import annotations
 
 import base64
-import io
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -30,16 +29,42 @@ def set_rng_state(rng: np.random.Generator, state: dict[str, Any]) -> None:
     rng.bit_generator.state = state
 
 
-def tensor_blob(obj: Any) -> str:
-    """Torch objects (state dicts, generator states) as a base64 string for JSON."""
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    return base64.b64encode(buf.getvalue()).decode()
+def pack(obj: Any) -> Any:
+    """Torch state (state dicts, optimizer state, generator state) as JSON-able data: tensors become base64 of
+    their raw bytes; dict keys and tuples keep their types. Much faster than ``torch.save`` for small states."""
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous()
+        raw = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
+        return {
+            "__tensor__": base64.b64encode(raw).decode(),
+            "dtype": str(t.dtype).removeprefix("torch."),
+            "shape": list(t.shape),
+        }
+    if isinstance(obj, dict):
+        return {"__dict__": [[pack(k), pack(v)] for k, v in obj.items()]}
+    if isinstance(obj, tuple):
+        return {"__tuple__": [pack(v) for v in obj]}
+    if isinstance(obj, list):
+        return [pack(v) for v in obj]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot pack {type(obj).__name__} into strategy state")
 
 
-def from_tensor_blob(text: str) -> Any:
-    """Inverse of :func:`tensor_blob` (loaded with ``weights_only=True``)."""
-    return torch.load(io.BytesIO(base64.b64decode(text)), weights_only=True)
+def unpack(obj: Any) -> Any:
+    """Inverse of :func:`pack`."""
+    if isinstance(obj, list):
+        return [unpack(v) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    if "__tensor__" in obj:
+        dtype = getattr(torch, obj["dtype"])
+        raw = bytearray(base64.b64decode(obj["__tensor__"]))
+        flat = torch.frombuffer(raw, dtype=torch.uint8) if raw else torch.empty(0, dtype=torch.uint8)
+        return flat.view(dtype).reshape(obj["shape"]).clone()
+    if "__tuple__" in obj:
+        return tuple(unpack(v) for v in obj["__tuple__"])
+    return {unpack(k): unpack(v) for k, v in obj["__dict__"]}
 
 
 class Strategy(ABC):

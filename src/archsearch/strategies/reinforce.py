@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archsearch.strategies.base import Strategy, from_tensor_blob, tensor_blob
+from archsearch.strategies.base import Strategy, pack, unpack
 from archsearch.trial import Trial
 
 
@@ -142,9 +142,9 @@ class Reinforce(Strategy):
     def extra_state(self) -> dict[str, Any]:
         return {
             "heads": self.controller.head_sizes,
-            "weights": tensor_blob(self.controller.state_dict()),
-            "optimizer": tensor_blob(self.optimizer.state_dict()),
-            "gen": tensor_blob(self.gen.get_state()),
+            "weights": pack(self.controller.state_dict()),
+            "optimizer": pack(self.optimizer.state_dict()),
+            "gen": pack(self.gen.get_state()),
             "baseline": self.baseline,
             "scale": self.scale,
         }
@@ -153,7 +153,7 @@ class Reinforce(Strategy):
         for name, size in state["heads"].items():
             if self.controller.head_key(name) not in self.controller.heads:
                 self.optimizer.add_param_group({"params": list(self.controller.head(name, size).parameters())})
-        self.controller.load_state_dict(from_tensor_blob(state["weights"]))
-        self.optimizer.load_state_dict(from_tensor_blob(state["optimizer"]))
-        self.gen.set_state(from_tensor_blob(state["gen"]))
+        self.controller.load_state_dict(unpack(state["weights"]))
+        self.optimizer.load_state_dict(unpack(state["optimizer"]))
+        self.gen.set_state(unpack(state["gen"]))
         self.baseline, self.scale = state["baseline"], state["scale"]
