@@ -1,8 +1,9 @@
 """archsearch: neural architecture search for PyTorch.
 
-The public API: search spaces and their genotypes, the op registry and cost metrics.
+The public API: ``search``, search spaces and their genotypes, the op registry and cost metrics.
 """
 
+from archsearch.api import search
 from archsearch.costs import Cost, count_flops, count_params, measure, measure_latency, peak_memory_mb
 from archsearch.errors import ArchsearchError, GenotypeError, RegistryError
 from archsearch.nn.ops import OPS
@@ -48,4 +49,5 @@ __all__ = [
     "parse_arch",
     "peak_memory_mb",
     "published",
+    "search",
 ]

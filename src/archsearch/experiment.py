@@ -215,19 +215,7 @@ class Experiment:
         if known is not None:
             self.repeats += 1
             self.consecutive_repeats += 1
-            answer = Trial(
-                known.number,
-                genotype,
-                known.key,
-                known.status,
-                known.metrics,
-                known.score,
-                known.error,
-                known.fidelity,
-                known.seed,
-                0.0,
-                cached=True,
-            )
+            answer = known.answer(genotype)
             self.strategy.tell([answer])
             if self.consecutive_repeats % 50 == 0:
                 with self.store.transaction() as db:
@@ -262,23 +250,7 @@ class Experiment:
                 self.pending_duplicates.append(genotype)
                 continue
             self.repeats += 1
-            self.strategy.tell(
-                [
-                    Trial(
-                        known.number,
-                        genotype,
-                        known.key,
-                        known.status,
-                        known.metrics,
-                        known.score,
-                        known.error,
-                        known.fidelity,
-                        known.seed,
-                        0.0,
-                        cached=True,
-                    )
-                ]
-            )
+            self.strategy.tell([known.answer(genotype)])
 
     # --- the loop -------------------------------------------------------------------------------------------------
     def run(self, resume: bool = False) -> SearchResult:

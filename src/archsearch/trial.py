@@ -32,6 +32,22 @@ class Trial:
     def ok(self) -> bool:
         return self.status == COMPLETE and self.score is not None
 
+    def answer(self, genotype: Any) -> Trial:
+        """This trial's result as the answer to ``genotype`` asked again (same architecture): marked cached."""
+        return Trial(
+            self.number,
+            genotype,
+            self.key,
+            self.status,
+            self.metrics,
+            self.score,
+            self.error,
+            self.fidelity,
+            self.seed,
+            0.0,
+            cached=True,
+        )
+
     def summary(self) -> dict[str, Any]:
         """A JSON-able view of the trial."""
         return {

@@ -40,8 +40,7 @@ def drive(
         asks += 1
         (g,) = strategy.ask(1)
         if g.key in seen:
-            known = seen[g.key]
-            strategy.tell([Trial(known.number, g, g.key, COMPLETE, known.metrics, known.score, cached=True)])
+            strategy.tell([seen[g.key].answer(g)])
             continue
         value = score(g)
         trial = Trial(len(order), g, g.key, COMPLETE, {"val_acc": value}, value)
