@@ -81,6 +81,11 @@ def _threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def _input(batch_size: int, input_shape: Sequence[int], device: torch.device) -> torch.Tensor:
+    """A random batch from a local generator: measuring never touches the global random state."""
+    return torch.randn(batch_size, *input_shape, generator=torch.Generator().manual_seed(0)).to(device)
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -99,7 +104,7 @@ def measure_latency(
     if runs < 1 or warmup < 0 or batch_size < 1:
         raise ArchsearchError(f"need runs >= 1, warmup >= 0, batch_size >= 1; got {runs}, {warmup}, {batch_size}")
     dev = torch.device(device)
-    x = torch.randn(batch_size, *input_shape, device=dev, generator=None)
+    x = _input(batch_size, input_shape, dev)
     times = []
     with _threads(threads), _eval_mode(model), torch.no_grad():
         for i in range(warmup + runs):
@@ -135,7 +140,7 @@ def peak_memory_mb(
     dev = torch.device(device)
     # A copy runs the step, so measuring never changes the caller's weights or batch-norm statistics.
     work = copy.deepcopy(model).to(dev)
-    x = torch.randn(batch_size, *input_shape, device=dev)
+    x = _input(batch_size, input_shape, dev)
 
     def run() -> None:
         if mode == "forward":

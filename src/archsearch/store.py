@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.errors import ArchsearchError
-from archsearch.trial import COMPLETE, RUNNING, Trial
+from archsearch.trial import RUNNING, Trial
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -152,16 +152,6 @@ class Store:
     def next_number(self) -> int:
         row = self.db.execute("SELECT MAX(number) FROM trials").fetchone()
         return 0 if row[0] is None else int(row[0]) + 1
-
-    def best(self, genotype_reader: Any, n: int = 1) -> list[Trial]:
-        """The ``n`` complete trials with the highest score."""
-        rows = self.db.execute(
-            "SELECT number FROM trials WHERE status = ? AND score IS NOT NULL ORDER BY score DESC, number LIMIT ?",
-            (COMPLETE, n),
-        ).fetchall()
-        wanted = {r[0] for r in rows}
-        trials = [t for t in self.trials(genotype_reader, COMPLETE) if t.number in wanted]
-        return sorted(trials, key=lambda t: (-(t.score or 0.0), t.number))
 
 
 def open_existing(run_dir: str | Path) -> Store:

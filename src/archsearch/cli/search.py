@@ -212,9 +212,7 @@ def cmd_search(args: argparse.Namespace) -> None:
             workers=args.workers,
             evaluator_options=None if args.table else _evaluator_options(args),
             strategy_options=_key_values(args.strategy_option or []),
-            multifidelity=None
-            if not args.fidelity
-            else {"kind": args.fidelity, "min": args.min_epochs, "eta": args.eta},
+            multifidelity=_multifidelity(args),
         )
     progress = _Progress(
         config["budget"]["trials"],

@@ -21,7 +21,3 @@ class Evaluator(ABC):
     def evaluate(self, genotype: Any, fidelity: float | None = None, seed: int | None = None) -> dict[str, float]:
         """Metrics of ``genotype`` (``seed`` seeds any randomness of the evaluation); raise to fail the trial,
         which is then recorded with the error."""
-
-    def describe(self) -> dict[str, Any]:
-        """Settings worth recording with the experiment."""
-        return {"name": self.name}

@@ -76,6 +76,3 @@ class TableEvaluator(Evaluator):
         if "valid_acc_200ep" in row:
             metrics["valid_acc_200ep"] = row["valid_acc_200ep"]
         return metrics
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "table": str(self.table.path), "rows": len(self.table)}

@@ -66,16 +66,6 @@ class TrainEvaluator(Evaluator):
             seed=seed,
             **train_options,
         )
-        self.options = {
-            "dataset": self.data.name,
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "lr": lr,
-            "patience": patience,
-            "subset": subset,
-            "width": width,
-            "build": self.build_options,
-        }
 
     def network(self, genotype: Any, seed: int | None = None) -> tuple[nn.Module, tuple[int, int, int]]:
         """The network this evaluator trains for ``genotype``, and its input shape."""
@@ -100,9 +90,6 @@ class TrainEvaluator(Evaluator):
             "epochs": result.epochs,
             "train_seconds": result.seconds,
         }
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, **self.options}
 
 
 class ProxyEvaluator(TrainEvaluator):

@@ -98,11 +98,6 @@ class Strategy(ABC):
         self.asked.add(g.key)
         return g
 
-    def mark(self, genotypes: Sequence[Any]) -> list[Any]:
-        """Remember ``genotypes`` as asked and return them."""
-        self.asked.update(g.key for g in genotypes)
-        return list(genotypes)
-
     # --- state ---------------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue identically: random state, asked keys, the strategy's own state."""
