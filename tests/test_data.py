@@ -108,6 +108,7 @@ def test_cifar_reader_on_batches_in_the_official_format(tmp_path: Path, name: st
     data = load_dataset(name, tmp_path, verify=False)
     assert data.input_shape == (3, 32, 32) and data.num_classes == (10 if name == "cifar10" else 100)
     assert len(data.train) + len(data.val) == n_train and len(data.test) == 12
+    assert data.classes[:2] == ["class0", "class1"]  # names from the meta file
     # channel-major rows: the first 1024 bytes are the red plane
     first = pickle.loads((tmp_path / folder / ("test_batch" if name == "cifar10" else "test")).read_bytes())
     assert torch.equal(data.test.x[0, 0].flatten(), torch.as_tensor(first[b"data"][0][:1024]))

@@ -16,7 +16,14 @@ import numpy as np
 import torch
 
 from archsearch.data.loader import Augment, BatchLoader, Split, to_float
-from archsearch.data.readers import DataError, read_cifar, read_digits, read_idx_dataset, read_image_folder
+from archsearch.data.readers import (
+    DataError,
+    cifar_classes,
+    read_cifar,
+    read_digits,
+    read_idx_dataset,
+    read_image_folder,
+)
 from archsearch.registry import Registry
 
 DATASETS: Registry[dict[str, Any]] = Registry("dataset")
@@ -212,16 +219,19 @@ def load_dataset(
         data = from_tensors(x, y, name=name, val_fraction=val_fraction, split_seed=split_seed)
     else:
         root = data_root(data_dir)
+        classes = None
         if name in ("mnist", "fashion-mnist"):
             arrays = read_idx_dataset(name, root, download=download, verify=verify)
         else:
             arrays = read_cifar(name, root, download=download, verify=verify)
+            classes = cifar_classes(name, root)
         data = from_tensors(
             *arrays,
             name=name,
             val_fraction=val_fraction,
             split_seed=split_seed,
             num_classes=100 if name == "cifar100" else 10,
+            classes=classes,
         )
     data.flip, data.crop_padding = info["flip"], info["crop"]
     return data
