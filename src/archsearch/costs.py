@@ -150,14 +150,24 @@ def peak_memory_mb(
             work.train()
             _train_step(work, x)
 
+    return measure_peak_mb(run, [work, x], dev)
+
+
+def measure_peak_mb(
+    run: Any, resident: Sequence[nn.Module | torch.Tensor], device: str | torch.device = "cpu"
+) -> float:
+    """Peak memory in MiB while ``run()`` executes, counting the ``resident`` modules and tensors (parameters,
+    buffers, optimizer state and gradients they hold) as well as everything ``run`` allocates."""
+    dev = torch.device(device)
     if dev.type == "cuda":
-        resident = sum(t.numel() * t.element_size() for t in [*work.parameters(), *work.buffers(), x])
+        held = [t for r in resident for t in ([*r.parameters(), *r.buffers()] if isinstance(r, nn.Module) else [r])]
+        size = sum(t.numel() * t.element_size() for t in held)
         torch.cuda.synchronize(dev)
         before = torch.cuda.memory_allocated(dev)
         torch.cuda.reset_peak_memory_stats(dev)
         run()
         torch.cuda.synchronize(dev)
-        return (torch.cuda.max_memory_allocated(dev) - before + resident) / 2**20
+        return (torch.cuda.max_memory_allocated(dev) - before + size) / 2**20
     try:
         from torch.distributed._tools.mem_tracker import MemTracker
     except ImportError as exc:  # pragma: no cover - depends on the installed torch
@@ -165,7 +175,7 @@ def peak_memory_mb(
             f"peak memory on the CPU needs PyTorch's MemTracker (torch >= 2.5); this torch has none ({exc})"
         ) from None
     tracker = MemTracker()
-    tracker.track_external(work)
+    tracker.track_external(*resident)
     with tracker:
         run()
     peak = tracker.get_tracker_snapshot("peak")

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from archsearch.cli.core import add_core_commands
+from archsearch.cli.oneshot import add_oneshot_command
 from archsearch.cli.search import add_search_commands
 from archsearch.cli.train import add_train_command
 from archsearch.errors import ArchsearchError
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_core_commands(command)
     add_train_command(command)
     add_search_commands(command)
+    add_oneshot_command(command)
     return parser
 
 

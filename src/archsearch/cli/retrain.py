@@ -6,11 +6,11 @@ import argparse
 from typing import Any
 
 from archsearch.cli.common import emit
-from archsearch.data import load_dataset
+from archsearch.data import Data, load_dataset
 from archsearch.errors import ArchsearchError
 from archsearch.experiment import SearchResult
 from archsearch.nn.baseline import build_model
-from archsearch.spaces import get_space
+from archsearch.spaces import Space, get_space
 from archsearch.train import TrainConfig, TrainResult, train
 
 
@@ -22,8 +22,15 @@ def retrain_winner(args: argparse.Namespace, config: dict[str, Any], result: Sea
     dataset = options.get("dataset", args.dataset)
     data = load_dataset(dataset, options.get("data_dir") or args.data_dir)
     space = get_space(config["space"], **config["space_options"])
+    return retrain_beside_baseline(args, data, space, result.winner.genotype, dict(options.get("build", {})))
+
+
+def retrain_beside_baseline(
+    args: argparse.Namespace, data: Data, space: Space[Any], genotype: Any, build: dict[str, Any]
+) -> dict[str, TrainResult]:
+    """Train ``genotype`` (built with ``build`` options) and the hand-designed baseline with the same budget
+    (``--retrain-epochs``, ``--batch-size``, ``--lr``) on the full training split; print both."""
     c, size, _ = data.input_shape
-    build = dict(options.get("build", {}))
     cfg = TrainConfig(
         epochs=args.retrain_epochs,
         batch_size=args.batch_size,
@@ -35,7 +42,7 @@ def retrain_winner(args: argparse.Namespace, config: dict[str, Any], result: Sea
         device=args.device,
     )
     models = {
-        "winner": space.build(result.winner.genotype, c, data.num_classes, size, seed=args.seed, **build),
+        "winner": space.build(genotype, c, data.num_classes, size, seed=args.seed, **build),
         "baseline": build_model("baseline", c, data.num_classes, seed=args.seed),
     }
     outcomes = {}
@@ -47,7 +54,7 @@ def retrain_winner(args: argparse.Namespace, config: dict[str, Any], result: Sea
     for name, model in models.items():
         outcome = train(model, data, cfg)
         outcomes[name] = outcome
-        arch = str(result.winner.genotype) if name == "winner" else "baseline CNN (seed 000 §6)"
+        arch = str(genotype) if name == "winner" else "baseline CNN (seed 000 §6)"
         test = float("nan") if outcome.test_acc is None else outcome.test_acc
         emit(
             args,

@@ -1,0 +1,242 @@
+"""Time one first-order DARTS search step (alpha step on a validation batch + weight step on a training batch):
+the naive supernet of the lesson (seed 000), written plainly below, against archsearch's supernet with the same
+math: 8 cells, 4 nodes, 16 initial channels, ops skip_connect, sep_conv_3x3, sep_conv_5x5, avg_pool_3x3 and none,
+batch 64 of 3x32x32. PC-DARTS (K=4) is timed too. Peak memory of a step, achieved GFLOP/s and a large matmul's
+GFLOP/s on the same machine are printed; the last line is one JSON object.
+
+    python benchmarks/oneshot_step.py --threads 2
+    python benchmarks/oneshot_step.py --device cuda --amp     # on a GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from archsearch.costs import measure_peak_mb
+from archsearch.nn.ops import FactorizedReduce, ReLUConvBN, make_op
+from archsearch.oneshot.base import OneShotConfig
+from archsearch.oneshot.darts import Darts
+from archsearch.oneshot.networks import DartsSupernet
+
+OPS = ("skip_connect", "sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3", "none")
+
+
+# --- the naive reference: a mixed op is a Python sum of weight x op output ------------------------------------------
+class NaiveMixedOp(nn.Module):
+    def __init__(self, C: int, stride: int) -> None:
+        super().__init__()
+        self.ops = nn.ModuleList()
+        for name in OPS:
+            op = make_op(name, C, C, stride, affine=False)
+            if "pool" in name:
+                op = nn.Sequential(op, nn.BatchNorm2d(C, affine=False))
+            self.ops.append(op)
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        return sum(w * op(x) for w, op in zip(weights, self.ops))  # type: ignore[return-value]
+
+
+class NaiveCell(nn.Module):
+    def __init__(self, C_pp: int, C_p: int, C: int, reduction: bool, reduction_prev: bool, steps: int = 4) -> None:
+        super().__init__()
+        self.pre0 = (
+            FactorizedReduce(C_pp, C, affine=False) if reduction_prev else ReLUConvBN(C_pp, C, 1, 1, 0, affine=False)
+        )
+        self.pre1 = ReLUConvBN(C_p, C, 1, 1, 0, affine=False)
+        self.steps, self.reduction = steps, reduction
+        self.ops = nn.ModuleList(
+            NaiveMixedOp(C, 2 if reduction and j < 2 else 1) for i in range(steps) for j in range(2 + i)
+        )
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        states = [self.pre0(s0), self.pre1(s1)]
+        offset = 0
+        for _ in range(self.steps):
+            s = sum(self.ops[offset + j](h, weights[offset + j]) for j, h in enumerate(states))
+            offset += len(states)
+            states.append(s)  # type: ignore[arg-type]
+        return torch.cat(states[-self.steps :], dim=1)
+
+
+class NaiveNetwork(nn.Module):
+    def __init__(self, C: int = 16, layers: int = 8, num_classes: int = 10, steps: int = 4) -> None:
+        super().__init__()
+        C_curr = 3 * C
+        self.stem = nn.Sequential(nn.Conv2d(3, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
+        C_pp, C_p, C_curr = C_curr, C_curr, C
+        self.cells = nn.ModuleList()
+        reduction_prev = False
+        for i in range(layers):
+            reduction = i in (layers // 3, 2 * layers // 3)
+            if reduction:
+                C_curr *= 2
+            self.cells.append(NaiveCell(C_pp, C_p, C_curr, reduction, reduction_prev, steps))
+            reduction_prev = reduction
+            C_pp, C_p = C_p, steps * C_curr
+        self.classifier = nn.Linear(C_p, num_classes)
+        edges = sum(2 + i for i in range(steps))
+        self.alphas_normal = nn.Parameter(1e-3 * torch.randn(edges, len(OPS)))
+        self.alphas_reduce = nn.Parameter(1e-3 * torch.randn(edges, len(OPS)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            alphas = self.alphas_reduce if cell.reduction else self.alphas_normal
+            s0, s1 = s1, cell(s0, s1, F.softmax(alphas, dim=-1))
+        return self.classifier(F.adaptive_avg_pool2d(s1, 1).flatten(1))
+
+
+def naive_step_fn(net: NaiveNetwork) -> tuple[Callable[..., None], list[Any]]:
+    arch = [net.alphas_normal, net.alphas_reduce]
+    weights = [p for p in net.parameters() if all(p is not a for a in arch)]
+    w_opt = torch.optim.SGD(weights, lr=0.025, momentum=0.9, weight_decay=3e-4)
+    a_opt = torch.optim.Adam(arch, lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
+
+    def step(x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv: torch.Tensor) -> None:
+        a_opt.zero_grad()
+        F.cross_entropy(net(xv), yv).backward()
+        a_opt.step()
+        w_opt.zero_grad()
+        F.cross_entropy(net(x), y).backward()
+        nn.utils.clip_grad_norm_(weights, 5.0)
+        w_opt.step()
+
+    return step, [net, w_opt, a_opt]
+
+
+def archsearch_step_fn(net: DartsSupernet) -> tuple[Callable[..., None], list[Any]]:
+    method = Darts(net, OneShotConfig(epochs=1), steps_per_epoch=1000)
+
+    def step(x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv: torch.Tensor) -> None:
+        method.step(x, y, xv, yv)
+
+    return step, [net, method.w_optimizer, method.a_optimizer]
+
+
+# --- measuring ----------------------------------------------------------------------------------------------------
+def timed(
+    step: Callable[..., None], batch: tuple[torch.Tensor, ...], steps: int, device: torch.device, amp: bool
+) -> float:
+    def run() -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16 if device.type == "cpu" else torch.float16, enabled=amp):
+            step(*batch)
+
+    run()  # warm-up
+    times = []
+    for _ in range(steps):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        run()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def step_flops(step: Callable[..., None], batch: tuple[torch.Tensor, ...]) -> int:
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step(*batch)
+    return int(counter.get_total_flops())
+
+
+def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 5) -> float:
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    a @ b
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per network (median reported)")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--amp", action="store_true", help="mixed precision (float16 on CUDA)")
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--only", default="", help="comma-separated rows to run (default: all)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    gen = torch.Generator().manual_seed(0)
+    batch = tuple(
+        t.to(device)
+        for t in (
+            torch.randn(args.batch, 3, 32, 32, generator=gen),
+            torch.randint(0, 10, (args.batch,), generator=gen),
+            torch.randn(args.batch, 3, 32, 32, generator=gen),
+            torch.randint(0, 10, (args.batch,), generator=gen),
+        )
+    )
+    torch.manual_seed(0)
+    cl = torch.channels_last
+    builders = {
+        "naive": lambda: naive_step_fn(NaiveNetwork().to(device)),
+        "naive_cl": lambda: naive_step_fn(NaiveNetwork().to(device, memory_format=cl)),
+        "archsearch": lambda: archsearch_step_fn(DartsSupernet(16, 8, 10, 3, OPS).to(device, memory_format=cl)),
+        "pcdarts_k4": lambda: archsearch_step_fn(
+            DartsSupernet(16, 8, 10, 3, OPS, partial=4, edge_norm=True).to(device, memory_format=cl)
+        ),
+    }
+    if args.only:
+        builders = {k: v for k, v in builders.items() if k in args.only.split(",")}
+    rows: dict[str, dict[str, float]] = {}
+    peak_gflops = matmul_gflops(device)
+    for name, build in builders.items():
+        step, resident = build()
+        seconds = timed(step, batch, args.steps, device, args.amp)
+        flops = step_flops(step, batch) if not args.amp else 0
+        peak = float("nan") if args.skip_memory else measure_peak_mb(lambda s=step: s(*batch), resident, device)
+        rows[name] = {"step_s": seconds, "peak_mb": peak, "gflop": flops / 1e9, "gflops_per_s": flops / 1e9 / seconds}
+        print(
+            f"{name:<11} step {seconds:7.3f} s  peak {peak:8.1f} MiB  {flops / 1e9:7.2f} GFLOP  "
+            f"{flops / 1e9 / seconds:6.1f} GFLOP/s",
+            flush=True,
+        )
+    base, ours = rows["naive"], rows["archsearch"]
+    speedup = base["step_s"] / ours["step_s"]
+    print(
+        f"\nspeed-up {speedup:.2f}x (goal >= 3x); peak memory {ours['peak_mb']:.0f} vs {base['peak_mb']:.0f} MiB; "
+        f"PC-DARTS K=4 {base['step_s'] / rows['pcdarts_k4']['step_s']:.2f}x; "
+        f"large matmul {peak_gflops:.1f} GFLOP/s ({args.threads} threads, {device})"
+    )
+    print(
+        json.dumps(
+            {
+                "device": str(device),
+                "threads": args.threads,
+                "amp": args.amp,
+                "baseline_step_s": round(base["step_s"], 4),
+                "archsearch_step_s": round(ours["step_s"], 4),
+                "pcdarts_step_s": round(rows["pcdarts_k4"]["step_s"], 4),
+                "speedup": round(speedup, 3),
+                "baseline_peak_mb": round(base["peak_mb"], 1),
+                "archsearch_peak_mb": round(ours["peak_mb"], 1),
+                "pcdarts_peak_mb": round(rows["pcdarts_k4"]["peak_mb"], 1),
+                "archsearch_gflops_per_s": round(ours["gflops_per_s"], 2),
+                "baseline_gflops_per_s": round(base["gflops_per_s"], 2),
+                "matmul_gflops_per_s": round(peak_gflops, 1),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

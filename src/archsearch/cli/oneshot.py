@@ -1,0 +1,210 @@
+"""``archsearch oneshot``: a differentiable or weight-sharing search (DARTS, PC-DARTS, GDAS, SPOS) on a supernet,
+with a progress bar per epoch, plots of the architecture weights, ``--resume`` and ``--retrain``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from archsearch.cli.common import emit, positive_int
+from archsearch.cli.train import load_data
+from archsearch.errors import ArchsearchError
+from archsearch.oneshot.runner import METHODS, OneShotResult, default_config, run_oneshot
+from archsearch.report.plots import genotype_cells, plot_alpha_evolution, plot_op_frequency, threshold_epochs
+from archsearch.spaces import get_space
+
+
+def _supernet_options(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {"C": args.channels}
+    if args.cells is not None:
+        options["layers" if args.space == "darts" else "cells"] = args.cells
+    elif args.space == "darts":
+        options["layers"] = 5
+    else:
+        options["cells"] = 1
+    if args.partial is not None:
+        options["partial"] = args.partial
+    return options
+
+
+def _config(args: argparse.Namespace) -> Any:
+    overrides: dict[str, Any] = {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "w_lr": args.w_lr,
+        "alpha_lr": args.alpha_lr,
+        "warmup_epochs": args.warmup_epochs,
+        "seed": args.seed,
+    }
+    if args.no_collapse_control:
+        overrides.update(skip_penalty=0.0, max_skips=None)
+    if args.skip_penalty is not None:
+        overrides["skip_penalty"] = args.skip_penalty
+    if args.max_skips is not None:
+        overrides["max_skips"] = args.max_skips
+    return default_config(args.method, **overrides)
+
+
+class _EpochBar:
+    """A rich progress bar over the steps of each epoch, on stderr."""
+
+    def __init__(self, enabled: bool, epochs: int) -> None:
+        self.enabled, self.epochs, self.task, self.epoch = enabled, epochs, None, 0
+        if enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(
+                TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+
+    def step(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.task is None or done == 1:
+            if self.task is None:
+                self.progress.start()
+            else:
+                self.progress.remove_task(self.task)
+            self.epoch += 1
+            self.task = self.progress.add_task("epoch", total=total, epoch=self.epoch, epochs=self.epochs)
+        self.progress.update(self.task, completed=done)
+
+    def close(self) -> None:
+        if self.enabled and self.task is not None:
+            self.progress.stop()
+
+
+def _epoch_line(r: dict[str, Any]) -> str:
+    val = "" if r.get("val_acc") is None else f"  val loss {r['val_loss']:.3f} acc {r['val_acc']:5.1f}%"
+    arch = "" if "genotype" not in r else f"  skips {r['skips']}  {r['genotype']}"
+    train = f"train loss {r['train_loss']:.3f} acc {r['train_acc']:5.1f}%"
+    return f"epoch {r['epoch']}: {train}{val}  {r['seconds']:.0f}s{arch}"
+
+
+def _plots(result: OneShotResult, op_names: list[str], edges: list[int] | None) -> list[Path]:
+    paths = [plot_op_frequency(genotype_cells(result.genotype), op_names, result.run_dir / "op_frequency.png")]
+    cell_types = sorted({t for r in result.history for t in r.get("probabilities", {})})
+    for cell_type in cell_types:
+        paths.append(
+            plot_alpha_evolution(
+                result.history, op_names, result.run_dir / f"alphas_{cell_type}.png", cell_type, edges=edges
+            )
+        )
+    return paths
+
+
+def cmd_oneshot(args: argparse.Namespace) -> None:
+    """Run a one-shot search and print the derived genotype (and, with --retrain, it beside the baseline)."""
+    data = load_data(args)
+    space = get_space(args.space)
+    config = _config(args)
+    collapse_control = config.skip_penalty > 0 or config.max_skips is not None
+    if args.method in ("darts", "darts2", "pcdarts") and not args.json and collapse_control:
+        print(
+            f"collapse control on (skip penalty {config.skip_penalty}, stop above {config.max_skips} skip "
+            "connections in the normal cell): DARTS tends to fill its normal cell with parameter-free skip "
+            "connections as it trains, which ruins the derived network; --no-collapse-control turns it off"
+        )
+    out = Path(args.out)
+    bar = _EpochBar(sys.stderr.isatty() and not args.json, config.epochs)
+
+    def on_epoch(record: dict[str, Any]) -> None:
+        if args.json:
+            print(json.dumps({k: v for k, v in record.items() if k != "probabilities"}))
+        else:
+            bar.close()
+            bar.task = None
+            print(_epoch_line(record), flush=True)
+
+    try:
+        result = run_oneshot(
+            args.method,
+            space,
+            data,
+            out,
+            config,
+            _supernet_options(args),
+            device=args.device,
+            resume=args.resume,
+            on_epoch=on_epoch,
+            on_step=bar.step,
+            spos_trials=args.spos_trials,
+        )
+    except (FileExistsError, ValueError) as exc:
+        raise ArchsearchError(str(exc)) from None
+    finally:
+        bar.close()
+    edges = [int(e) for e in args.plot_edges.split(",")] if args.plot_edges else None
+    learned = bool(result.history) and "probabilities" in result.history[-1]
+    plots = _plots(result, _op_names(args), edges) if learned else []
+    cell_types = sorted(result.history[-1]["probabilities"]) if learned else []
+    thresholds = {t: threshold_epochs(result.history, t) for t in cell_types}
+    emit(
+        args,
+        {
+            "method": args.method,
+            "genotype": str(result.genotype),
+            "stopped": result.stopped,
+            "epochs": len(result.history),
+            "skips": result.history[-1].get("skips") if result.history else None,
+            "threshold_epochs": thresholds,
+            "plots": [str(p) for p in plots],
+            "run_dir": str(out),
+        },
+        f"\n{args.method} on {args.space}: {result.genotype}\n  {result.stopped}"
+        + "".join(f"\n  edges whose top weight passed 0.6, by epoch ({t}): {v}" for t, v in thresholds.items())
+        + "".join(f"\n  plot: {p}" for p in plots),
+    )
+    if args.retrain:
+        from archsearch.cli.retrain import retrain_beside_baseline
+
+        build = {"channels": args.retrain_channels, "cells": args.retrain_cells}
+        retrain_beside_baseline(args, data, space, result.genotype, {k: v for k, v in build.items() if v})
+
+
+def _op_names(args: argparse.Namespace) -> list[str]:
+    from archsearch.spaces.darts import DARTS_SEARCH_OPS
+    from archsearch.spaces.nb201 import NB201_OPS
+
+    return list(DARTS_SEARCH_OPS if args.space == "darts" else NB201_OPS)
+
+
+def add_oneshot_command(command: Any) -> None:
+    """Register ``oneshot`` with the ``command`` factory of the main parser."""
+    p = command("oneshot", cmd_oneshot, "one-shot search on a supernet: DARTS, PC-DARTS, GDAS or SPOS")
+    p.add_argument("--method", choices=METHODS.names(), default="darts")
+    p.add_argument("--space", choices=("darts", "nb201"), default="darts")
+    p.add_argument("--dataset", default="digits")
+    p.add_argument("--data-dir", help="folder holding the dataset files (default: $ARCHSEARCH_DATA)")
+    p.add_argument("--subset", type=positive_int, help="search on a seeded random subset of N training examples")
+    p.add_argument("--epochs", type=positive_int, default=10)
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--channels", type=positive_int, default=16, help="supernet initial channels")
+    p.add_argument("--cells", type=positive_int, help="supernet cells (darts: total, default 5; nb201: per stage, 1)")
+    p.add_argument("--partial", type=positive_int, help="PC-DARTS partial-channel K (pcdarts default 4)")
+    p.add_argument("--w-lr", type=float, default=0.025)
+    p.add_argument("--alpha-lr", type=float, default=3e-4)
+    p.add_argument("--warmup-epochs", type=int, default=0, help="epochs of weight training before alpha steps")
+    p.add_argument("--skip-penalty", type=float, help="weight of the skip-connection penalty (darts default 0.1)")
+    p.add_argument("--max-skips", type=int, help="stop when the normal cell derives more skips (darts default 2)")
+    p.add_argument("--no-collapse-control", action="store_true", help="no skip penalty and no early stop")
+    p.add_argument("--spos-trials", type=positive_int, default=100, help="SPOS: sub-networks the evolution scores")
+    p.add_argument("--plot-edges", help="comma-separated edge indices for the alpha plots (default: all)")
+    p.add_argument("--out", required=True, help="run directory (checkpoint, store, plots)")
+    p.add_argument("--resume", action="store_true", help="continue the search in --out from its last epoch")
+    p.add_argument("--retrain", action="store_true", help="train the derived genotype beside the baseline")
+    p.add_argument("--retrain-epochs", type=positive_int, default=10)
+    p.add_argument("--retrain-channels", type=positive_int, help="channels of the retrained network")
+    p.add_argument("--retrain-cells", type=positive_int, help="cells of the retrained network")
+    p.add_argument("--lr", type=float, default=0.05, help="learning rate of the retraining")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0)

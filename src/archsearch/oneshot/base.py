@@ -1,0 +1,157 @@
+"""The one-shot method interface: a method owns a supernet and its optimizers, takes one search step on a training
+batch and a validation batch, and says which genotype the supernet currently points to.
+
+It is its own small interface (DESIGN: no stub methods on the multi-trial strategies).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from archsearch.oneshot.networks import Supernet
+
+
+@dataclass
+class OneShotConfig:
+    """Hyperparameters of a one-shot search (DARTS's defaults where they apply)."""
+
+    epochs: int = 50
+    batch_size: int = 64
+    w_lr: float = 0.025
+    w_lr_min: float = 0.001
+    w_momentum: float = 0.9
+    w_weight_decay: float = 3e-4
+    grad_clip: float = 5.0
+    alpha_lr: float = 3e-4
+    alpha_weight_decay: float = 1e-3
+    # collapse control (DARTS): a differentiable penalty on skip-connection weight in the normal cell, and a stop
+    # when the derived normal cell holds more than ``max_skips`` skip connections
+    skip_penalty: float = 0.0
+    max_skips: int | None = None
+    # GDAS's temperature schedule
+    tau_max: float = 10.0
+    tau_min: float = 0.1
+    warmup_epochs: int = 0  # epochs of weight training only before architecture steps begin
+    # second-order DARTS: the finite-difference radius r of the Hessian-vector product (eps = r / |v|)
+    fd_radius: float = 0.01
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StepResult:
+    """Losses and accuracies of one search step (the weight step on training data, the arch step on validation)."""
+
+    train_loss: float
+    train_correct: int
+    val_loss: float | None
+    val_correct: int | None
+    batch: int
+
+
+class OneShotMethod(ABC):
+    """Base: a supernet, SGD with cosine schedule for its weights, the method's own architecture update."""
+
+    name: ClassVar[str]
+    #: whether the method learns architecture parameters (SPOS does not)
+    learns_arch: ClassVar[bool] = True
+
+    def __init__(self, supernet: Supernet, config: OneShotConfig, steps_per_epoch: int) -> None:
+        self.net = supernet
+        self.config = config
+        self.w_optimizer = torch.optim.SGD(
+            list(supernet.weight_parameters()),
+            lr=config.w_lr,
+            momentum=config.w_momentum,
+            weight_decay=config.w_weight_decay,
+        )
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            self.w_optimizer, T_max=max(1, config.epochs * steps_per_epoch), eta_min=config.w_lr_min
+        )
+        self.a_optimizer = (
+            torch.optim.Adam(
+                supernet.arch_parameters(),
+                lr=config.alpha_lr,
+                betas=(0.5, 0.999),
+                weight_decay=config.alpha_weight_decay,
+            )
+            if self.learns_arch
+            else None
+        )
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.epoch = 0
+
+    @abstractmethod
+    def step(self, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor) -> StepResult:
+        """One search step: the architecture update on the validation batch, then the weight update."""
+
+    def start_epoch(self, epoch: int) -> None:
+        """Called before each epoch (temperature schedules and the like)."""
+        self.epoch = epoch
+
+    def derive(self) -> Any:
+        """The genotype the supernet points to now."""
+        return self.net.derive()
+
+    def arch_for_eval(self) -> dict[str, Any] | None:
+        """The cell archs to evaluate the supernet with (``None``: mixed with the softmax of the alphas)."""
+        return None
+
+    def weight_step(self, x: torch.Tensor, y: torch.Tensor, archs: dict[str, Any] | None = None) -> tuple[float, int]:
+        """SGD on the weights only; returns (loss, correct)."""
+        self.w_optimizer.zero_grad(set_to_none=True)
+        logits = self.net(x, archs)
+        loss = F.cross_entropy(logits, y)
+        loss.backward()
+        for p in self.net.arch_parameters():
+            p.grad = None
+        nn.utils.clip_grad_norm_(list(self.net.weight_parameters()), self.config.grad_clip)
+        self.w_optimizer.step()
+        self.scheduler.step()
+        return float(loss.detach()), int((logits.argmax(-1) == y).sum())
+
+    def skip_penalty(self) -> torch.Tensor | None:
+        """The differentiable collapse penalty: summed softmax weight of ``skip_connect`` over the normal cell's
+        edges (DARTS space) or the cell (NB201), times ``skip_penalty``."""
+        if self.config.skip_penalty <= 0 or "skip_connect" not in self.net.op_names:
+            return None
+        k = self.net.op_names.index("skip_connect")
+        cell_type = "normal" if "normal" in self.net.alphas else self.net.cell_types[0]
+        return self.config.skip_penalty * F.softmax(self.net.alphas[cell_type], dim=-1)[:, k].sum()
+
+    # --- state ---------------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Supernet, optimizers, schedule and random state: enough to continue the search identically."""
+        return {
+            "net": self.net.state_dict(),
+            "w_optimizer": self.w_optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "a_optimizer": None if self.a_optimizer is None else self.a_optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "epoch": self.epoch,
+            **self.extra_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state made by :meth:`state_dict`."""
+        self.net.load_state_dict(state["net"])
+        self.w_optimizer.load_state_dict(state["w_optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.a_optimizer is not None and state["a_optimizer"] is not None:
+            self.a_optimizer.load_state_dict(state["a_optimizer"])
+        self.generator.set_state(state["generator"])
+        self.epoch = state["epoch"]
+        self.load_extra_state(state)
+
+    def extra_state(self) -> dict[str, Any]:
+        """The method's own state (override)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Restore :meth:`extra_state` (override)."""

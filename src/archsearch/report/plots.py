@@ -1,0 +1,98 @@
+"""Plots of a one-shot search (matplotlib, written as PNG files): how the softmaxed alphas of chosen edges evolve
+over the epochs, and which ops the derived cells use."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def threshold_epochs(
+    history: Sequence[dict[str, Any]], cell_type: str, threshold: float = 0.6
+) -> dict[int, int | None]:
+    """Per edge, the first epoch at which its largest softmaxed alpha passes ``threshold`` (``None``: never)."""
+    out: dict[int, int | None] = {}
+    for record in history:
+        probs = record.get("probabilities", {}).get(cell_type)
+        if probs is None:
+            continue
+        for edge, row in enumerate(probs):
+            out.setdefault(edge, None)
+            if out[edge] is None and max(row) > threshold:
+                out[edge] = int(record["epoch"])
+    return out
+
+
+def plot_alpha_evolution(
+    history: Sequence[dict[str, Any]],
+    op_names: Sequence[str],
+    path: str | Path,
+    cell_type: str,
+    edges: Sequence[int] | None = None,
+    edge_labels: Sequence[str] | None = None,
+) -> Path:
+    """One panel per edge of ``cell_type`` (all, or ``edges``): each op's softmaxed weight per epoch."""
+    records = [r for r in history if cell_type in r.get("probabilities", {})]
+    if not records:
+        raise ValueError(f"the history holds no architecture weights for cell type {cell_type!r}")
+    num_edges = len(records[0]["probabilities"][cell_type])
+    chosen = list(range(num_edges)) if edges is None else list(edges)
+    for e in chosen:
+        if not 0 <= e < num_edges:
+            raise ValueError(f"edge {e} out of range (the {cell_type} cell has edges 0..{num_edges - 1})")
+    plt = _pyplot()
+    cols = min(4, len(chosen))
+    rows = -(-len(chosen) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False, sharey=True)
+    epochs = [r["epoch"] for r in records]
+    for ax, e in zip(axes.flat, chosen):
+        for k, op in enumerate(op_names):
+            ax.plot(epochs, [r["probabilities"][cell_type][e][k] for r in records], label=op, marker=".")
+        ax.axhline(0.6, color="grey", lw=0.6, ls="--")
+        ax.set_title(edge_labels[e] if edge_labels else f"edge {e}", fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+    for ax in list(axes.flat)[len(chosen) :]:
+        ax.axis("off")
+    axes.flat[0].set_ylabel("softmax(alpha)")
+    fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="lower center", ncol=len(op_names), fontsize=8)
+    fig.suptitle(f"{cell_type} cell: architecture weights per epoch")
+    fig.tight_layout(rect=(0, 0.07, 1, 0.95))
+    out = Path(path)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_op_frequency(cells: dict[str, Sequence[str]], op_names: Sequence[str], path: str | Path) -> Path:
+    """Bar charts of how often each op appears in each derived cell (``cells``: cell name -> its ops)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(cells), figsize=(4.5 * len(cells), 3.2), squeeze=False)
+    for ax, (name, ops) in zip(axes.flat, cells.items()):
+        counts = Counter(ops)
+        ax.bar(range(len(op_names)), [counts.get(op, 0) for op in op_names])
+        ax.set_xticks(range(len(op_names)), op_names, rotation=45, ha="right", fontsize=8)
+        ax.set_title(f"{name} cell")
+        ax.set_ylabel("edges")
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def genotype_cells(genotype: Any) -> dict[str, list[str]]:
+    """The ops of each cell of a DARTS or NB201 genotype."""
+    if hasattr(genotype, "normal"):
+        return {"normal": [op for op, _ in genotype.normal], "reduce": [op for op, _ in genotype.reduce]}
+    return {"cell": list(genotype.ops)}

@@ -1,0 +1,53 @@
+"""``archsearch oneshot`` end to end on digits, and the plots of a search."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from archsearch.cli import main
+from archsearch.report.plots import genotype_cells, plot_alpha_evolution, plot_op_frequency, threshold_epochs
+from archsearch.spaces import NB201Genotype
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_oneshot_cli_writes_plots_records_the_genotype_and_resumes(tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    base = ["oneshot", "--method", "gdas", "--space", "nb201", "--dataset", "digits", "--subset", "192"]
+    base += ["--channels", "4", "--batch-size", "32", "--out", str(out), "--json"]
+    assert main([*base, "--epochs", "2"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["epoch"] for r in lines[:-1]] == [1, 2]
+    final = lines[-1]
+    genotype = NB201Genotype.from_string(final["genotype"])
+    assert final["epochs"] == 2 and final["stopped"] == "finished"
+    for plot in final["plots"]:
+        data = Path(plot).read_bytes()
+        assert data.startswith(PNG) and len(data) > 2000
+    assert set(final["threshold_epochs"]) == {"cell"}
+    # the derived genotype is in the run's store
+    from archsearch.store import open_existing
+
+    store = open_existing(out)
+    assert store.get_meta("oneshot_result")["genotype"]["arch"] == genotype.arch_str
+    store.close()
+    # a second run into the same directory needs --resume; with it, the search goes on from epoch 2
+    assert main([*base, "--epochs", "2"]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main([*base, "--epochs", "3", "--resume"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["epoch"] for r in lines[:-1]] == [3] and lines[-1]["epochs"] == 3
+
+
+def test_alpha_plots_and_threshold_epochs(tmp_path) -> None:
+    history = [
+        {"epoch": 1, "probabilities": {"cell": [[0.5, 0.5], [0.3, 0.7]]}},
+        {"epoch": 2, "probabilities": {"cell": [[0.65, 0.35], [0.2, 0.8]]}},
+    ]
+    assert threshold_epochs(history, "cell") == {0: 2, 1: 1}
+    path = plot_alpha_evolution(history, ["a", "b"], tmp_path / "alphas.png", "cell", edges=[1])
+    assert path.read_bytes().startswith(PNG)
+    genotype = NB201Genotype(("nor_conv_3x3",) * 5 + ("skip_connect",))
+    path = plot_op_frequency(genotype_cells(genotype), ["skip_connect", "nor_conv_3x3"], tmp_path / "ops.png")
+    assert path.stat().st_size > 2000
