@@ -79,6 +79,8 @@ class Space(ABC, Generic[G]):
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
+    #: whether every genotype asks the same decisions in the same order (no decision depends on an earlier one)
+    fixed_decisions: ClassVar[bool] = False
 
     # --- the decision view -------------------------------------------------------------------------------------
     @abstractmethod

@@ -200,6 +200,7 @@ class DartsSpace(Space[DartsGenotype]):
 
     name = "darts"
     description = "DARTS normal + reduction cells: 4 nodes, 2 inputs each, 7 ops"
+    fixed_decisions = True
 
     def decide(self, choose: Chooser) -> DartsGenotype:
         cells: dict[str, list[tuple[str, int]]] = {}

@@ -95,6 +95,7 @@ class NB201Space(Space[NB201Genotype]):
 
     name = "nb201"
     description = "NAS-Bench-201 cell: 4 nodes, 6 edges, 5 ops (15,625 cells)"
+    fixed_decisions = True
 
     def decide(self, choose: Chooser) -> NB201Genotype:
         return NB201Genotype(tuple(choose(f"edge{frm}->{to}", NB201_OPS) for to, frm in NB201_EDGES))

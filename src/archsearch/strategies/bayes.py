@@ -28,8 +28,11 @@ class BayesianOptimization(Strategy):
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            # ``group`` (TPE per group of co-occurring parameters) only matters when decisions depend on earlier
+            # ones; on a fixed decision list it costs time on every ask and changes nothing
+            group = multivariate and not self.space.fixed_decisions
             sampler = optuna.samplers.TPESampler(
-                seed=seed, n_startup_trials=startup, multivariate=multivariate, group=multivariate
+                seed=seed, n_startup_trials=startup, multivariate=multivariate, group=group
             )
         self.study = optuna.create_study(direction="maximize", sampler=sampler)
         self.pending: dict[str, list[Any]] = {}  # key -> asked Optuna trials not yet told
