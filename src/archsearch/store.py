@@ -38,6 +38,7 @@ CREATE INDEX IF NOT EXISTS trials_key ON trials(key);
 CREATE TABLE IF NOT EXISTS strategy (
     id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL, progress TEXT NOT NULL, updated REAL
 );
+CREATE TABLE IF NOT EXISTS strategy_parts (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 DB_NAME = "experiment.sqlite"
 
@@ -53,6 +54,7 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        self._parts_written: dict[str, Any] | None = None  # the dict values of the last state written, by key
 
     def close(self) -> None:
         self.db.close()
@@ -65,6 +67,7 @@ class Store:
             yield self.db
         except BaseException:
             self.db.execute("ROLLBACK")
+            self._parts_written = None  # what the cache says was written may have been rolled back
             raise
         self.db.execute("COMMIT")
 
@@ -99,10 +102,28 @@ class Store:
         )
 
     def put_state(self, db: sqlite3.Connection, state: dict[str, Any], progress: dict[str, Any]) -> None:
-        """The strategy's state and the experiment's counters (elapsed seconds, repeats), in one row."""
+        """The strategy's state and the experiment's counters (elapsed seconds, repeats).
+
+        Top-level dict values of the state are kept one row each, and a value that is the very object written last
+        time is not encoded and written again: a strategy that caches a large packed state (a controller's weights)
+        hands out the same object until it changes, so saving after every trial stays cheap."""
+        small = {k: v for k, v in state.items() if not isinstance(v, dict)}
+        parts = {k: v for k, v in state.items() if isinstance(v, dict)}
+        if self._parts_written is None:
+            db.execute("DELETE FROM strategy_parts")
+            self._parts_written = {}
+        for name in [n for n in self._parts_written if n not in parts]:
+            db.execute("DELETE FROM strategy_parts WHERE name = ?", (name,))
+            del self._parts_written[name]
+        for name, value in parts.items():
+            if self._parts_written.get(name) is not value:
+                db.execute(
+                    "INSERT OR REPLACE INTO strategy_parts (name, value) VALUES (?, ?)", (name, json.dumps(value))
+                )
+                self._parts_written[name] = value
         db.execute(
             "INSERT OR REPLACE INTO strategy (id, state, progress, updated) VALUES (1, ?, ?, ?)",
-            (json.dumps(state), json.dumps(progress), time.time()),
+            (json.dumps(small), json.dumps(progress), time.time()),
         )
 
     def put_progress(self, db: sqlite3.Connection, progress: dict[str, Any]) -> None:
@@ -110,8 +131,14 @@ class Store:
         db.execute("UPDATE strategy SET progress = ?, updated = ? WHERE id = 1", (json.dumps(progress), time.time()))
 
     def strategy_state(self) -> dict[str, Any] | None:
+        """The last strategy state written (``None`` for a new store)."""
         row = self.db.execute("SELECT state FROM strategy WHERE id = 1").fetchone()
-        return None if row is None else json.loads(row[0])
+        if row is None:
+            return None
+        state = json.loads(row[0])
+        for name, value in self.db.execute("SELECT name, value FROM strategy_parts"):
+            state[name] = json.loads(value)
+        return state
 
     def progress(self) -> dict[str, Any]:
         """The counters saved with the strategy state (empty for a new store)."""

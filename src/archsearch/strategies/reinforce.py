@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -66,6 +67,8 @@ class Reinforce(Strategy):
         self.batch = batch
         self.buffer: list[tuple[Any, float]] = []  # (genotype, advantage / scale) awaiting the next update
         self._packed: dict[str, Any] | None = None  # weights and optimizer as packed at the last update
+        self.queue: list[Any] = []  # sampled, not yet asked for
+        self._signature: list[tuple[str, tuple[Any, ...]]] | None = None
         self.lr, self.entropy_weight, self.baseline_decay = lr, entropy_weight, baseline_decay
         self.temperature = temperature
         self.gen = torch.Generator().manual_seed(seed)
@@ -130,10 +133,33 @@ class Reinforce(Strategy):
             entropy = entropy.index_put((rows,), group_entropy)
         return logp, entropy
 
+    def _sample_batch(self, n: int) -> list[Any]:
+        """``n`` genotypes from the current policy; drawn together, one controller pass for all, when the space's
+        decisions are fixed (each row is an independent draw, as one-by-one sampling gives)."""
+        if not self.space.fixed_decisions or n == 1:
+            return [self._sample() for _ in range(n)]
+        if self._signature is None:
+            example = self.space.sample(np.random.default_rng(0))
+            self._signature = [(d.name, tuple(d.choices)) for d in self.space.decisions(example)]
+        picks = []
+        with torch.no_grad():
+            state, prev = None, torch.full((n,), -1)
+            for name, choices in self._signature:
+                logits, state = self._step_logits(state, prev, name, len(choices))
+                prev = torch.multinomial(F.softmax(logits, -1), 1, generator=self.gen)[:, 0]
+                picks.append(prev)
+        rows = torch.stack(picks, 1).tolist()
+        return [
+            self.space.from_decisions({name: choices[i] for (name, choices), i in zip(self._signature, row)})
+            for row in rows
+        ]
+
     def ask(self, n: int = 1) -> list[Any]:
         out = []
         for _ in range(n):
-            g = self._sample()
+            if not self.queue:  # a batch of samples from the current policy, as many as one update uses
+                self.queue = self._sample_batch(self.batch)
+            g = self.queue.pop(0)
             self.asked.add(g.key)
             out.append(g)
         return out
@@ -172,6 +198,7 @@ class Reinforce(Strategy):
         return {
             **self._packed,
             "buffer": [[g.to_json(), w] for g, w in self.buffer],
+            "queue": [g.to_json() for g in self.queue],
             "gen": pack(self.gen.get_state()),
             "baseline": self.baseline,
             "scale": self.scale,
@@ -186,4 +213,5 @@ class Reinforce(Strategy):
         self.gen.set_state(unpack(state["gen"]))
         self.baseline, self.scale = state["baseline"], state["scale"]
         self.buffer = [(self._g(g), float(w)) for g, w in state.get("buffer", [])]
+        self.queue = [self._g(g) for g in state.get("queue", [])]
         self._packed = None
