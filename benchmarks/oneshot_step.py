@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -143,11 +146,31 @@ def timed(
     return sorted(times)[len(times) // 2]
 
 
-def step_flops(step: Callable[..., None], batch: tuple[torch.Tensor, ...]) -> int:
+def step_flops(net: nn.Module, x: torch.Tensor) -> int:
+    """Model FLOPs of a step by the usual convention: two passes (alpha step, weight step), each a forward and a
+    backward of twice its cost. (PyTorch's counter overstates backward FLOPs of grouped convolutions, so only the
+    forward is counted.)"""
     counter = FlopCounterMode(display=False)
-    with counter:
-        step(*batch)
-    return int(counter.get_total_flops())
+    with counter, torch.no_grad():
+        net(x)
+    return 2 * 3 * int(counter.get_total_flops())
+
+
+def peak_rss_increase_mb(step: Callable[..., None], batch: tuple[torch.Tensor, ...]) -> float:
+    """CPU: how far the process's resident memory rises above its level before one step (Linux's VmHWM, reset
+    through /proc/self/clear_refs). Run in a fresh process per network so one network's freed memory cannot hide
+    another's. (PyTorch's MemTracker refuses a module called twice in a step, as both steps here do.)"""
+
+    def status(field: str) -> float:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return float(line.split()[1]) / 1024.0
+        raise RuntimeError(f"/proc/self/status has no {field}")
+
+    Path("/proc/self/clear_refs").write_text("5")
+    before = status("VmRSS")
+    step(*batch)
+    return status("VmHWM") - before
 
 
 def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 5) -> float:
@@ -172,6 +195,7 @@ def main() -> None:
     parser.add_argument("--amp", action="store_true", help="mixed precision (float16 on CUDA)")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--only", default="", help="comma-separated rows to run (default: all)")
+    parser.add_argument("--memory-of", help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -195,15 +219,39 @@ def main() -> None:
             DartsSupernet(16, 8, 10, 3, OPS, partial=4, edge_norm=True).to(device, memory_format=cl)
         ),
     }
-    if args.only:
+    if args.only and not args.memory_of:
         builders = {k: v for k, v in builders.items() if k in args.only.split(",")}
+    if args.memory_of:
+        step, _ = builders[args.memory_of]()
+        print(peak_rss_increase_mb(step, batch))
+        return
     rows: dict[str, dict[str, float]] = {}
     peak_gflops = matmul_gflops(device)
     for name, build in builders.items():
         step, resident = build()
         seconds = timed(step, batch, args.steps, device, args.amp)
-        flops = step_flops(step, batch) if not args.amp else 0
-        peak = float("nan") if args.skip_memory else measure_peak_mb(lambda s=step: s(*batch), resident, device)
+        flops = step_flops(resident[0], batch[0])
+        if args.skip_memory:
+            peak = float("nan")
+        elif device.type == "cuda":
+            peak = measure_peak_mb(lambda s=step: s(*batch), resident, device)
+        else:  # a fresh process per network (see peak_rss_increase_mb)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--memory-of",
+                    name,
+                    "--threads",
+                    str(args.threads),
+                    "--batch",
+                    str(args.batch),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            peak = float(out.stdout.strip().splitlines()[-1])
         rows[name] = {"step_s": seconds, "peak_mb": peak, "gflop": flops / 1e9, "gflops_per_s": flops / 1e9 / seconds}
         print(
             f"{name:<11} step {seconds:7.3f} s  peak {peak:8.1f} MiB  {flops / 1e9:7.2f} GFLOP  "

@@ -127,7 +127,9 @@ class Experiment:
         return running
 
     def _save_progress(self, db: Any) -> None:
-        self.store.put_state(db, self.strategy.state_dict(), {"elapsed": self.elapsed, "repeats": self.repeats})
+        progress = {"elapsed": self.elapsed, "repeats": self.repeats}
+        stable = getattr(self.strategy, "stable_state_keys", ())
+        self.store.put_state(db, self.strategy.state_dict(), progress, stable)
 
     # --- the steps ------------------------------------------------------------------------------------------------
     def _costs(self, genotype: Any) -> dict[str, float]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -101,14 +101,16 @@ class Store:
             ),
         )
 
-    def put_state(self, db: sqlite3.Connection, state: dict[str, Any], progress: dict[str, Any]) -> None:
+    def put_state(
+        self, db: sqlite3.Connection, state: dict[str, Any], progress: dict[str, Any], stable: Sequence[str] = ()
+    ) -> None:
         """The strategy's state and the experiment's counters (elapsed seconds, repeats).
 
-        Top-level dict values of the state are kept one row each, and a value that is the very object written last
+        The ``stable`` keys of the state are kept one row each, and a value that is the very object written last
         time is not encoded and written again: a strategy that caches a large packed state (a controller's weights)
         hands out the same object until it changes, so saving after every trial stays cheap."""
-        small = {k: v for k, v in state.items() if not isinstance(v, dict)}
-        parts = {k: v for k, v in state.items() if isinstance(v, dict)}
+        small = {k: v for k, v in state.items() if k not in stable}
+        parts = {k: v for k, v in state.items() if k in stable}
         if self._parts_written is None:
             db.execute("DELETE FROM strategy_parts")
             self._parts_written = {}

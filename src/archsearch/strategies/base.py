@@ -73,6 +73,9 @@ class Strategy(ABC):
     name: ClassVar[str]
     #: whether the strategy can run against a tabular benchmark (no training needed)
     tabular: ClassVar[bool] = True
+    #: state keys whose value the strategy hands out as the same object until it changes (the store then skips
+    #: re-encoding them after every trial)
+    stable_state_keys: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, space: Space[Any], seed: int = 0) -> None:
         self.space = space

@@ -49,6 +49,7 @@ class Reinforce(Strategy):
     ``batch`` scored trials per update."""
 
     name = "reinforce"
+    stable_state_keys = ("heads", "weights", "optimizer")
 
     def __init__(
         self,
