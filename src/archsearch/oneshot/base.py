@@ -7,7 +7,7 @@ It is its own small interface (DESIGN: no stub methods on the multi-trial strate
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -41,7 +41,6 @@ class OneShotConfig:
     # second-order DARTS: the finite-difference radius r of the Hessian-vector product (eps = r / |v|)
     fd_radius: float = 0.01
     seed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -98,10 +97,6 @@ class OneShotMethod(ABC):
     def derive(self) -> Any:
         """The genotype the supernet points to now."""
         return self.net.derive()
-
-    def arch_for_eval(self) -> dict[str, Any] | None:
-        """The cell archs to evaluate the supernet with (``None``: mixed with the softmax of the alphas)."""
-        return None
 
     def weight_step(self, x: torch.Tensor, y: torch.Tensor, archs: dict[str, Any] | None = None) -> tuple[float, int]:
         """SGD on the weights only; returns (loss, correct)."""

@@ -56,7 +56,3 @@ class Gdas(OneShotMethod):
             archs = {t: CellArch(choice=a.choice) for t, a in self.sample().items()}
         loss_w, correct = self.weight_step(x, y, archs)
         return StepResult(loss_w, correct, val_loss, val_correct, len(y))
-
-    def arch_for_eval(self) -> dict[str, CellArch]:
-        """The argmax op on every edge."""
-        return {t: CellArch(choice=a.detach().argmax(-1).tolist()) for t, a in self.net.alphas.items()}

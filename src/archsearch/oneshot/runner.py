@@ -4,11 +4,10 @@ finished one), and the derived genotype recorded in the run's store."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +42,6 @@ class OneShotResult:
     stopped: str  # 'finished', or the collapse-control reason
     run_dir: Path
     search_trials: int = 0  # SPOS: sub-networks scored with inherited weights
-    notes: list[str] = field(default_factory=list)
 
 
 def default_config(method: str, **overrides: Any) -> OneShotConfig:
@@ -229,8 +227,3 @@ def _spos_search(
         raise RuntimeError("the SPOS search found no sub-network that could be evaluated")
     store.set_meta("oneshot_result", {"genotype": result.winner.genotype.to_json(), "stopped": "finished"})
     return result.winner.genotype, result.trials
-
-
-def history_json(result: OneShotResult) -> str:
-    """The history as JSON lines (one epoch per line)."""
-    return "\n".join(json.dumps(r) for r in result.history)

@@ -100,6 +100,17 @@ class SearchCell(nn.Module):
             self._single(states, arch)
         return torch.cat(states[self.inputs :], dim=1) if self.output == "concat" else states[-1]
 
+    def _split(self, x: torch.Tensor, source: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """PC-DARTS: the channels that go through the ops and the ones that bypass them (pooled on strided edges);
+        without partial channels, all of ``x`` and no bypass."""
+        if self.partial == 1:
+            return x, None
+        C_op = x.shape[1] // self.partial
+        bypass = x[:, C_op:]
+        if self.bypass_pool is not None and source < self.inputs:
+            bypass = self.bypass_pool(bypass)
+        return x[:, :C_op], bypass
+
     # --- mixed mode ---------------------------------------------------------------------------------------------
     def _mixed(self, states: list[torch.Tensor], arch: CellArch) -> None:
         weights = arch.weights
@@ -123,12 +134,7 @@ class SearchCell(nn.Module):
     ) -> None:
         """Add the outputs of every edge leaving ``source`` to the sums of their target nodes."""
         out_edges = [e for e, (_, frm) in enumerate(self.edge_list) if frm == source]
-        bypass = None
-        if self.partial > 1:
-            C_op = x.shape[1] // self.partial
-            x, bypass = x[:, :C_op], x[:, C_op:]
-            if self.bypass_pool is not None and source < self.inputs:
-                bypass = self.bypass_pool(bypass)
+        x, bypass = self._split(x, source)
         shared = SharedPrefix(x)
         outs: list[torch.Tensor | None] = [None] * len(out_edges)
         for k in range(len(self.op_names)):
@@ -166,13 +172,7 @@ class SearchCell(nn.Module):
                     continue
                 k = int(choice[e])
                 op = self.edges[e][k]
-                x = states[frm]
-                bypass = None
-                if self.partial > 1:
-                    C_op = x.shape[1] // self.partial
-                    x, bypass = x[:, :C_op], x[:, C_op:]
-                    if self.bypass_pool is not None and frm < self.inputs:
-                        bypass = self.bypass_pool(bypass)
+                x, bypass = self._split(states[frm], frm)
                 out = op(x)
                 if arch.hard is not None:  # straight-through: value 1 * out, gradient to every entry of the row
                     hard = arch.hard[e]
