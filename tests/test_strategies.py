@@ -52,5 +52,15 @@ def test_random_search_does_not_reach_it_at_those_budgets() -> None:
 
 
 def test_every_strategy_is_registered_once_and_named() -> None:
-    assert registered() == ["random", "evolution", "genetic", "reinforce", "bayes", "local", "progressive"]
+    assert registered() == [
+        "random",
+        "evolution",
+        "genetic",
+        "reinforce",
+        "bayes",
+        "local",
+        "progressive",
+        "bananas",
+        "guided_evolution",
+    ]
     assert np.all([isinstance(n, str) for n in registered()])

@@ -57,6 +57,8 @@ def make_config(
             raise ArchsearchError("the table evaluator needs --table CSV")
         ev_options.setdefault("dataset", dataset)
         ev_options.setdefault("seed", seed)
+        if evaluator == "zero_cost" and metric == "val_acc":
+            metric = "zc_score"  # the zero-cost evaluator trains nothing, so it has no accuracy to maximise
     objective = Objective.from_strings(metric, constraints, objectives)
     if multifidelity is not None:
         if evaluator == "table":

@@ -27,6 +27,7 @@ DIRECTIONS: dict[str, bool] = {
     "forward_peak_mb": False,
     "train_peak_mb": False,
     "train_seconds": False,
+    "zc_score": True,  # the zero-cost evaluator's score (one proxy, or the ensemble of several)
 }
 COST_METRICS = ("params", "flops", "latency_ms", "forward_peak_mb", "train_peak_mb")
 _UNITS = {"k": 1e3, "m": 1e6, "g": 1e9}

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 from archsearch.cli.core import add_core_commands
 from archsearch.cli.oneshot import add_oneshot_command
+from archsearch.cli.score import add_score_command
 from archsearch.cli.search import add_search_commands
 from archsearch.cli.train import add_train_command
 from archsearch.errors import ArchsearchError
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_command(command)
     add_search_commands(command)
     add_oneshot_command(command)
+    add_score_command(command)
     return parser
 
 

@@ -31,6 +31,7 @@ CONFIG_KEYS = {
     "strategy",
     "dataset",
     "evaluator",
+    "proxy",
     "table",
     "trials",
     "time",
@@ -75,6 +76,14 @@ def _apply_config_file(args: argparse.Namespace, parser_defaults: dict[str, Any]
 
 def _evaluator_options(args: argparse.Namespace) -> dict[str, Any]:
     build = {k: v for k, v in (("channels", args.channels), ("cells", args.cells)) if v is not None}
+    if args.evaluator == "zero_cost":
+        return {
+            "proxy": args.proxy,
+            "batch_size": args.batch_size,
+            "data_dir": args.data_dir,
+            "build": build,
+            "device": args.device,
+        }
     options: dict[str, Any] = {
         "epochs": args.epochs,
         "batch_size": args.batch_size,
@@ -285,7 +294,13 @@ def _search_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--evaluator",
         choices=[n for n in EVALUATORS if n != "table"],
-        help="train (default) or proxy; --table selects the tabular evaluator",
+        help="train (default), proxy (cheap training knobs) or zero_cost (--proxy scores of untrained networks); "
+        "--table selects the tabular evaluator",
+    )
+    p.add_argument(
+        "--proxy",
+        default="synflow",
+        help="zero_cost evaluator: a proxy, or several comma-separated for their rank ensemble (default synflow)",
     )
     p.add_argument(
         "--fidelity",

@@ -1,4 +1,5 @@
-"""Evaluators by name: ``train`` (from scratch), ``proxy`` (cheap knobs), ``table`` (a tabular benchmark)."""
+"""Evaluators by name: ``train`` (from scratch), ``proxy`` (cheap knobs), ``table`` (a tabular benchmark),
+``zero_cost`` (proxies of the untrained network)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 from archsearch.evaluators.base import Evaluator
 from archsearch.evaluators.benchmark import Table, TableEvaluator
 from archsearch.evaluators.train import ProxyEvaluator, TrainEvaluator
+from archsearch.evaluators.zero_cost import ZeroCostEvaluator
 from archsearch.registry import Registry
 from archsearch.spaces import Space
 
@@ -14,6 +16,7 @@ EVALUATORS: Registry[type[Evaluator]] = Registry("evaluator")
 EVALUATORS.add("train", TrainEvaluator)
 EVALUATORS.add("proxy", ProxyEvaluator)
 EVALUATORS.add("table", TableEvaluator)
+EVALUATORS.add("zero_cost", ZeroCostEvaluator)
 
 
 def make_evaluator(name: str, space: str | Space[Any], options: dict[str, Any]) -> Evaluator:
@@ -24,4 +27,13 @@ def make_evaluator(name: str, space: str | Space[Any], options: dict[str, Any]) 
     return cls(space, **options)  # type: ignore[call-arg]
 
 
-__all__ = ["EVALUATORS", "Evaluator", "ProxyEvaluator", "Table", "TableEvaluator", "TrainEvaluator", "make_evaluator"]
+__all__ = [
+    "EVALUATORS",
+    "Evaluator",
+    "ProxyEvaluator",
+    "Table",
+    "TableEvaluator",
+    "TrainEvaluator",
+    "ZeroCostEvaluator",
+    "make_evaluator",
+]

@@ -8,10 +8,12 @@ from typing import Any
 from archsearch.errors import ArchsearchError
 from archsearch.registry import Registry
 from archsearch.spaces import Space, get_space
+from archsearch.strategies.bananas import Bananas
 from archsearch.strategies.base import Strategy
 from archsearch.strategies.bayes import BayesianOptimization
 from archsearch.strategies.evolution import RegularizedEvolution
 from archsearch.strategies.genetic import GeneticSearch
+from archsearch.strategies.guided_evolution import GuidedEvolution
 from archsearch.strategies.local import LocalSearch
 from archsearch.strategies.progressive import ProgressiveSearch
 from archsearch.strategies.random import RandomSearch
@@ -26,6 +28,8 @@ for _cls in (
     BayesianOptimization,
     LocalSearch,
     ProgressiveSearch,
+    Bananas,
+    GuidedEvolution,
 ):
     STRATEGIES.add(_cls.name, _cls)
 

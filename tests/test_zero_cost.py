@@ -1,0 +1,166 @@
+"""Zero-cost proxies on every space and on a user module; the zero-cost evaluator; the score CLI."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from archsearch.cli import main
+from archsearch.errors import ArchsearchError
+from archsearch.evaluators import make_evaluator
+from archsearch.evaluators.zero_cost import PROXIES, ZeroCostEvaluator, prefilter, rank_average, score_model, synflow
+from archsearch.spaces import SPACES, get_space
+
+SMALL = {"nb201": {"channels": 8, "cells": 1}, "darts": {"channels": 8, "cells": 3}, "chain": {}}
+
+
+def batch(channels: int = 1, size: int = 8, n: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    return torch.randn(n, channels, size, size, generator=gen), torch.randint(0, 10, (n,), generator=gen)
+
+
+def test_small_build_options_cover_every_space() -> None:
+    assert sorted(SMALL) == sorted(SPACES)
+
+
+@pytest.mark.parametrize("space_name", sorted(SMALL))
+def test_every_proxy_is_finite_on_every_space(space_name: str) -> None:
+    space = get_space(space_name)
+    genotype = space.sample(np.random.default_rng(1))
+    net = space.build(genotype, 1, 10, 8, seed=0, **SMALL[space_name])
+    for proxy in PROXIES:
+        value = score_model(net, proxy, batch())
+        assert math.isfinite(value), (space_name, proxy, value)
+
+
+class UserNet(nn.Module):
+    """A plain module with functional activations (no nn.ReLU to hook) and a tuple output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.fc = nn.Linear(4 * 8 * 8, 10)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = torch.tanh(self.bn(self.conv(x)))
+        return self.fc(h.flatten(1)), h
+
+
+def test_every_proxy_is_finite_on_a_user_module_and_leaves_it_untouched() -> None:
+    torch.manual_seed(0)
+    net = UserNet()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    for proxy in PROXIES:
+        assert math.isfinite(score_model(net, proxy, batch())), proxy
+    after = net.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(p.grad is None for p in net.parameters())
+    assert next(net.parameters()).dtype == torch.float32
+
+
+def test_synflow_restores_signs_and_dtype_when_run_in_place() -> None:
+    torch.manual_seed(0)
+    net = UserNet()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    synflow(net, *batch())
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_synflow_does_not_overflow_on_a_deep_network() -> None:
+    # 40 layers whose weights are all 1: the score grows like 64^40 (about 1e72), past float32's 3e38
+    layers: list[nn.Module] = []
+    for _ in range(40):
+        lin = nn.Linear(64, 64, bias=False)
+        nn.init.ones_(lin.weight)
+        layers += [lin, nn.ReLU()]
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 64, bias=False), *layers, nn.Linear(64, 10))
+    x = torch.randn(2, 1, 8, 8)
+    with torch.no_grad():
+        assert not torch.isfinite(net(torch.ones(1, 1, 8, 8)).sum())  # float32 overflows
+    value = score_model(net, "synflow", (x, torch.zeros(2, dtype=torch.long)))
+    assert math.isfinite(value) and value > 1e60
+
+
+def test_scores_are_reproducible_under_a_seed_and_depend_on_it() -> None:
+    space = get_space("nb201")
+    g = space.sample(np.random.default_rng(0))
+
+    def run(seed: int) -> dict[str, float]:
+        ev = ZeroCostEvaluator(
+            space, "synflow,snip,nwot", "digits", batch_size=16, build=SMALL["nb201"], reference=4, seed=seed
+        )
+        return ev.evaluate(g)
+
+    first = run(0)
+    assert first == run(0)
+    assert first["zc_synflow"] != run(1)["zc_synflow"]
+    assert 0.0 <= first["zc_score"] <= 1.0
+
+
+def test_single_proxy_evaluator_reports_the_proxy_as_the_score() -> None:
+    ev = make_evaluator("zero_cost", "nb201", {"proxy": "params", "dataset": "digits", "build": SMALL["nb201"]})
+    out = ev.evaluate(get_space("nb201").sample(np.random.default_rng(0)))
+    assert out["zc_score"] == out["zc_params"] > 0
+
+
+def test_unknown_proxy_names_the_allowed_ones() -> None:
+    with pytest.raises(ArchsearchError, match="allowed: synflow"):
+        ZeroCostEvaluator("nb201", "synflw")
+
+
+def test_rank_average_and_prefilter() -> None:
+    assert list(rank_average([[1.0, 3.0, 2.0], [10.0, 30.0, 20.0]])) == [0.0, 1.0, 0.5]
+    space = get_space("nb201")
+    rng = np.random.default_rng(0)
+    genotypes = [space.sample(rng) for _ in range(6)]
+    from archsearch.data import load_dataset
+
+    top = prefilter(space, genotypes, "params", 2, load_dataset("digits"), build=SMALL["nb201"])
+    sizes = {
+        g.key: score_model(space.build(g, 1, 10, 8, seed=0, **SMALL["nb201"]), "params", batch()) for g in genotypes
+    }
+    assert [g.key for g, _ in top] == sorted(sizes, key=lambda k: -sizes[k])[:2]
+
+
+def test_score_cli_json_prints_one_object_per_architecture(capsys: pytest.CaptureFixture[str]) -> None:
+    arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|none~1|avg_pool_3x3~2|"
+    rc = main(
+        ["score", arch, "--proxy", "synflow,snip", "--dataset", "digits", "--channels", "8", "--cells", "1", "--json"]
+    )
+    assert rc == 0
+    (record,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert record["arch"] == arch and set(record) == {"arch", "synflow", "snip"}
+
+
+def test_score_cli_sampled_with_ensemble_and_top(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(
+        [
+            "score",
+            "--space",
+            "nb201",
+            "--n",
+            "5",
+            "--proxy",
+            "synflow,params",
+            "--ensemble",
+            "--top",
+            "2",
+            "--channels",
+            "8",
+            "--cells",
+            "1",
+            "--json",
+        ]
+    )
+    assert rc == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(records) == 2 and records[0]["ensemble"] >= records[1]["ensemble"]
+
+
+def test_score_cli_data_dependent_proxy_without_data_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["score", "--space", "nb201", "--n", "2", "--proxy", "nwot"]) == 2
+    assert "give --dataset" in capsys.readouterr().err
