@@ -175,7 +175,7 @@ def fisher(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         if g is None:
             continue
         per_channel = (a * g).sum(dim=tuple(range(2, a.dim()))) if a.dim() > 2 else a * g
-        total += float(0.5 * per_channel.pow(2).mean(0).sum())
+        total += float(0.5 * per_channel.detach().pow(2).mean(0).sum())
     return total
 
 

@@ -115,6 +115,7 @@ class Strategy(ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a state made by :meth:`state_dict`."""
         set_rng_state(self.rng, state["rng"])
+        self.seed = int(state.get("seed", self.seed))
         self.asked = set(state["asked"])
         self.load_extra_state(state)
 
