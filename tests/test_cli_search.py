@@ -88,6 +88,14 @@ def test_benchmark_json(table: str, capsys) -> None:
     assert "unknown strategy 'annealing'" in capsys.readouterr().err
 
 
+def test_benchmark_jobs_give_the_same_picks(table: str) -> None:
+    from archsearch.benchmarking import run_benchmark
+
+    (inline,) = run_benchmark(table, ["evolution"], queries=15, seeds=3)
+    (pooled,) = run_benchmark(table, ["evolution"], queries=15, seeds=3, jobs=2)
+    assert inline.picks == pooled.picks
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

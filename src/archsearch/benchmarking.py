@@ -68,41 +68,76 @@ class _TimedTable(TableEvaluator):
             self.seconds += time.perf_counter() - start
 
 
+_WORKER_TABLE: Table | None = None
+
+
+def _init_worker(path: str) -> None:
+    global _WORKER_TABLE
+    _WORKER_TABLE = Table(path)
+    import torch
+
+    torch.set_num_threads(1)  # one core per job: the jobs are the parallelism
+
+
+def _one_run(name: str, seed: int, queries: int, table: Table | None = None) -> tuple[float, float, int, int]:
+    """One seeded run: (reported figure of the pick, strategy + store seconds, trials evaluated, repeats)."""
+    tab = table if table is not None else _WORKER_TABLE
+    assert tab is not None
+    space = get_space("nb201")
+    evaluator = _TimedTable(tab)
+    with tempfile.TemporaryDirectory(prefix="archsearch-bench-") as tmp:
+        store = Store(tmp)
+        start = time.perf_counter()
+        result = Experiment(
+            space,
+            get_strategy(name, space, seed=seed),
+            evaluator,
+            Objective(),
+            Budget(trials=queries),
+            store,
+            seed=seed,
+        ).run()
+        overhead = time.perf_counter() - start - evaluator.seconds
+        store.close()
+    pick = result.winner.metrics["test_acc"] if result.winner else float("nan")
+    return pick, overhead, result.trials, result.repeats
+
+
 def run_benchmark(
     table: str | Table,
     strategies: Sequence[str],
     queries: int = 100,
     seeds: int = 100,
     on_run: Callable[[str, int, float], None] | None = None,
+    jobs: int = 1,
 ) -> list[StrategyScore]:
-    """Run every strategy for ``seeds`` seeds of ``queries`` evaluations each against ``table``."""
+    """Run every strategy for ``seeds`` seeds of ``queries`` evaluations each against ``table``; ``jobs`` > 1 runs
+    seeds in that many processes (each seed is an independent run, so the picks are the same)."""
     tab = table if isinstance(table, Table) else Table(table)
-    space = get_space("nb201")
     scores = []
     for name in strategies:
         STRATEGIES.get(name)
-        picks, overhead, evaluated, repeats = [], 0.0, 0, 0
-        for seed in range(seeds):
-            evaluator = _TimedTable(tab)
-            with tempfile.TemporaryDirectory(prefix="archsearch-bench-") as tmp:
-                store = Store(tmp)
-                start = time.perf_counter()
-                result = Experiment(
-                    space,
-                    get_strategy(name, space, seed=seed),
-                    evaluator,
-                    Objective(),
-                    Budget(trials=queries),
-                    store,
-                    seed=seed,
-                ).run()
-                overhead += time.perf_counter() - start - evaluator.seconds
-                store.close()
-            evaluated += result.trials
-            repeats += result.repeats
-            pick = result.winner.metrics["test_acc"] if result.winner else float("nan")
-            picks.append(pick)
-            if on_run is not None:
-                on_run(name, seed, pick)
-        scores.append(StrategyScore(name, picks, 1000.0 * overhead / max(1, evaluated), repeats / seeds))
+        runs: list[tuple[float, float, int, int]] = []
+        if jobs > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(jobs, context, _init_worker, (str(tab.path),)) as pool:
+                futures = [pool.submit(_one_run, name, seed, queries) for seed in range(seeds)]
+                for seed, future in enumerate(futures):
+                    runs.append(future.result())
+                    if on_run is not None:
+                        on_run(name, seed, runs[-1][0])
+        else:
+            for seed in range(seeds):
+                runs.append(_one_run(name, seed, queries, tab))
+                if on_run is not None:
+                    on_run(name, seed, runs[-1][0])
+        picks = [r[0] for r in runs]
+        evaluated = sum(r[2] for r in runs)
+        overhead = sum(r[1] for r in runs)
+        scores.append(
+            StrategyScore(name, picks, 1000.0 * overhead / max(1, evaluated), sum(r[3] for r in runs) / seeds)
+        )
     return scores

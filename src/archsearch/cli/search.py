@@ -265,7 +265,7 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
         print(f"{args.queries} queries, {args.seeds} seeds; reported: test_acc_200ep of the pick by valid_acc_12ep")
         print(f"{'strategy':<12} {'mean':>7} {'std':>6} {'runs':>5} {'ms/trial':>9} {'repeats/run':>12}")
     for name in names:
-        (score,) = run_benchmark(args.table, [name], args.queries, args.seeds)
+        (score,) = run_benchmark(args.table, [name], args.queries, args.seeds, jobs=args.jobs)
         row = score.to_json()
         emit(
             args,
@@ -345,3 +345,4 @@ def add_search_commands(command: Any) -> None:
     p.add_argument("--strategies", default="all", help="comma-separated names, or all")
     p.add_argument("--queries", type=positive_int, default=100)
     p.add_argument("--seeds", type=positive_int, default=100)
+    p.add_argument("--jobs", type=positive_int, default=1, help="seeds run in this many processes (one thread each)")
