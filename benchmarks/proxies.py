@@ -101,7 +101,15 @@ def fashion_section(data_dir: Path, n: int, seed: int, subset: int, epochs: int,
     print(f"Spearman rho with the trained accuracy over {n} cells:")
     for p in scores:
         print(f"  {p:<10} {rho[p]:6.3f}")
-    return {"n": n, "subset": subset, "epochs": epochs, "channels": channels, "spearman": rho, "val_acc": accs}
+    return {
+        "n": n,
+        "subset": subset,
+        "epochs": epochs,
+        "channels": channels,
+        "spearman": rho,
+        "cells": [str(g) for g in cells],
+        "val_acc": accs,
+    }
 
 
 def speed_section(n: int, seed: int) -> dict[str, float]:

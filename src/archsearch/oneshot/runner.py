@@ -42,6 +42,7 @@ class OneShotResult:
     stopped: str  # 'finished', or the collapse-control reason
     run_dir: Path
     search_trials: int = 0  # SPOS: sub-networks scored with inherited weights
+    supernet: Supernet | None = None  # the trained supernet (e.g. for a SupernetEvaluator)
 
 
 def default_config(method: str, **overrides: Any) -> OneShotConfig:
@@ -133,7 +134,7 @@ def run_oneshot(
             _save_atomic({"method": searcher.state_dict(), "history": history, "stopped": stopped}, checkpoint)
             if on_epoch is not None:
                 on_epoch(record)
-        result = OneShotResult(method, None, history, stopped, run)
+        result = OneShotResult(method, None, history, stopped, run, supernet=net)
         if cls is Spos:
             result.genotype, result.search_trials = _spos_search(net, sp, data, store, config, spos_trials, device)
         else:
