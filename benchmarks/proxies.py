@@ -34,7 +34,7 @@ from scipy.stats import kendalltau, spearmanr
 
 from archsearch.data import load_dataset
 from archsearch.evaluators import TrainEvaluator
-from archsearch.evaluators.predictor import PREDICTORS, features, make_predictor
+from archsearch.evaluators.predictor import ENCODINGS, PREDICTORS, features, make_predictor
 from archsearch.evaluators.zero_cost import PROXIES, first_batch, score_model
 from archsearch.spaces import NB201Genotype, get_space
 
@@ -134,20 +134,22 @@ def speed_section(n: int, seed: int) -> dict[str, float]:
 def predictor_section(table: dict[str, dict[str, float]], seeds: int) -> dict[str, dict[int, float]]:
     space = get_space("nb201")
     archs = list(table)
-    x = features(space, [NB201Genotype.from_string(a) for a in archs])
+    genotypes = [NB201Genotype.from_string(a) for a in archs]
     y = np.array([table[a]["valid_acc_12ep"] for a in archs])
     out: dict[str, dict[int, float]] = {}
     print("\nPredictors: Kendall tau with 12-epoch validation accuracy on the rest of the space")
-    for name in PREDICTORS:
-        out[name] = {}
-        for n in (20, 50, 100, 200):
-            taus = []
-            for s in range(seeds):
-                perm = np.random.default_rng(s).permutation(len(y))
-                model = make_predictor(name, seed=s).fit(x[perm[:n]], y[perm[:n]])
-                taus.append(float(kendalltau(model.predict(x[perm[n:]])[0], y[perm[n:]])[0]))
-            out[name][n] = float(np.mean(taus))
-        print(f"  {name:<4} " + "  ".join(f"n={n}: {t:.3f}" for n, t in out[name].items()))
+    for encoding in ENCODINGS:
+        x = features(space, genotypes, encoding=encoding)
+        for name in PREDICTORS:
+            row = out[f"{name}/{encoding}"] = {}
+            for n in (20, 50, 100, 200):
+                taus = []
+                for s in range(seeds):
+                    perm = np.random.default_rng(s).permutation(len(y))
+                    model = make_predictor(name, seed=s).fit(x[perm[:n]], y[perm[:n]])
+                    taus.append(float(kendalltau(model.predict(x[perm[n:]])[0], y[perm[n:]])[0]))
+                row[n] = float(np.mean(taus))
+            print(f"  {name:<4} {encoding:<7} " + "  ".join(f"n={n}: {t:.3f}" for n, t in row.items()))
     return out
 
 

@@ -18,7 +18,7 @@ def linear_truth(space_name: str = "nb201", n: int = 400) -> tuple[np.ndarray, n
     space = get_space(space_name)
     rng = np.random.default_rng(0)
     genotypes = {g.key: g for g in (space.sample(rng) for _ in range(n))}
-    x = features(space, list(genotypes.values()))
+    x = features(space, list(genotypes.values()), encoding="onehot")
     w = np.random.default_rng(1).normal(size=x.shape[1])
     return x, x @ w
 
@@ -64,7 +64,7 @@ def test_fit_from_store_uses_every_recorded_trial(tmp_path) -> None:
     store = Store(tmp_path)
     Experiment(space, get_strategy("random", space), ToyEvaluator(), Objective(), Budget(trials=40), store).run()
     model = fit_from_store(store, space, "gbt")
-    x, _ = linear_truth(n=10)
+    x = features(space, [space.sample(np.random.default_rng(s)) for s in range(10)])
     assert model.predict(x)[0].shape == (len(x),)
     assert len(store.trials(space.from_json)) == 40
     with pytest.raises(ArchsearchError, match="completed trial"):
@@ -86,3 +86,32 @@ def test_bananas_options_are_checked() -> None:
         get_strategy("bananas", "nb201", acquisition="ei")
     with pytest.raises(ValueError, match="initial"):
         get_strategy("bananas", "nb201", initial=1)
+
+
+def test_zero_cost_scores_as_extra_features() -> None:
+    from archsearch.evaluators.zero_cost import ZeroCostEvaluator
+
+    space = get_space("nb201")
+    rng = np.random.default_rng(0)
+    genotypes = [space.sample(rng) for _ in range(4)]
+    zc = ZeroCostEvaluator(space, "params,synflow", "digits", build={"channels": 8, "cells": 1}, reference=2)
+    x = features(space, genotypes, zc)
+    assert x.shape == (4, 84 + 2) and np.all(np.isfinite(x))
+    assert np.array_equal(x[:, :84], features(space, genotypes))
+
+
+def test_nb201_path_encoding_counts_live_paths() -> None:
+    from archsearch.spaces import NB201Genotype
+
+    space = get_space("nb201")
+    dead = NB201Genotype.from_string("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+    assert space.encode_paths(dead).sum() == 0
+    # four input-to-output paths: the direct edge, two of length 2, one of length 3; one of them runs through none
+    cell = NB201Genotype.from_string(
+        "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
+    )
+    vec = space.encode_paths(cell)
+    assert vec.shape == (84,) and vec.sum() == 3
+    assert features(space, [cell], encoding="onehot").shape == (1, 30)
+    with pytest.raises(ArchsearchError, match="allowed: path, onehot"):
+        features(space, [cell], encoding="adjacency")

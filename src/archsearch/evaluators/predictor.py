@@ -174,10 +174,17 @@ def signed_log(values: np.ndarray) -> np.ndarray:
     return np.sign(values) * np.log1p(np.abs(values))
 
 
-def features(space: Any, genotypes: Sequence[Any], zero_cost: Any = None) -> np.ndarray:
-    """The predictor's input rows: each genotype's encoding, then (with a zero-cost evaluator) its proxy scores on a
+ENCODINGS = ("path", "onehot")
+
+
+def features(space: Any, genotypes: Sequence[Any], zero_cost: Any = None, encoding: str = "path") -> np.ndarray:
+    """The predictor's input rows: each genotype's encoding (``path``: the space's path encoding where it has one,
+    else ``onehot``: :meth:`~archsearch.spaces.Space.encode`), then (with a zero-cost evaluator) its proxy scores on a
     signed log scale."""
-    rows = np.stack([space.encode(g) for g in genotypes]).astype(np.float32)
+    if encoding not in ENCODINGS:
+        raise ArchsearchError(f"unknown encoding {encoding!r} (allowed: {', '.join(ENCODINGS)})")
+    encode = space.encode_paths if encoding == "path" else space.encode
+    rows = np.stack([encode(g) for g in genotypes]).astype(np.float32)
     if zero_cost is None:
         return rows
     extra = []
@@ -194,6 +201,7 @@ def fit_from_store(
     metric: str = "val_acc",
     zero_cost: Any = None,
     seed: int = 0,
+    encoding: str = "path",
 ) -> Predictor:
     """A predictor fitted on every completed trial of ``store`` that reports ``metric`` (per architecture, the
     trial at the highest fidelity), so a resumed search refits on everything recorded."""
@@ -210,5 +218,5 @@ def fit_from_store(
         raise ArchsearchError(f"the store holds {len(best)} completed trial(s) with {metric!r}; a predictor needs 2")
     trials = list(best.values())
     model = make_predictor(predictor, seed=seed) if isinstance(predictor, str) else predictor
-    x = features(space, [t.genotype for t in trials], zero_cost)
+    x = features(space, [t.genotype for t in trials], zero_cost, encoding)
     return model.fit(x, np.array([t.metrics[metric] for t in trials]))

@@ -128,6 +128,11 @@ class Space(ABC, Generic[G]):
     def encode(self, genotype: G) -> np.ndarray:
         """A fixed-length float vector describing the genotype (for predictors)."""
 
+    def encode_paths(self, genotype: G) -> np.ndarray:
+        """BANANAS's path encoding where the space defines one (a count per sequence of ops along an input-to-output
+        path); by default the plain :meth:`encode`."""
+        return self.encode(genotype)
+
     @abstractmethod
     def validate(self, genotype: Any) -> G:
         """Return ``genotype`` if it belongs to this space, else raise :class:`GenotypeError` naming the field."""

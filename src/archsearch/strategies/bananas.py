@@ -33,8 +33,9 @@ class Bananas(SurrogateStrategy):
         acquisition: str = "its",
         kappa: float = 0.5,
         predictor: str = "mlp",
+        encoding: str = "path",
     ) -> None:
-        super().__init__(space, seed, predictor=predictor, initial=initial, refit=batch)
+        super().__init__(space, seed, predictor=predictor, initial=initial, refit=batch, encoding=encoding)
         if acquisition not in ACQUISITIONS:
             raise ValueError(f"unknown acquisition {acquisition!r} (allowed: {', '.join(ACQUISITIONS)})")
         if pool < 1 or parents < 1 or batch < 1:

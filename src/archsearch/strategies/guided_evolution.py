@@ -29,8 +29,9 @@ class GuidedEvolution(SurrogateStrategy):
         candidates: int = 50,
         refit: int = 1,
         predictor: str = "mlp",
+        encoding: str = "path",
     ) -> None:
-        super().__init__(space, seed, predictor=predictor, initial=population_size, refit=refit)
+        super().__init__(space, seed, predictor=predictor, initial=population_size, refit=refit, encoding=encoding)
         if not 1 <= sample_size <= population_size:
             raise ValueError(f"need 1 <= sample_size <= population_size, got {sample_size}, {population_size}")
         if candidates < 1:

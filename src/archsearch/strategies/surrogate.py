@@ -12,18 +12,30 @@ from typing import Any
 
 import numpy as np
 
-from archsearch.evaluators.predictor import PREDICTORS, Predictor, features, make_predictor
+from archsearch.evaluators.predictor import ENCODINGS, PREDICTORS, Predictor, features, make_predictor
 from archsearch.strategies.base import Strategy
 from archsearch.trial import Trial
 
 
 class SurrogateStrategy(Strategy):
     """Keeps ``history`` (genotype, score) of completed trials; ``initial`` random genotypes come first; the
-    ``predictor`` (``mlp`` or ``gbt``) is refitted once at least ``refit`` new results have arrived."""
+    ``predictor`` (``mlp`` or ``gbt``, on the space's ``path`` or ``onehot`` encoding) is refitted once at least
+    ``refit`` new results have arrived."""
 
-    def __init__(self, space: Any, seed: int = 0, predictor: str = "mlp", initial: int = 10, refit: int = 1) -> None:
+    def __init__(
+        self,
+        space: Any,
+        seed: int = 0,
+        predictor: str = "mlp",
+        initial: int = 10,
+        refit: int = 1,
+        encoding: str = "path",
+    ) -> None:
         super().__init__(space, seed)
         PREDICTORS.get(predictor)
+        if encoding not in ENCODINGS:
+            raise ValueError(f"unknown encoding {encoding!r} (allowed: {', '.join(ENCODINGS)})")
+        self.encoding = encoding
         if initial < 2:
             raise ValueError(f"initial must be >= 2 (the predictor needs two results), got {initial}")
         if refit < 1:
@@ -51,14 +63,14 @@ class SurrogateStrategy(Strategy):
         if self._model is None or self._fitted_on != n:
             rows = self.history[:n]
             self._model = make_predictor(self.predictor, seed=self.seed * 100_003 + n).fit(
-                features(self.space, [g for g, _ in rows]), np.array([s for _, s in rows])
+                features(self.space, [g for g, _ in rows], encoding=self.encoding), np.array([s for _, s in rows])
             )
             self._fitted_on = n
         return self._model
 
     def predict(self, genotypes: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
         """Predicted mean and uncertainty of each genotype's score."""
-        return self.model().predict(features(self.space, genotypes))
+        return self.model().predict(features(self.space, genotypes, encoding=self.encoding))
 
     def mutants(self, parents: Sequence[Any], count: int, max_edits: int = 2) -> list[Any]:
         """Up to ``count`` distinct genotypes not asked before, each 1..``max_edits`` mutations from a parent
