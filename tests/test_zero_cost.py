@@ -164,3 +164,32 @@ def test_score_cli_sampled_with_ensemble_and_top(capsys: pytest.CaptureFixture[s
 def test_score_cli_data_dependent_proxy_without_data_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["score", "--space", "nb201", "--n", "2", "--proxy", "nwot"]) == 2
     assert "give --dataset" in capsys.readouterr().err
+
+
+def test_search_with_the_zero_cost_evaluator_maximises_its_score(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [
+        "search",
+        "--space",
+        "nb201",
+        "--strategy",
+        "random",
+        "--evaluator",
+        "zero_cost",
+        "--proxy",
+        "synflow",
+        "--trials",
+        "4",
+        "--channels",
+        "8",
+        "--cells",
+        "1",
+        "--out",
+        str(tmp_path / "run"),
+        "--json",
+    ]
+    assert main(argv) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    ranked = [r for r in lines if "rank" in r]
+    scores = [r["metrics"]["zc_score"] for r in ranked]
+    assert len(ranked) == 4 and scores == sorted(scores, reverse=True)
+    assert all(r["metrics"]["zc_score"] == r["metrics"]["zc_synflow"] for r in ranked)
