@@ -74,7 +74,7 @@ def test_fit_from_store_uses_every_recorded_trial(tmp_path) -> None:
 @pytest.mark.parametrize("name", ["bananas", "guided_evolution"])
 def test_predictor_guided_search_beats_random_on_the_toy_objective(name: str) -> None:
     def best(strategy: str, seed: int) -> float:
-        return max(v for _, v in drive(get_strategy(strategy, "nb201", seed=seed), 60))
+        return max(v for _, v in drive(get_strategy(strategy, "nb201", seed=seed), 40))
 
     guided = np.mean([best(name, s) for s in range(3)])
     plain = np.mean([best("random", s) for s in range(3)])
