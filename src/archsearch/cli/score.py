@@ -39,6 +39,8 @@ def _batch(args: argparse.Namespace, proxies: list[str]) -> tuple[tuple[torch.Te
     input shape (the data-independent proxies read only the shape)."""
     needs = [p for p in proxies if PROXIES.get(p).needs_data]
     if args.dataset:
+        if args.input_shape is not None:
+            raise ArchsearchError("--input-shape applies only without --dataset (the dataset fixes the shape)")
         from archsearch.data import load_dataset
 
         data = load_dataset(args.dataset, args.data_dir)
