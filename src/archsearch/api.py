@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.errors import ArchsearchError
-from archsearch.evaluators import make_evaluator
-from archsearch.executors import InlineExecutor, ProcessExecutor
+from archsearch.evaluators import EVALUATORS, make_evaluator
+from archsearch.executors import EvaluatorSpec, InlineExecutor, ProcessExecutor
 from archsearch.experiment import Budget, Experiment, SearchResult
 from archsearch.multifidelity import MultiFidelity
 from archsearch.objectives import Objective
@@ -36,6 +36,12 @@ def make_config(
     objectives: str = "",
     seed: int = 0,
     workers: int = 1,
+    executor: str = "process",
+    trial_timeout: float | None = None,
+    retries: int = 2,
+    ray_address: str | None = None,
+    cpus_per_trial: float = 1.0,
+    gpus_per_trial: float = 0.0,
     space_options: dict[str, Any] | None = None,
     strategy_options: dict[str, Any] | None = None,
     evaluator_options: dict[str, Any] | None = None,
@@ -55,8 +61,10 @@ def make_config(
         evaluator = evaluator or "train"
         if evaluator == "table":
             raise ArchsearchError("the table evaluator needs --table CSV")
-        ev_options.setdefault("dataset", dataset)
-        ev_options.setdefault("seed", seed)
+        if ":" not in evaluator:  # a package.module:Class evaluator takes exactly the options given
+            EVALUATORS.get(evaluator)
+            ev_options.setdefault("dataset", dataset)
+            ev_options.setdefault("seed", seed)
         if evaluator == "zero_cost" and metric == "val_acc":
             metric = "zc_score"  # the zero-cost evaluator trains nothing, so it has no accuracy to maximise
     objective = Objective.from_strings(metric, constraints, objectives)
@@ -74,6 +82,17 @@ def make_config(
     Budget(trials, seconds)
     if workers < 1:
         raise ArchsearchError(f"workers must be >= 1, got {workers}")
+    if executor not in EXECUTORS:
+        raise ArchsearchError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if trial_timeout is not None and trial_timeout <= 0:
+        raise ArchsearchError(f"the trial timeout must be > 0 seconds, got {trial_timeout}")
+    if retries < 0 or cpus_per_trial <= 0 or gpus_per_trial < 0:
+        raise ArchsearchError(
+            f"retries >= 0, cpus per trial > 0 and gpus per trial >= 0 are needed, got {retries}, "
+            f"{cpus_per_trial}, {gpus_per_trial}"
+        )
+    if ray_address is not None and executor != "ray":
+        raise ArchsearchError("--ray-address needs --executor ray")
     return {
         "space": space,
         "space_options": space_options or {},
@@ -85,6 +104,14 @@ def make_config(
         "budget": {"trials": trials, "seconds": seconds},
         "seed": seed,
         "workers": workers,
+        "executor": {
+            "kind": executor,
+            "trial_timeout": trial_timeout,
+            "retries": retries,
+            "ray_address": ray_address,
+            "cpus_per_trial": cpus_per_trial,
+            "gpus_per_trial": gpus_per_trial,
+        },
         "multifidelity": multifidelity,
     }
 
@@ -100,15 +127,8 @@ def build_experiment(
     strategy = get_strategy(config["strategy"], space, seed=config["seed"], **config["strategy_options"])
     obj = config["objective"]
     objective = Objective(metric=obj["metric"], limits=dict(obj["limits"]), objectives=tuple(obj["objectives"]))
-    workers = int(config["workers"])
-    if workers > 1:
-        executor: Any = ProcessExecutor(
-            workers, config["evaluator"], config["space"], config["space_options"], config["evaluator_options"]
-        )
-        evaluator = make_evaluator(config["evaluator"], space, config["evaluator_options"])
-    else:
-        evaluator = make_evaluator(config["evaluator"], space, config["evaluator_options"])
-        executor = InlineExecutor(evaluator)
+    evaluator = make_evaluator(config["evaluator"], space, config["evaluator_options"])
+    executor = make_executor(config, evaluator)
     budget = Budget(config["budget"]["trials"], config["budget"]["seconds"])
     mf = config.get("multifidelity")
     fidelity = None if not mf else MultiFidelity(mf["kind"], mf["min"], mf["max"], mf["eta"], objective.metric)
@@ -125,6 +145,32 @@ def build_experiment(
         on_trial=on_trial,
         fidelity=fidelity,
     )
+
+
+EXECUTORS = ("process", "ray")
+
+
+def make_executor(config: dict[str, Any], evaluator: Any) -> Any:
+    """The executor a config asks for: one process-pool worker without a timeout runs inline (same results, no
+    process start-up); otherwise local worker processes, or Ray tasks."""
+    workers = int(config["workers"])
+    options = {"kind": "process", "trial_timeout": None, "retries": 2, **config.get("executor", {})}
+    spec = EvaluatorSpec(config["evaluator"], config["space"], config["space_options"], config["evaluator_options"])
+    if options["kind"] == "ray":
+        from archsearch.executors.ray import RayExecutor
+
+        return RayExecutor(
+            workers,
+            spec,
+            address=options.get("ray_address"),
+            cpus_per_trial=float(options.get("cpus_per_trial", 1.0)),
+            gpus_per_trial=float(options.get("gpus_per_trial", 0.0)),
+            trial_timeout=options["trial_timeout"],
+            retries=int(options["retries"]),
+        )
+    if workers == 1 and options["trial_timeout"] is None:
+        return InlineExecutor(evaluator)
+    return ProcessExecutor(workers, spec, trial_timeout=options["trial_timeout"], retries=int(options["retries"]))
 
 
 def resume_config(out: str | Path) -> dict[str, Any]:

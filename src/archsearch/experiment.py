@@ -12,7 +12,6 @@ import math
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -170,6 +169,8 @@ class Experiment:
 
     def _record_result(self, trial: Trial, started: float, future: Future[dict[str, float]]) -> None:
         trial.seconds += time.time() - started
+        trial.attempts = max(trial.attempts, 1) + max(getattr(future, "attempts", 1) - 1, 0)  # runs, retries included
+        earlier = list(getattr(future, "causes", []))
         try:
             metrics = dict(future.result())
             metrics.update(self.cost_cache.get(trial.key, {}))
@@ -185,13 +186,13 @@ class Experiment:
                     trial.fidelity, trial.status, trial.score = promoted, RUNNING, None
                     self._submit(trial)
                     return
-        except BrokenProcessPool as exc:
-            trial.status, trial.error = FAILED, f"worker process died: {exc}"
-            self.executor.restart()
         except MemoryError:
             trial.status, trial.error = FAILED, "out of memory"
         except Exception as exc:  # any evaluation error fails this trial only
             trial.status, trial.error = FAILED, f"{type(exc).__name__}: {exc}"
+        if trial.status == COMPLETE and (earlier or trial.error):
+            # the error column of a complete trial says why earlier runs of it ended
+            trial.error = "; ".join(filter(None, [trial.error, *(f"run ended: {c}" for c in earlier)]))
         self._finish(trial, started)
 
     def _submit(self, trial: Trial) -> None:
@@ -259,7 +260,9 @@ class Experiment:
         """Search until the budget is spent; with ``resume``, continue the run recorded in the store."""
         if resume:
             for trial in self._load():
-                trial.status, trial.error = RUNNING, None
+                # its run was lost with the interrupted driver: counted, and run once more
+                trial.status, trial.error = RUNNING, "run ended: the search was interrupted"
+                trial.attempts = max(trial.attempts, 1) + 1
                 self._submit(trial)
         elif self.store.count(finished_only=False):
             raise ArchsearchError(f"{self.store.run_dir} already holds an experiment; resume it or choose a new --out")

@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS trials (
     seed INTEGER NOT NULL,
     seconds REAL NOT NULL,
     started REAL NOT NULL,
-    finished REAL
+    finished REAL,
+    attempts INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS trials_key ON trials(key);
 CREATE TABLE IF NOT EXISTS strategy (
@@ -54,6 +55,9 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(trials)")}
+        if "attempts" not in columns:  # a store written before attempts were recorded
+            self.db.execute("ALTER TABLE trials ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1")
         self._parts_written: dict[str, Any] | None = None  # the dict values of the last state written, by key
 
     def close(self) -> None:
@@ -84,7 +88,7 @@ class Store:
         """Insert or replace a trial row (inside a transaction)."""
         db.execute(
             "INSERT OR REPLACE INTO trials (number, key, genotype, status, score, metrics, error, fidelity, seed, "
-            "seconds, started, finished) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "seconds, started, finished, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 trial.number,
                 trial.key,
@@ -98,6 +102,7 @@ class Store:
                 trial.seconds,
                 started,
                 finished,
+                trial.attempts,
             ),
         )
 
@@ -149,13 +154,15 @@ class Store:
 
     def trials(self, genotype_reader: Any, status: str | None = None) -> list[Trial]:
         """Trials in number order; ``genotype_reader`` turns stored genotype JSON back into a genotype."""
-        query = "SELECT number, key, genotype, status, score, metrics, error, fidelity, seed, seconds FROM trials"
+        query = (
+            "SELECT number, key, genotype, status, score, metrics, error, fidelity, seed, seconds, attempts FROM trials"
+        )
         args: tuple[Any, ...] = ()
         if status is not None:
             query += " WHERE status = ?"
             args = (status,)
         out = []
-        for number, key, g, st, score, metrics, error, fidelity, seed, seconds in self.db.execute(
+        for number, key, g, st, score, metrics, error, fidelity, seed, seconds, attempts in self.db.execute(
             query + " ORDER BY number", args
         ):
             out.append(
@@ -170,6 +177,7 @@ class Store:
                     fidelity,
                     seed,
                     seconds,
+                    attempts=attempts,
                 )
             )
         return out

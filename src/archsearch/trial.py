@@ -27,6 +27,7 @@ class Trial:
     seed: int = 0
     seconds: float = 0.0
     cached: bool = False  # answered from the store: the same architecture was evaluated before
+    attempts: int = 0  # runs started (more than 1: a worker died, or the search was interrupted, mid-trial)
 
     @property
     def ok(self) -> bool:
@@ -46,6 +47,7 @@ class Trial:
             self.seed,
             0.0,
             cached=True,
+            attempts=self.attempts,
         )
 
     def summary(self) -> dict[str, Any]:
@@ -62,4 +64,5 @@ class Trial:
             "seed": self.seed,
             "seconds": round(self.seconds, 4),
             "cached": self.cached,
+            "attempts": self.attempts,
         }

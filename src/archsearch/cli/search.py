@@ -13,7 +13,6 @@ from archsearch.benchmarking import run_benchmark, tabular_strategies
 from archsearch.cli.common import emit, positive_int
 from archsearch.cli.train import add_training_arguments
 from archsearch.errors import ArchsearchError
-from archsearch.evaluators import EVALUATORS
 from archsearch.experiment import Experiment, SearchResult, summarize
 from archsearch.objectives import Objective
 from archsearch.spaces import SPACES, get_space
@@ -38,6 +37,12 @@ CONFIG_KEYS = {
     "out",
     "seed",
     "workers",
+    "executor",
+    "ray_address",
+    "cpus_per_trial",
+    "gpus_per_trial",
+    "trial_timeout",
+    "retries",
     "epochs",
     "subset",
     "width",
@@ -53,6 +58,7 @@ CONFIG_KEYS = {
     "lr",
     "patience",
     "strategy_option",
+    "evaluator_option",
     "fidelity",
     "min_epochs",
     "eta",
@@ -75,6 +81,10 @@ def _apply_config_file(args: argparse.Namespace, parser_defaults: dict[str, Any]
 
 
 def _evaluator_options(args: argparse.Namespace) -> dict[str, Any]:
+    if args.evaluator and ":" in args.evaluator:
+        return _key_values(args.evaluator_option or [])
+    if args.evaluator_option:
+        raise ArchsearchError("--evaluator-option is for a package.module:Class evaluator; built-in ones take flags")
     build = {k: v for k, v in (("channels", args.channels), ("cells", args.cells)) if v is not None}
     if args.evaluator == "zero_cost":
         return {
@@ -219,6 +229,12 @@ def cmd_search(args: argparse.Namespace) -> None:
             objectives=args.objectives or "",
             seed=args.seed,
             workers=args.workers,
+            executor=args.executor,
+            trial_timeout=args.trial_timeout,
+            retries=args.retries,
+            ray_address=args.ray_address,
+            cpus_per_trial=args.cpus_per_trial,
+            gpus_per_trial=args.gpus_per_trial,
             evaluator_options=None if args.table else _evaluator_options(args),
             strategy_options=_key_values(args.strategy_option or []),
             multifidelity=_multifidelity(args),
@@ -293,9 +309,13 @@ def _search_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--evaluator",
-        choices=[n for n in EVALUATORS if n != "table"],
-        help="train (default), proxy (cheap training knobs) or zero_cost (--proxy scores of untrained networks); "
-        "--table selects the tabular evaluator",
+        help="train (default), proxy (cheap training knobs), zero_cost (--proxy scores of untrained networks), or "
+        "your own as package.module:Class with --evaluator-option; --table selects the tabular evaluator",
+    )
+    p.add_argument(
+        "--evaluator-option",
+        action="append",
+        help="an option of a package.module:Class evaluator, key=value (JSON value or text); repeatable",
     )
     p.add_argument(
         "--proxy",
@@ -314,7 +334,18 @@ def _search_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--time", type=float, help="wall-clock budget in seconds")
     p.add_argument("--out", default="runs/search", help="run directory (the store lives here)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--workers", type=positive_int, default=1, help="trials in flight (process pool)")
+    p.add_argument("--workers", type=positive_int, default=1, help="trials in flight (worker processes or Ray tasks)")
+    p.add_argument(
+        "--executor",
+        choices=["process", "ray"],
+        default="process",
+        help="where trials run: local worker processes (default) or Ray tasks on a local or running cluster",
+    )
+    p.add_argument("--ray-address", help="join a running Ray cluster (auto or HOST:PORT); default: start a local one")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0, help="Ray resources of one trial (default 1 CPU)")
+    p.add_argument("--gpus-per-trial", type=float, default=0.0, help="Ray GPUs of one trial (default 0)")
+    p.add_argument("--trial-timeout", type=float, help="seconds after which a trial is stopped and recorded failed")
+    p.add_argument("--retries", type=int, default=2, help="re-runs of a trial whose worker process died (default 2)")
     p.add_argument("--metric", default="val_acc")
     p.add_argument("--constraint", action="append", help="a limit checked before training, e.g. params<=1M")
     p.add_argument("--objectives", help="several objectives for a Pareto front, e.g. val_acc,params")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from archsearch.errors import ArchsearchError
 from archsearch.evaluators.base import Evaluator
 from archsearch.evaluators.benchmark import Table, TableEvaluator
 from archsearch.evaluators.train import ProxyEvaluator, TrainEvaluator
@@ -20,7 +21,18 @@ EVALUATORS.add("zero_cost", ZeroCostEvaluator)
 
 
 def make_evaluator(name: str, space: str | Space[Any], options: dict[str, Any]) -> Evaluator:
-    """Build a registered evaluator from its name and JSON-able options."""
+    """Build an evaluator from its registered name, or ``package.module:Class`` for one of your own (importable
+    wherever trials run, as worker processes and Ray tasks build their evaluator from this name), and JSON-able
+    options."""
+    if ":" in name:
+        import importlib
+
+        module_name, _, attr = name.partition(":")
+        try:
+            cls = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ArchsearchError(f"evaluator {name!r}: cannot import {attr} from {module_name} ({exc})") from None
+        return cls(space, **options)  # type: ignore[no-any-return]
     cls = EVALUATORS.get(name)
     if cls is TableEvaluator:
         return TableEvaluator(**options)
