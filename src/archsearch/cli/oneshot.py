@@ -103,19 +103,35 @@ def _plots(result: OneShotResult, op_names: list[str], edges: list[int] | None) 
 
 
 def cmd_oneshot(args: argparse.Namespace) -> None:
-    """Run a one-shot search and print the derived genotype (and, with --retrain, it beside the baseline)."""
+    """Run a one-shot search and print the derived genotype (and, with --retrain, it beside the baseline). Under
+    ``torchrun --nproc_per_node N`` the search is data-parallel; rank 0 prints, plots and retrains."""
+    from archsearch.oneshot.distributed import init_from_env
+
+    world, device = init_from_env(args.device)
+    try:
+        _oneshot(args, world, device)
+    finally:
+        if world.distributed:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _oneshot(args: argparse.Namespace, world: Any, device: str) -> None:
     data = load_data(args)
     space = get_space(args.space)
     config = _config(args)
     collapse_control = config.skip_penalty > 0 or config.max_skips is not None
-    if args.method in ("darts", "darts2", "pcdarts") and not args.json and collapse_control:
+    if args.batch_size % world.size:
+        raise ArchsearchError(f"--batch-size {args.batch_size} must divide among the {world.size} processes")
+    if args.method in ("darts", "darts2", "pcdarts") and not args.json and collapse_control and world.main:
         print(
             f"collapse control on (skip penalty {config.skip_penalty}, stop above {config.max_skips} skip "
             "connections in the normal cell): DARTS tends to fill its normal cell with parameter-free skip "
             "connections as it trains, which ruins the derived network; --no-collapse-control turns it off"
         )
     out = Path(args.out)
-    bar = _EpochBar(sys.stderr.isatty() and not args.json, config.epochs)
+    bar = _EpochBar(sys.stderr.isatty() and not args.json and world.main, config.epochs)
 
     def on_epoch(record: dict[str, Any]) -> None:
         if args.json:
@@ -133,7 +149,7 @@ def cmd_oneshot(args: argparse.Namespace) -> None:
             out,
             config,
             _supernet_options(args),
-            device=args.device,
+            device=device,
             resume=args.resume,
             on_epoch=on_epoch,
             on_step=bar.step,
@@ -143,6 +159,8 @@ def cmd_oneshot(args: argparse.Namespace) -> None:
         raise ArchsearchError(str(exc)) from None
     finally:
         bar.close()
+    if not world.main:
+        return
     edges = [int(e) for e in args.plot_edges.split(",")] if args.plot_edges else None
     learned = bool(result.history) and "probabilities" in result.history[-1]
     plots = _plots(result, _op_names(args), edges) if learned else []

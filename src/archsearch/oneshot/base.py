@@ -7,6 +7,7 @@ It is its own small interface (DESIGN: no stub methods on the multi-trial strate
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -14,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archsearch.oneshot.distributed import current_world, wrap
 from archsearch.oneshot.networks import Supernet
 
 
@@ -64,6 +66,8 @@ class OneShotMethod(ABC):
     def __init__(self, supernet: Supernet, config: OneShotConfig, steps_per_epoch: int) -> None:
         self.net = supernet
         self.config = config
+        self.world = current_world()  # under torchrun: this rank; the weight step goes through DDP
+        self.forward_module = wrap(supernet, self.world)
         self.w_optimizer = torch.optim.SGD(
             list(supernet.weight_parameters()),
             lr=config.w_lr,
@@ -101,7 +105,7 @@ class OneShotMethod(ABC):
     def weight_step(self, x: torch.Tensor, y: torch.Tensor, archs: dict[str, Any] | None = None) -> tuple[float, int]:
         """SGD on the weights only; returns (loss, correct)."""
         self.w_optimizer.zero_grad(set_to_none=True)
-        logits = self.net(x, archs)
+        logits = self.forward_module(x, archs)
         loss = F.cross_entropy(logits, y)
         loss.backward()
         for p in self.net.arch_parameters():
@@ -119,6 +123,13 @@ class OneShotMethod(ABC):
         k = self.net.op_names.index("skip_connect")
         cell_type = "normal" if "normal" in self.net.alphas else self.net.cell_types[0]
         return self.config.skip_penalty * F.softmax(self.net.alphas[cell_type], dim=-1)[:, k].sum()
+
+    def set_arch_grads(self, grads: Sequence[torch.Tensor | None]) -> None:
+        """Give the architecture parameters these gradients, averaged over the ranks (a missing one counts as 0)."""
+        alphas = self.net.arch_parameters()
+        filled = [torch.zeros_like(a) if g is None else g for a, g in zip(alphas, grads)]
+        for a, g in zip(alphas, self.world.average(filled)):
+            a.grad = g
 
     # --- state ---------------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -50,8 +50,7 @@ class Darts(OneShotMethod):
         are not computed)."""
         alphas = self.net.arch_parameters()
         loss, logits = self._val_loss(x_val, y_val)
-        for a, g in zip(alphas, torch.autograd.grad(loss, alphas)):
-            a.grad = g
+        self.set_arch_grads(torch.autograd.grad(loss, alphas))
         return float(loss.detach()), int((logits.argmax(-1) == y_val).sum())
 
     def unrolled_arch_grad(
@@ -67,7 +66,7 @@ class Darts(OneShotMethod):
         momentum, decay = group["momentum"], group["weight_decay"]
 
         train_loss = F.cross_entropy(self.net(x), y)
-        grads = torch.autograd.grad(train_loss, weights, allow_unused=True)
+        grads = self._average(weights, torch.autograd.grad(train_loss, weights, allow_unused=True))
         with torch.no_grad():
             for w, g in zip(weights, grads):
                 step = torch.zeros_like(w) if g is None else g.clone()
@@ -76,7 +75,7 @@ class Darts(OneShotMethod):
                     step += momentum * buf
                 w.sub_(xi * (step + decay * w))
         loss, logits = self._val_loss(x_val, y_val)
-        found = torch.autograd.grad(loss, alphas + weights, allow_unused=True)
+        found = self._average(alphas + weights, torch.autograd.grad(loss, alphas + weights, allow_unused=True))
         d_alpha = list(found[: len(alphas)])
         v = [torch.zeros_like(w) if g is None else g for w, g in zip(weights, found[len(alphas) :])]
         eps = self.config.fd_radius / torch.sqrt(sum((g * g).sum() for g in v)).clamp_min(1e-12)  # type: ignore[arg-type]
@@ -85,7 +84,7 @@ class Darts(OneShotMethod):
             with torch.no_grad():
                 for w, s, g in zip(weights, saved, v):
                     w.copy_(s + sign * eps * g)
-            return torch.autograd.grad(F.cross_entropy(self.net(x), y), alphas)
+            return tuple(self._average(alphas, torch.autograd.grad(F.cross_entropy(self.net(x), y), alphas)))
 
         plus, minus = train_grad(1.0), train_grad(-1.0)
         with torch.no_grad():
@@ -94,8 +93,13 @@ class Darts(OneShotMethod):
             for b, s in zip(self.net.buffers(), buffers):
                 b.copy_(s)
         for a, da, gp, gm in zip(alphas, d_alpha, plus, minus):
-            a.grad = da - xi * (gp - gm) / (2 * eps)
+            a.grad = da - xi * (gp - gm) / (2 * eps)  # each term already averaged over the ranks
         return float(loss.detach()), int((logits.argmax(-1) == y_val).sum())
+
+    def _average(self, params: list[torch.Tensor], grads: tuple[torch.Tensor | None, ...]) -> list[torch.Tensor]:
+        """Gradients averaged over the ranks (a parameter without one gets zeros)."""
+        filled = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+        return [g for g in self.world.average(filled) if g is not None]
 
 
 class DartsSecondOrder(Darts):

@@ -48,8 +48,7 @@ class Gdas(OneShotMethod):
             penalty = self.skip_penalty()
             if penalty is not None:
                 loss = loss + penalty
-            for a, g in zip(alphas, torch.autograd.grad(loss, alphas, allow_unused=True)):
-                a.grad = g
+            self.set_arch_grads(torch.autograd.grad(loss, alphas, allow_unused=True))
             self.a_optimizer.step()
             val_loss, val_correct = float(loss.detach()), int((logits.argmax(-1) == y_val).sum())
         with torch.no_grad():

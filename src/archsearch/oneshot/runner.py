@@ -114,14 +114,18 @@ def run_oneshot(
     if steps == 0:
         raise ValueError(f"batch size {config.batch_size} exceeds half the training split ({len(weight_half)})")
     searcher = cls(net, config, steps, sp) if cls is Spos else cls(net, config, steps)  # type: ignore[call-arg]
+    world = searcher.world  # under torchrun: every rank runs this; rank 0 alone writes
+    if not world.main:
+        on_epoch = on_step = None
     history: list[dict[str, Any]] = []
     stopped = "finished"
     if checkpoint.exists():
         saved = torch.load(checkpoint, weights_only=False)  # written by this function into the run directory
         searcher.load_state_dict(saved["method"])
         history, stopped = saved["history"], saved["stopped"]
-    store = Store(run)
-    store.set_meta("oneshot", {"method": method, "space": sp.name, "config": asdict(config)})
+    store = Store(run) if world.main else None
+    if store is not None:
+        store.set_meta("oneshot", {"method": method, "space": sp.name, "config": asdict(config), "ranks": world.size})
     try:
         for epoch in range(len(history), config.epochs):
             if stopped != "finished":
@@ -131,18 +135,26 @@ def run_oneshot(
             reason = _collapse(searcher, record, config)
             if reason:
                 stopped = reason
-            _save_atomic({"method": searcher.state_dict(), "history": history, "stopped": stopped}, checkpoint)
+            if world.main:
+                _save_atomic({"method": searcher.state_dict(), "history": history, "stopped": stopped}, checkpoint)
             if on_epoch is not None:
                 on_epoch(record)
         result = OneShotResult(method, None, history, stopped, run, supernet=net)
-        if cls is Spos:
-            result.genotype, result.search_trials = _spos_search(net, sp, data, store, config, spos_trials, device)
+        if cls is Spos:  # the search over sub-networks runs on rank 0; the others receive its winner
+            found = None
+            if store is not None:
+                found = _spos_search(net, sp, data, store, config, spos_trials, device)
+                found = (found[0].to_json(), found[1])
+            found = world.broadcast_object(found)
+            result.genotype, result.search_trials = sp.from_json(found[0]), found[1]
         else:
             result.genotype = searcher.derive()
-            _record(store, result)
+            if store is not None:
+                _record(store, result)
         return result
     finally:
-        store.close()
+        if store is not None:
+            store.close()
 
 
 def _epoch(
@@ -158,7 +170,8 @@ def _epoch(
     start = time.perf_counter()
     sums = {"train_loss": 0.0, "train_correct": 0, "val_loss": 0.0, "val_correct": 0, "n": 0, "val_steps": 0}
     device = next(searcher.net.parameters()).device
-    for i, ((x, y), (xv, yv)) in enumerate(zip(train_loader, val_loader)):
+    world = searcher.world
+    for i, ((x, y), (xv, yv)) in enumerate(zip(world.shard(train_loader), world.shard(val_loader))):
         # on CUDA, mixed precision in bfloat16 (no loss scaling needed); on the CPU, float32
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
             r = searcher.step(x, y, xv, yv)
@@ -171,6 +184,8 @@ def _epoch(
             sums["val_steps"] += len(yv)
         if on_step is not None:
             on_step(i + 1, len(train_loader))
+    keys = ["train_loss", "train_correct", "val_loss", "val_correct", "n", "val_steps"]
+    sums = dict(zip(keys, world.sum_numbers([float(sums[k]) for k in keys])))  # over the ranks' shards
     n, nv = max(1, sums["n"]), sums["val_steps"]
     record: dict[str, Any] = {
         "epoch": epoch + 1,
