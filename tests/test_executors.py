@@ -132,3 +132,35 @@ def test_kill_9_of_the_driver_with_trials_in_flight_then_resume(tmp_path: Path) 
     for number, key in in_flight.items():  # in flight at the kill: run once more, and recorded so
         assert runs.runs_of(key) == 2 and after[number][5] == 2 and "interrupted" in after[number][4]
     assert all(runs.runs_of(r[1]) == 1 for r in after if r[0] not in in_flight)
+
+
+def test_executor_options_are_checked() -> None:
+    from archsearch.api import make_config
+    from archsearch.errors import ArchsearchError
+
+    with pytest.raises(ArchsearchError, match="--ray-address needs --executor ray"):
+        make_config(ray_address="auto")
+    with pytest.raises(ArchsearchError, match="executor must be one of process, ray"):
+        make_config(executor="dask")
+    with pytest.raises(ArchsearchError, match="trial timeout must be > 0"):
+        make_config(trial_timeout=0)
+    with pytest.raises(ArchsearchError, match="retries >= 0"):
+        make_config(retries=-1)
+    with pytest.raises(ArchsearchError, match="cannot import Nope"):
+        search(space="nb201", budget=1, evaluator="archsearch.testing.evaluators:Nope", evaluator_options={})
+
+
+def test_a_worker_that_cannot_build_its_evaluator_fails_every_trial_with_the_reason(tmp_path: Path) -> None:
+    from archsearch.errors import ArchsearchError
+
+    with pytest.raises(ArchsearchError, match="no_such_option"):  # the driver checks first
+        search(space="nb201", budget=3, out=tmp_path / "run", evaluator=FAULT, evaluator_options={"no_such_option": 1})
+    # a worker whose build fails (here: options only the worker sees) fails every trial with that reason
+    executor = ProcessExecutor(2, EvaluatorSpec(FAULT, "nb201", {}, {"no_such_option": 1}))
+    try:
+        futures = [executor.submit(SPACE.sample(__import__("numpy").random.default_rng(s)), None, 0) for s in range(3)]
+        for future in futures:
+            with pytest.raises(ArchsearchError, match="no_such_option"):
+                future.result(timeout=120)
+    finally:
+        executor.shutdown()

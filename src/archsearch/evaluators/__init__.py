@@ -32,7 +32,10 @@ def make_evaluator(name: str, space: str | Space[Any], options: dict[str, Any]) 
             cls = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as exc:
             raise ArchsearchError(f"evaluator {name!r}: cannot import {attr} from {module_name} ({exc})") from None
-        return cls(space, **options)  # type: ignore[no-any-return]
+        try:
+            return cls(space, **options)  # type: ignore[no-any-return]
+        except TypeError as exc:  # most often an option the class does not take
+            raise ArchsearchError(f"evaluator {name!r}: {exc}") from None
     cls = EVALUATORS.get(name)
     if cls is TableEvaluator:
         return TableEvaluator(**options)
