@@ -29,11 +29,24 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _raylet_running() -> bool:
+    """Whether some Ray node already runs on this machine (``ray stop`` at the end would stop it too)."""
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() == "raylet":
+                return True
+        except OSError:
+            continue
+    return False
+
+
 @pytest.fixture
 def cluster(tmp_path: Path):
     """A Ray head and a second node on 127.0.0.1, one CPU each; stopped afterwards."""
     if not shutil.which(RAY):
         pytest.skip(f"no ray command beside {sys.executable}")
+    if not Path("/proc").is_dir() or _raylet_running():
+        pytest.skip("a Ray node already runs here (or no /proc to tell): this test ends with `ray stop --force`")
     port = _free_port()
     address = f"127.0.0.1:{port}"
     common = ["--num-cpus", "1", "--object-store-memory", str(100 * 2**20), "--disable-usage-stats"]
