@@ -87,3 +87,13 @@ def test_console_script_runs_as_a_process() -> None:
         check=True,
     )
     assert "3.349342M" in res.stdout
+
+
+def test_a_genotype_string_longer_than_a_file_name_is_read_as_an_architecture(capsys) -> None:
+    """The printed Genotype(...) of a DARTS search is longer than a file name may be (it was an OSError)."""
+    from archsearch.spaces.darts_genotypes import PUBLISHED
+
+    text = PUBLISHED["DARTS_V2"]
+    assert len(text) > 255
+    assert main(["cost", text, "--space", "darts", "--json", "--no-latency"]) == 0
+    assert _json_lines(capsys.readouterr().out)[0]["params"] > 0

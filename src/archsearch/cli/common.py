@@ -42,12 +42,20 @@ def positive_int(text: str) -> int:
     return value
 
 
+def _is_file(text: str) -> bool:
+    """Whether ``text`` names an existing file (an architecture string too long for a file name is not one)."""
+    try:
+        return Path(text).is_file()
+    except OSError:
+        return False
+
+
 def _arch_texts(items: Sequence[str]) -> Iterator[tuple[str, str]]:
     """(where, text) for every architecture named on the command line: text, a file, or '-' for stdin lines."""
     for n, item in enumerate(items, start=1):
         if item == "-":
             yield from _lines("stdin", sys.stdin.read())
-        elif item.lower().endswith((".json", ".jsonl", ".txt")) or (Path(item).is_file() and not item.startswith("|")):
+        elif item.lower().endswith((".json", ".jsonl", ".txt")) or (_is_file(item) and not item.startswith("|")):
             path = Path(item)
             if not path.is_file():
                 raise ArchsearchError(f"{item}: no such file")
