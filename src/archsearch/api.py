@@ -200,7 +200,8 @@ def search(
 
     ``options`` are those of :func:`make_config` (``table``, ``evaluator``, ``constraints``, ``objectives``,
     ``seed``, ``workers``, ``executor`` (``process`` or ``ray``), ``trial_timeout``, ``retries``, ``ray_address``,
-    ``cpus_per_trial``, ``gpus_per_trial``, ``*_options``). With ``resume``, ``out`` must hold a run; its recorded config is used.
+    ``cpus_per_trial``, ``gpus_per_trial``, ``*_options``). With ``resume``, ``out`` must hold a run; its recorded
+    config is used.
     """
     if resume:
         if out is None:

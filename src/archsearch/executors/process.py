@@ -204,7 +204,9 @@ class ProcessExecutor:
             try:
                 kind, value = worker.conn.recv()
             except (EOFError, OSError):
-                kind, value = "broken", WorkerDied(f"a worker died while starting ({describe_exit(None)})")
+                worker.process.join(timeout=5)
+                code = describe_exit(worker.process.exitcode)
+                kind, value = "broken", WorkerDied(f"a worker died while starting ({code})")
             if kind == "ready":
                 worker.ready = True
                 return
@@ -260,8 +262,10 @@ class ProcessExecutor:
                 if worker.conn in ready:
                     try:
                         kind, value = worker.conn.recv()
-                    except (EOFError, OSError):
-                        continue  # the sentinel reports the death
+                    except (EOFError, OSError):  # the pipe closed: the worker died (its sentinel may lag)
+                        worker.process.join(timeout=5)
+                        self._lost(slot, f"worker process died ({describe_exit(worker.process.exitcode)})", False, True)
+                        continue
                     worker.task = None
                     if kind == "ok":
                         task.future.set_result(value)
