@@ -80,8 +80,9 @@ class RayExecutor:
     def submit(self, genotype: Any, fidelity: float | None, seed: int) -> Future[dict[str, float]]:
         future = new_future()
         future.set_running_or_notify_cancel()
-        with self.lock:
+        with self.lock:  # launched at once (Ray's API is thread-safe); the watcher picks it up at its next wait
             self.queue.append(_Task(genotype.to_json(), fidelity, seed, future))
+        self._launch()
         self.wake.set()
         return future
 
@@ -99,7 +100,7 @@ class RayExecutor:
 
     # --- the driver thread ----------------------------------------------------------------------------------------
     def _launch(self) -> None:
-        with self.lock:
+        with self.lock:  # from the experiment's thread (submit) and from the watcher (retries)
             while self.queue:
                 task = self.queue.popleft()
                 task.future.attempts += 1  # type: ignore[attr-defined]
@@ -141,17 +142,23 @@ class RayExecutor:
                     self.wake.wait(0.5)
                     self.wake.clear()
                     continue
-                done, _ = ray.wait(list(self.running), num_returns=1, timeout=0.2)
+                with self.lock:
+                    refs = list(self.running)
+                done, _ = ray.wait(refs, num_returns=1, timeout=0.05)
                 for ref in done:
-                    self._settle(ref, self.running.pop(ref))
+                    with self.lock:
+                        task = self.running.pop(ref)
+                    self._settle(ref, task)
                 if self.trial_timeout is not None:
                     now = time.monotonic()
-                    for ref, task in list(self.running.items()):
-                        if now - task.started >= self.trial_timeout:
-                            ray.cancel(ref, force=True)
+                    with self.lock:
+                        overdue = [(r, t) for r, t in self.running.items() if now - t.started >= self.trial_timeout]
+                        for ref, _ in overdue:
                             del self.running[ref]
-                            task.future.causes.append(f"timed out after {self.trial_timeout:g} s")  # type: ignore[attr-defined]
-                            task.future.set_exception(TrialTimeout(f"timed out after {self.trial_timeout:g} s"))
+                    for ref, task in overdue:
+                        ray.cancel(ref, force=True)
+                        task.future.causes.append(f"timed out after {self.trial_timeout:g} s")  # type: ignore[attr-defined]
+                        task.future.set_exception(TrialTimeout(f"timed out after {self.trial_timeout:g} s"))
         except Exception as exc:  # never leave the experiment waiting on futures nobody will resolve
             error = WorkerDied(f"the Ray watcher stopped: {type(exc).__name__}: {exc}")
             for task in [*self.running.values(), *self.queue]:
