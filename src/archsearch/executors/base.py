@@ -77,6 +77,17 @@ def run_evaluation(evaluator: Evaluator, genotype: Any, fidelity: float | None, 
     return evaluator.evaluate(genotype, fidelity, seed=seed)
 
 
+@dataclass
+class PendingTrial:
+    """A submitted trial as an executor holds it: what to evaluate, its future, when its current run started."""
+
+    genotype_json: dict[str, Any]
+    fidelity: float | None
+    seed: int
+    future: Future[dict[str, float]]
+    started: float = 0.0
+
+
 def new_future() -> Future[dict[str, float]]:
     """A future with the attempt bookkeeping the experiment reads."""
     future: Future[dict[str, float]] = Future()

@@ -16,12 +16,12 @@ import time
 import traceback
 from collections import deque
 from concurrent.futures import Future
-from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from archsearch.executors.base import (
     EvaluatorSpec,
+    PendingTrial,
     RemoteTrialError,
     TrialTimeout,
     WorkerDied,
@@ -62,21 +62,13 @@ def _worker_main(conn: Connection, spec: EvaluatorSpec) -> None:
             conn.send(("error", _picklable(exc, traceback.format_exc(limit=5))))
 
 
-@dataclass
-class _Task:
-    genotype_json: dict[str, Any]
-    fidelity: float | None
-    seed: int
-    future: Future[dict[str, float]]
-
-
 class _Worker:
     def __init__(self, context: Any, spec: EvaluatorSpec) -> None:
         self.conn, child = context.Pipe()
         self.process = context.Process(target=_worker_main, args=(child, spec), daemon=True)
         self.process.start()
         child.close()
-        self.task: _Task | None = None
+        self.task: PendingTrial | None = None
         self.ready = False  # the evaluator is built
         self.started = 0.0
 
@@ -120,7 +112,7 @@ class ProcessExecutor:
         self.trial_timeout, self.retries = trial_timeout, retries
         self.context = multiprocessing.get_context("spawn")
         self.slots: list[_Worker | None] = [None] * workers
-        self.queue: deque[_Task] = deque()
+        self.queue: deque[PendingTrial] = deque()
         self.lock = threading.Lock()
         self.wake_read, self.wake_write = self.context.Pipe(duplex=False)
         self.closing = False
@@ -134,7 +126,7 @@ class ProcessExecutor:
             future.set_exception(self.broken)
             return future
         with self.lock:
-            self.queue.append(_Task(genotype.to_json(), fidelity, seed, future))
+            self.queue.append(PendingTrial(genotype.to_json(), fidelity, seed, future))
         self.wake_write.send(b"")
         return future
 

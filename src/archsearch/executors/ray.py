@@ -14,11 +14,17 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future
-from dataclasses import dataclass
 from typing import Any
 
 from archsearch.errors import ArchsearchError
-from archsearch.executors.base import EvaluatorSpec, TrialTimeout, WorkerDied, evaluate_in_worker, new_future
+from archsearch.executors.base import (
+    EvaluatorSpec,
+    PendingTrial,
+    TrialTimeout,
+    WorkerDied,
+    evaluate_in_worker,
+    new_future,
+)
 
 
 def _ray() -> Any:
@@ -32,15 +38,6 @@ def _ray() -> Any:
 def _run_trial(spec: EvaluatorSpec, genotype_json: dict[str, Any], fidelity: float | None, seed: int) -> Any:
     """The Ray task: evaluate in this Ray worker (which keeps the built evaluator between tasks)."""
     return os.getpid(), evaluate_in_worker(spec, genotype_json, fidelity, seed)
-
-
-@dataclass
-class _Task:
-    genotype_json: dict[str, Any]
-    fidelity: float | None
-    seed: int
-    future: Future[dict[str, float]]
-    started: float = 0.0
 
 
 class RayExecutor:
@@ -69,8 +66,8 @@ class RayExecutor:
         self.startup_seconds = time.perf_counter() - start
         self.remote = ray.remote(_run_trial).options(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial, max_retries=0)
         self.spec_ref = ray.put(spec)
-        self.queue: deque[_Task] = deque()
-        self.running: dict[Any, _Task] = {}  # ObjectRef -> task
+        self.queue: deque[PendingTrial] = deque()
+        self.running: dict[Any, PendingTrial] = {}  # ObjectRef -> task
         self.lock = threading.Lock()
         self.wake = threading.Event()
         self.closing = False
@@ -81,7 +78,7 @@ class RayExecutor:
         future = new_future()
         future.set_running_or_notify_cancel()
         with self.lock:  # launched at once (Ray's API is thread-safe); the watcher picks it up at its next wait
-            self.queue.append(_Task(genotype.to_json(), fidelity, seed, future))
+            self.queue.append(PendingTrial(genotype.to_json(), fidelity, seed, future))
         self._launch()
         self.wake.set()
         return future
@@ -108,7 +105,7 @@ class RayExecutor:
                 ref = self.remote.remote(self.spec_ref, task.genotype_json, task.fidelity, task.seed)
                 self.running[ref] = task
 
-    def _settle(self, ref: Any, task: _Task) -> None:
+    def _settle(self, ref: Any, task: PendingTrial) -> None:
         ray = _ray()
         from ray import exceptions as rx
 
