@@ -50,7 +50,7 @@ class TrainConfig:
     eval_batch_size: int = 512
     max_seconds: float | None = None
     amp: bool = True  # CUDA only: bf16 autocast where supported, else fp16 with a gradient scaler
-    channels_last: bool = True  # CUDA only
+    channels_last: bool = True  # oneDNN (CPU) and cuDNN both run the cell ops faster channels-last
     compile: bool = False
     device: str = "cpu"
     seed: int = 0
@@ -171,7 +171,7 @@ def train(
     start = time.perf_counter()
     params = count_params(model)
     model.to(device)
-    channels_last = cuda and config.channels_last
+    channels_last = config.channels_last
     if channels_last:
         model.to(memory_format=torch.channels_last)
     run_model: nn.Module = torch.compile(model) if config.compile else model  # type: ignore[assignment]

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archsearch.nn.conv import DepthwiseConv2d
 from archsearch.registry import Registry
 
 
@@ -64,7 +65,7 @@ class DilConv(nn.Module):
         super().__init__()
         self.op = nn.Sequential(
             nn.ReLU(inplace=False),
-            nn.Conv2d(C_in, C_in, kernel, stride, padding, dilation=dilation, groups=C_in, bias=False),
+            DepthwiseConv2d(C_in, kernel, stride, padding, dilation),
             nn.Conv2d(C_in, C_out, 1, bias=False),
             nn.BatchNorm2d(C_out, affine=affine),
         )
