@@ -40,6 +40,22 @@ def test_oneshot_cli_writes_plots_records_the_genotype_and_resumes(tmp_path, cap
     assert [r["epoch"] for r in lines[:-1]] == [3] and lines[-1]["epochs"] == 3
 
 
+def test_oneshot_retrain_trains_the_winner_beside_the_baseline_at_equal_budget(tmp_path, capsys) -> None:
+    args = ["oneshot", "--method", "darts", "--space", "nb201", "--dataset", "digits", "--subset", "128"]
+    args += ["--channels", "4", "--batch-size", "32", "--epochs", "1", "--out", str(tmp_path / "run"), "--json"]
+    args += ["--retrain", "--retrain-epochs", "2", "--retrain-subset", "300", "--retrain-channels", "4"]
+    assert main(args) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    search = next(r for r in lines if "genotype" in r and "retrain" not in r)
+    runs = {r["retrain"]: r for r in lines if "retrain" in r}
+    assert set(runs) == {"winner", "baseline"}
+    assert runs["winner"]["arch"] == search["genotype"]
+    for run in runs.values():  # same budget: epochs and examples
+        assert run["epochs"] == 2 and run["train_examples"] == 300
+        assert 0.0 <= run["test_acc"] <= 100.0
+    assert runs["winner"]["params"] != runs["baseline"]["params"]
+
+
 def test_alpha_plots_and_threshold_epochs(tmp_path) -> None:
     history = [
         {"epoch": 1, "probabilities": {"cell": [[0.5, 0.5], [0.3, 0.7]]}},

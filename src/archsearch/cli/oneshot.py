@@ -11,6 +11,7 @@ from typing import Any
 
 from archsearch.cli.common import emit, positive_int
 from archsearch.cli.train import load_data
+from archsearch.data import load_dataset
 from archsearch.errors import ArchsearchError
 from archsearch.oneshot.runner import METHODS, OneShotResult, default_config, run_oneshot
 from archsearch.report.plots import genotype_cells, plot_alpha_evolution, plot_op_frequency, threshold_epochs
@@ -186,6 +187,8 @@ def _oneshot(args: argparse.Namespace, world: Any, device: str) -> None:
         from archsearch.cli.retrain import retrain_beside_baseline
 
         build = {"channels": args.retrain_channels, "cells": args.retrain_cells}
+        if args.retrain_subset:  # a different seeded subset of the full training split than the search's
+            data = load_dataset(args.dataset, args.data_dir).with_train_subset(args.retrain_subset, seed=args.seed)
         retrain_beside_baseline(args, data, space, result.genotype, {k: v for k, v in build.items() if v})
 
 
@@ -223,6 +226,11 @@ def add_oneshot_command(command: Any) -> None:
     p.add_argument("--retrain-epochs", type=positive_int, default=10)
     p.add_argument("--retrain-channels", type=positive_int, help="channels of the retrained network")
     p.add_argument("--retrain-cells", type=positive_int, help="cells of the retrained network")
+    p.add_argument(
+        "--retrain-subset",
+        type=positive_int,
+        help="retrain on a seeded random subset of N training examples (default: the data the search used)",
+    )
     p.add_argument("--lr", type=float, default=0.05, help="learning rate of the retraining")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)

@@ -29,7 +29,7 @@ def retrain_beside_baseline(
     args: argparse.Namespace, data: Data, space: Space[Any], genotype: Any, build: dict[str, Any]
 ) -> dict[str, TrainResult]:
     """Train ``genotype`` (built with ``build`` options) and the hand-designed baseline with the same budget
-    (``--retrain-epochs``, ``--batch-size``, ``--lr``) on the full training split; print both."""
+    (``--retrain-epochs``, ``--batch-size``, ``--lr``) on ``data``'s training split; print both."""
     c, size, _ = data.input_shape
     cfg = TrainConfig(
         epochs=args.retrain_epochs,
@@ -65,6 +65,7 @@ def retrain_beside_baseline(
                 "val_acc": outcome.best_val_acc,
                 "params": outcome.params,
                 "epochs": outcome.epochs,
+                "train_examples": len(data.train),
                 "seconds": round(outcome.seconds, 2),
             },
             f"  {name:<8} test {test:6.2f}%  val {outcome.best_val_acc:6.2f}%  {outcome.params:>9,} params  "
