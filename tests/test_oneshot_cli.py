@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from archsearch.cli import main
@@ -54,6 +55,17 @@ def test_oneshot_retrain_trains_the_winner_beside_the_baseline_at_equal_budget(t
         assert run["epochs"] == 2 and run["train_examples"] == 300
         assert 0.0 <= run["test_acc"] <= 100.0
     assert runs["winner"]["params"] != runs["baseline"]["params"]
+
+
+def test_oneshot_retrain_prints_each_epoch_of_both_runs(tmp_path, capsys) -> None:
+    args = ["oneshot", "--method", "darts", "--space", "nb201", "--dataset", "digits", "--subset", "64"]
+    args += ["--channels", "4", "--batch-size", "32", "--epochs", "1", "--out", str(tmp_path / "run")]
+    args += ["--retrain", "--retrain-epochs", "2", "--retrain-subset", "100", "--retrain-channels", "4"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    for name in ("winner", "baseline"):
+        assert f"{name} epoch 1/2:" in out and f"{name} epoch 2/2:" in out
+        assert re.search(rf"^  {name} +test +\d+\.\d+%", out, re.MULTILINE)
 
 
 def test_alpha_plots_and_threshold_epochs(tmp_path) -> None:

@@ -11,7 +11,7 @@ from archsearch.errors import ArchsearchError
 from archsearch.experiment import SearchResult
 from archsearch.nn.baseline import build_model
 from archsearch.spaces import Space, get_space
-from archsearch.train import TrainConfig, TrainResult, train
+from archsearch.train import EpochRecord, TrainConfig, TrainResult, train
 
 
 def retrain_winner(args: argparse.Namespace, config: dict[str, Any], result: SearchResult) -> dict[str, TrainResult]:
@@ -52,7 +52,16 @@ def retrain_beside_baseline(
             f"{args.retrain_epochs} epochs each:"
         )
     for name, model in models.items():
-        outcome = train(model, data, cfg)
+
+        def progress(r: EpochRecord, name: str = name) -> None:
+            if not args.json:
+                print(
+                    f"    {name} epoch {r.epoch}/{args.retrain_epochs}: loss {r.train_loss:.4f} "
+                    f"train {r.train_acc:6.2f}% val {r.val_acc:6.2f}%  {r.seconds:.1f}s",
+                    flush=True,
+                )
+
+        outcome = train(model, data, cfg, on_epoch=progress)
         outcomes[name] = outcome
         arch = str(genotype) if name == "winner" else "baseline CNN (seed 000 §6)"
         test = float("nan") if outcome.test_acc is None else outcome.test_acc
