@@ -102,7 +102,7 @@ def test_benchmark_jobs_give_the_same_picks(table: str) -> None:
         (["search", "--table", "missing.csv", "--out", "{tmp}"], "no such table file"),
         (["search", "--space", "darts", "--table", "{table}", "--out", "{tmp}"], "must be nb201"),
         (["search", "--constraint", "depth<=3", "--out", "{tmp}"], "METRIC<=VALUE"),
-        (["show", "{tmp}/nothing"], "no experiment here"),
+        (["show", "{tmp}/nothing"], "no run here"),
     ],
 )
 def test_search_errors(argv: list[str], message: str, tmp_path: Path, table: str, capsys) -> None:

@@ -114,8 +114,13 @@ def test_kill_9_of_the_driver_with_trials_in_flight_then_resume(tmp_path: Path) 
             rows = _rows(out)
         except sqlite3.OperationalError:
             continue
-        if sum(r[2] == "complete" for r in rows) >= 3 and sum(r[2] == "running" for r in rows) == 2:
-            break
+        running = [r[1] for r in rows if r[2] == "running"]
+        # kill only once both in-flight trials have started evaluating (logged by their workers): a trial marked
+        # running may not yet have reached its worker, and then it would run once, not twice
+        if sum(r[2] == "complete" for r in rows) >= 3 and len(running) == 2:
+            runs = FaultEvaluator(log_dir=str(log))
+            if all(runs.runs_of(key) == 1 for key in running):
+                break
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and its workers, no cleanup
     proc.wait()
     before = _rows(out)

@@ -202,7 +202,7 @@ def test_search_api_on_the_table(tmp_path: Path, data_dir: Path) -> None:
         table=str(table),
         out=tmp_path / "run",
         seed=1,
-        objectives="val_acc,test_acc",
+        objectives="val_acc,valid_acc_200ep",
     )
     assert result.trials == 60 and result.winner.metrics["test_acc"] > 90
     assert result.front and result.hypervolume is not None and result.hypervolume > 0

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from archsearch.data import from_tensors
+from archsearch.errors import ArchsearchError
 from archsearch.oneshot.base import OneShotConfig
 from archsearch.oneshot.darts import Darts, DartsSecondOrder, PCDarts
 from archsearch.oneshot.gdas import Gdas
@@ -245,7 +246,7 @@ def test_resume_continues_from_the_last_epoch_with_identical_alphas(tmp_path) ->
 
     with pytest.raises(Killed):
         run_oneshot("darts", "darts", data, tmp_path / "cut", config, options, on_epoch=kill_after_two)
-    with pytest.raises(FileExistsError):
+    with pytest.raises(ArchsearchError, match="already holds a one-shot search"):
         run_oneshot("darts", "darts", data, tmp_path / "cut", config, options)
     resumed = run_oneshot("darts", "darts", data, tmp_path / "cut", config, options, resume=True)
     assert [r["probabilities"] for r in resumed.history] == [r["probabilities"] for r in full.history]

@@ -17,8 +17,9 @@ from archsearch.executors import EvaluatorSpec, InlineExecutor, ProcessExecutor
 from archsearch.experiment import Budget, Experiment, SearchResult
 from archsearch.multifidelity import MultiFidelity
 from archsearch.objectives import Objective
+from archsearch.rundir import DB_NAME, describe
 from archsearch.spaces import get_space
-from archsearch.store import Store, open_existing
+from archsearch.store import Store
 from archsearch.strategies import get_strategy
 from archsearch.trial import Trial
 
@@ -68,6 +69,12 @@ def make_config(
         if evaluator == "zero_cost" and metric == "val_acc":
             metric = "zc_score"  # the zero-cost evaluator trains nothing, so it has no accuracy to maximise
     objective = Objective.from_strings(metric, constraints, objectives)
+    named = {objective.metric, *objective.objectives, *objective.limits}
+    if evaluator == "table" and "test_acc" in named:
+        raise ArchsearchError(
+            "test_acc is the table's reported figure, kept for the report: a search that selects by it (as metric, "
+            "objective or constraint) leaks the test split into the choice; search by val_acc"
+        )
     if multifidelity is not None:
         if evaluator == "table":
             raise ArchsearchError("multi-fidelity search needs an evaluator that trains (epochs), not the table")
@@ -173,23 +180,47 @@ def make_executor(config: dict[str, Any], evaluator: Any) -> Any:
     return ProcessExecutor(workers, spec, trial_timeout=options["trial_timeout"], retries=int(options["retries"]))
 
 
-def resume_config(out: str | Path) -> dict[str, Any]:
-    """The config recorded in an existing run directory."""
-    store = open_existing(out)
-    try:
-        config = store.get_meta("config")
-    finally:
-        store.close()
-    if not config:
-        raise ArchsearchError(f"{out}: the store holds no config to resume from")
-    return config
+def resume_config(out: str | Path, evaluator: str | None = None) -> dict[str, Any]:
+    """The config recorded in an existing run directory, checked: a run directory is data, so a custom evaluator it
+    names (``package.module:Class``) is imported only when the caller names the same class again (``evaluator``)."""
+    kind, meta = describe(out)
+    if kind == "nothing":
+        raise ArchsearchError(f"{out}: no run here to resume (expected {DB_NAME})")
+    if kind == "oneshot":
+        info = meta.get("oneshot") or {}
+        raise ArchsearchError(
+            f"{out} holds a one-shot search ({info.get('method', '?')} on {info.get('space', '?')}), not a "
+            f"multi-trial one; continue it with `archsearch oneshot --resume --out {out}`"
+        )
+    if kind == "empty":
+        raise ArchsearchError(f"{out}: the store holds no run (no config was recorded); start a new search there")
+    config = meta["config"]
+    check_stored_evaluator(config, evaluator, str(out))
+    return dict(config)
+
+
+def check_stored_evaluator(config: Any, named: str | None, where: str) -> None:
+    """A config read from a store or a file may name a registered evaluator, or a custom class that the user names
+    again (``named``); anything else is refused before any import happens."""
+    if not isinstance(config, dict) or not isinstance(config.get("evaluator"), str):
+        raise ArchsearchError(f"{where}: the recorded config is malformed (no evaluator name)")
+    name = config["evaluator"]
+    if ":" in name:
+        if named != name:
+            again = f"you named {named!r}" if named else "none was named"
+            raise ArchsearchError(
+                f"{where} names the custom evaluator {name!r} ({again}): archsearch imports no class that a run "
+                f"directory or config names; to run it, name it yourself: --evaluator {name}"
+            )
+    elif name not in EVALUATORS:
+        raise ArchsearchError(f"{where}: unknown evaluator {name!r} (registered: {', '.join(EVALUATORS.names())})")
 
 
 def search(
     space: str = "nb201",
     strategy: str = "evolution",
     dataset: str = "digits",
-    budget: int = 50,
+    budget: int | None = None,
     seconds: float | None = None,
     out: str | Path | None = None,
     resume: bool = False,
@@ -198,20 +229,55 @@ def search(
 ) -> SearchResult:
     """Run a search and return its :class:`~archsearch.experiment.SearchResult` (best trials, Pareto front).
 
-    ``options`` are those of :func:`make_config` (``table``, ``evaluator``, ``constraints``, ``objectives``,
-    ``seed``, ``workers``, ``executor`` (``process`` or ``ray``), ``trial_timeout``, ``retries``, ``ray_address``,
-    ``cpus_per_trial``, ``gpus_per_trial``, ``*_options``). With ``resume``, ``out`` must hold a run; its recorded
-    config is used.
+    ``budget`` is the number of trials (default 50); ``options`` are those of :func:`make_config` (``table``,
+    ``evaluator``, ``constraints``, ``objectives``, ``seed``, ``workers``, ``executor`` (``process`` or ``ray``),
+    ``trial_timeout``, ``retries``, ``ray_address``, ``cpus_per_trial``, ``gpus_per_trial``, ``*_options``).
+
+    With ``resume``, ``out`` must hold a run and its recorded config is used: ``budget`` and ``seconds`` may raise the
+    budget, ``workers`` may change, a custom evaluator the run names must be named again as ``evaluator``, and any
+    other option is refused (the run's settings cannot change half-way).
     """
     if resume:
         if out is None:
             raise ArchsearchError("resume needs the run directory (out)")
-        config = resume_config(out)
+        config = resume_config(out, options.pop("evaluator", None))
+        changes: dict[str, Any] = {"trials": budget, "seconds": seconds, "workers": options.pop("workers", None)}
+        if options:
+            raise ArchsearchError(
+                f"resume takes the run's settings; {', '.join(sorted(options))} cannot change (only budget, seconds, "
+                "workers)"
+            )
+        config = with_resumable_changes(config, **changes)
     else:
-        config = make_config(space, strategy, dataset, trials=budget, seconds=seconds, **options)
+        config = make_config(
+            space, strategy, dataset, trials=50 if budget is None else budget, seconds=seconds, **options
+        )
     run_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="archsearch-"))
     experiment = build_experiment(config, run_dir, on_trial)
     try:
         return experiment.run(resume=resume)
     finally:
         experiment.store.close()
+
+
+def with_resumable_changes(
+    config: dict[str, Any],
+    trials: int | None = None,
+    seconds: float | None = None,
+    workers: int | None = None,
+    **executor: Any,
+) -> dict[str, Any]:
+    """``config`` with the settings a resume may change: a larger budget (``trials`` is the total), the number of
+    workers and the executor's options. ``None`` keeps the recorded value."""
+    out = {**config, "budget": dict(config["budget"]), "executor": dict(config.get("executor", {}))}
+    if trials is not None:
+        out["budget"]["trials"] = trials
+    if seconds is not None:
+        out["budget"]["seconds"] = seconds
+    Budget(out["budget"]["trials"], out["budget"]["seconds"])
+    if workers is not None:
+        if workers < 1:
+            raise ArchsearchError(f"workers must be >= 1, got {workers}")
+        out["workers"] = workers
+    out["executor"].update({k: v for k, v in executor.items() if v is not None})
+    return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
@@ -54,6 +55,8 @@ class SearchResult:
     stop_reason: str
     hypervolume: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the errors of failed trials, most frequent first, with how many trials each ended
+    failures: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def winner(self) -> Trial | None:
@@ -93,6 +96,7 @@ class Experiment:
         self.in_flight: dict[Future[dict[str, float]], tuple[Trial, float]] = {}
         self.cost_cache: dict[str, dict[str, float]] = {}
         self.repeats = 0
+        self.saved_repeats = 0  # the repeats count that goes with the strategy state last written
         self.consecutive_repeats = 0
         self.pending_duplicates: list[Any] = []  # asked while the same architecture was in flight
         self.elapsed_before = 0.0
@@ -120,15 +124,18 @@ class Experiment:
             self.fidelity.rebuild((t.metrics for t in trials), sign)  # in-flight rows hold their lower rungs
         progress = self.store.progress()
         self.elapsed_before = float(progress.get("elapsed", 0.0))
-        self.repeats = int(progress.get("repeats", 0))
+        self.repeats = self.saved_repeats = int(progress.get("repeats", 0))
         self.done = sum(t.status != RUNNING for t in trials)
         self.next_number = 1 + max((t.number for t in trials), default=-1)
         return running
 
-    def _save_progress(self, db: Any) -> None:
-        progress = {"elapsed": self.elapsed, "repeats": self.repeats}
+    def _save_progress(self, db: Any, stop: str | None = None) -> None:
+        progress: dict[str, Any] = {"elapsed": self.elapsed, "repeats": self.repeats}
+        if stop is not None:
+            progress["stop"] = stop
         stable = getattr(self.strategy, "stable_state_keys", ())
         self.store.put_state(db, self.strategy.state_dict(), progress, stable)
+        self.saved_repeats = self.repeats
 
     # --- the steps ------------------------------------------------------------------------------------------------
     def _costs(self, genotype: Any) -> dict[str, float]:
@@ -259,6 +266,8 @@ class Experiment:
     def run(self, resume: bool = False) -> SearchResult:
         """Search until the budget is spent; with ``resume``, continue the run recorded in the store."""
         if resume:
+            if self.config:
+                self.store.set_meta("config", self.config)  # with the budget or workers the resume may have changed
             for trial in self._load():
                 # its run was lost with the interrupted driver: counted, and run once more
                 trial.status, trial.error = RUNNING, "run ended: the search was interrupted"
@@ -271,6 +280,7 @@ class Experiment:
             with self.store.transaction() as db:
                 self._save_progress(db)
         self.start = time.perf_counter()
+        stop = ""
         try:
             while True:
                 out_of_time = self.budget.seconds is not None and self.elapsed >= self.budget.seconds
@@ -294,11 +304,18 @@ class Experiment:
                     self._record_result(trial, started, future)
                 self._answer_duplicates()
             stop = "trials" if self.done >= self.budget.trials else "seconds" if out_of_time else "repeats"
-        finally:
-            # Only the counters: the strategy may have asked for a trial that was never recorded, and a resume
-            # must find the state that re-proposes it.
+            # everything asked was recorded or answered: the state and the counters agree
             with self.store.transaction() as db:
-                self.store.put_progress(db, {"elapsed": self.elapsed, "repeats": self.repeats})
+                self._save_progress(db, stop)
+        except BaseException as exc:
+            # Only the counters: the strategy may have asked for a trial that was never recorded, and a resume must
+            # find the state that re-proposes it, so the repeats counted since that state was written are dropped
+            # (the resumed strategy asks them again).
+            stop = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"error: {type(exc).__name__}: {exc}"
+            with self.store.transaction() as db:
+                self.store.put_progress(db, {"elapsed": self.elapsed, "repeats": self.saved_repeats, "stop": stop})
+            raise
+        finally:
             self.executor.shutdown()
         return summarize(self.store, self.space, self.objective, stop)
 
@@ -310,6 +327,7 @@ def summarize(store: Store, space: Space[Any], objective: Objective, stop_reason
     from archsearch.objectives import DIRECTIONS, hypervolume, pareto_front
 
     trials = [t for t in store.trials(space.from_json) if t.status != RUNNING]
+    stop_reason = stop_reason or str(store.progress().get("stop", ""))
     complete = sorted((t for t in trials if t.ok), key=lambda t: (-(t.score or 0.0), t.number))
     front: list[Trial] = []
     hv = None
@@ -333,4 +351,5 @@ def summarize(store: Store, space: Space[Any], objective: Objective, stop_reason
         seconds=float(store.progress().get("elapsed", 0.0)),
         stop_reason=stop_reason,
         hypervolume=hv,
+        failures=Counter(t.error or "unknown error" for t in trials if t.status == FAILED).most_common(),
     )

@@ -21,6 +21,7 @@ from archsearch.errors import ArchsearchError
 DIRECTIONS: dict[str, bool] = {
     "val_acc": True,
     "test_acc": True,
+    "valid_acc_200ep": True,  # a tabular benchmark's validation accuracy after full training (NB201)
     "params": False,
     "flops": False,
     "latency_ms": False,

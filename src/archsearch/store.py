@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.errors import ArchsearchError
+from archsearch.rundir import DB_NAME, RunLock, damaged_message
 from archsearch.trial import RUNNING, Trial
 
 SCHEMA = """
@@ -41,27 +42,50 @@ CREATE TABLE IF NOT EXISTS strategy (
 );
 CREATE TABLE IF NOT EXISTS strategy_parts (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-DB_NAME = "experiment.sqlite"
 
 
 class Store:
-    """A run directory's SQLite database. Writes go through :meth:`transaction` and are durable when it returns."""
+    """A run directory's SQLite database. Writes go through :meth:`transaction`.
 
-    def __init__(self, run_dir: str | Path) -> None:
+    A writing store holds the run directory's :class:`~archsearch.rundir.RunLock` until :meth:`close` (or the
+    process's death): a second writer is refused. ``readonly`` opens without the lock and never writes.
+
+    Durability: WAL with ``synchronous=FULL``, so a transaction that returned survives a killed process and a power
+    loss alike (the WAL is synced at every commit; its cost per trial is in the README)."""
+
+    def __init__(self, run_dir: str | Path, readonly: bool = False) -> None:
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.run_dir / DB_NAME
-        self.db = sqlite3.connect(self.path, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
-        columns = {row[1] for row in self.db.execute("PRAGMA table_info(trials)")}
-        if "attempts" not in columns:  # a store written before attempts were recorded
-            self.db.execute("ALTER TABLE trials ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1")
+        self.readonly = readonly
+        self.lock: RunLock | None = None
         self._parts_written: dict[str, Any] | None = None  # the dict values of the last state written, by key
+        if not readonly:
+            self.lock = RunLock(self.run_dir).acquire()
+        try:
+            if readonly:
+                self.db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+            else:
+                self.db = sqlite3.connect(self.path, isolation_level=None)
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=FULL")
+                self.db.executescript(SCHEMA)
+            columns = {row[1] for row in self.db.execute("PRAGMA table_info(trials)")}
+            if not readonly and "attempts" not in columns:  # a store written before attempts were recorded
+                self.db.execute("ALTER TABLE trials ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1")
+                columns.add("attempts")
+        except sqlite3.DatabaseError as exc:
+            if self.lock is not None:
+                self.lock.release()
+            raise ArchsearchError(damaged_message(self.path, exc)) from None
+        if readonly and "number" not in columns:
+            raise ArchsearchError(f"{self.path}: not an archsearch store (it has no trials table)")
+        self._attempts_column = "attempts" if "attempts" in columns else "1"
 
     def close(self) -> None:
+        """Close the database and release the run directory's lock."""
         self.db.close()
+        if self.lock is not None:
+            self.lock.release()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -155,7 +179,8 @@ class Store:
     def trials(self, genotype_reader: Any, status: str | None = None) -> list[Trial]:
         """Trials in number order; ``genotype_reader`` turns stored genotype JSON back into a genotype."""
         query = (
-            "SELECT number, key, genotype, status, score, metrics, error, fidelity, seed, seconds, attempts FROM trials"
+            "SELECT number, key, genotype, status, score, metrics, error, fidelity, seed, seconds, "
+            f"{self._attempts_column} FROM trials"
         )
         args: tuple[Any, ...] = ()
         if status is not None:
@@ -191,9 +216,9 @@ class Store:
         return 0 if row[0] is None else int(row[0]) + 1
 
 
-def open_existing(run_dir: str | Path) -> Store:
-    """The store of an existing run; a folder without one is an error."""
+def open_existing(run_dir: str | Path, readonly: bool = True) -> Store:
+    """The store of an existing run, read-only unless ``readonly=False``; a folder without one is an error."""
     path = Path(run_dir) / DB_NAME
     if not path.is_file():
         raise ArchsearchError(f"{run_dir}: no experiment here (expected {DB_NAME})")
-    return Store(run_dir)
+    return Store(run_dir, readonly=readonly)

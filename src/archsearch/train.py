@@ -21,6 +21,7 @@ from torch import nn
 
 from archsearch.costs import count_params
 from archsearch.data import Augment, Data
+from archsearch.devices import check_device
 from archsearch.errors import ArchsearchError
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -65,6 +66,13 @@ class TrainConfig:
             raise ArchsearchError("need lr > 0, 0 <= label_smoothing < 1 and 0 <= drop_path < 1")
         if self.patience is not None and self.patience < 1:
             raise ArchsearchError(f"patience must be >= 1, got {self.patience}")
+        if self.weight_decay < 0 or self.warmup_epochs < 0:
+            raise ArchsearchError(
+                f"need weight_decay >= 0 and warmup >= 0, got {self.weight_decay}, {self.warmup_epochs}"
+            )
+        if self.max_seconds is not None and self.max_seconds <= 0:
+            raise ArchsearchError(f"max_seconds must be > 0, got {self.max_seconds}")
+        check_device(self.device)
 
 
 @dataclass

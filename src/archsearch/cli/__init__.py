@@ -4,11 +4,13 @@ one line on stderr and a non-zero exit."""
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 
 from archsearch.cli.core import add_core_commands
 from archsearch.cli.oneshot import add_oneshot_command
+from archsearch.cli.options import given_options
 from archsearch.cli.score import add_score_command
 from archsearch.cli.search import add_search_commands
 from archsearch.cli.train import add_train_command
@@ -37,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``archsearch`` command."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.given = given_options(build_parser(), argv)
     try:
         args.func(args)
     except BrokenPipeError:  # the reader (e.g. `head`) stopped reading: not an error of ours
@@ -45,6 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
     except ArchsearchError as exc:
         print(f"archsearch {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except sqlite3.DatabaseError as exc:  # a store damaged while it was being read
+        print(f"archsearch {args.command}: error: the store is damaged ({exc})", file=sys.stderr)
         return 2
     except (OSError, RuntimeError) as exc:  # I/O or a network failing to run: one line, no traceback
         print(f"archsearch {args.command}: error: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -10,6 +10,7 @@ import numpy as np
 
 from archsearch import costs
 from archsearch.cli.common import build_options, emit, input_shape, positive_int, read_archs
+from archsearch.devices import check_device
 from archsearch.spaces import SPACES, get_space
 
 
@@ -38,6 +39,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
 def cmd_cost(args: argparse.Namespace) -> None:
     """Parameters, multiply-adds and latency of each architecture given."""
     shape = args.input_shape
+    check_device(args.device)
     for n, (space, genotype) in enumerate(read_archs(args.arch, args.space)):
         if n == 0 and not args.json:
             print(f"{'space':<6} {'params':>10} {'MACs':>10} {'latency':>10}  arch")

@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.cli.common import emit, positive_int
+from archsearch.cli.options import NOT_OPTIONS, flag, option_actions
 from archsearch.cli.train import load_data
 from archsearch.data import load_dataset
 from archsearch.errors import ArchsearchError
 from archsearch.oneshot.runner import METHODS, OneShotResult, default_config, run_oneshot
 from archsearch.report.plots import genotype_cells, plot_alpha_evolution, plot_op_frequency, threshold_epochs
+from archsearch.rundir import describe
 from archsearch.spaces import get_space
 
 
@@ -108,6 +110,10 @@ def cmd_oneshot(args: argparse.Namespace) -> None:
     ``torchrun --nproc_per_node N`` the search is data-parallel; rank 0 prints, plots and retrains."""
     from archsearch.oneshot.distributed import init_from_env
 
+    given = set(getattr(args, "given", set()))
+    if args.resume:
+        _take_run_settings(args, given)
+    _check_options(args, given)
     world, device = init_from_env(args.device)
     try:
         _oneshot(args, world, device)
@@ -116,6 +122,52 @@ def cmd_oneshot(args: argparse.Namespace) -> None:
             import torch.distributed as dist
 
             dist.destroy_process_group()
+
+
+#: what a resume may change: where the result goes and what happens after the search
+ONESHOT_RESUMABLE = frozenset({"out", "epochs", "retrain", "retrain_epochs", "retrain_channels", "retrain_cells",
+                               "retrain_subset", "lr", "plot_edges"})  # fmt: skip
+DARTS_FAMILY = ("darts", "darts2", "pcdarts")
+
+
+def _check_options(args: argparse.Namespace, given: set[str]) -> None:
+    """Options that would not act with this method are refused."""
+    unused = set()
+    if args.method != "pcdarts":
+        unused.add("partial")
+    if args.method not in DARTS_FAMILY:
+        unused |= {"skip_penalty", "max_skips", "no_collapse_control"}
+    if args.method != "spos":
+        unused.add("spos_trials")
+    else:
+        unused |= {"alpha_lr", "plot_edges"}
+    if not args.retrain:
+        unused |= {"retrain_epochs", "retrain_channels", "retrain_cells", "retrain_subset", "lr"}
+    bad = sorted(given & unused)
+    if bad:
+        names = ", ".join(flag(d) for d in bad)
+        raise ArchsearchError(f"{names}: no effect with --method {args.method}" + ("" if args.retrain else
+                              " (or without --retrain)") + f"; drop {names}")  # fmt: skip
+    if args.no_collapse_control and given & {"skip_penalty", "max_skips"}:
+        raise ArchsearchError("--no-collapse-control turns the skip penalty and --max-skips off; give one or the other")
+
+
+def _take_run_settings(args: argparse.Namespace, given: set[str]) -> None:
+    """On resume, the run's recorded options fill ``args``; one given with another value is an error."""
+    kind, meta = describe(args.out)
+    if kind != "oneshot":
+        what = {"nothing": "nothing", "empty": "an empty store", "search": "a multi-trial search"}[kind]
+        raise ArchsearchError(f"{args.out}: no one-shot search to resume (it holds {what})")
+    recorded = (meta.get("oneshot") or {}).get("cli_options") or {}
+    for dest in sorted(given & set(recorded) - ONESHOT_RESUMABLE):
+        if getattr(args, dest) != recorded[dest]:
+            raise ArchsearchError(
+                f"{flag(dest)} {getattr(args, dest)!r} contradicts the run in {args.out}, which has "
+                f"{recorded[dest]!r}: resume takes its settings from the run"
+            )
+    for dest, value in recorded.items():
+        if dest not in given and dest not in ONESHOT_RESUMABLE and hasattr(args, dest):
+            setattr(args, dest, value)
 
 
 def _oneshot(args: argparse.Namespace, world: Any, device: str) -> None:
@@ -155,8 +207,9 @@ def _oneshot(args: argparse.Namespace, world: Any, device: str) -> None:
             on_epoch=on_epoch,
             on_step=bar.step,
             spos_trials=args.spos_trials,
+            extra_meta={"cli_options": {d: getattr(args, d) for d in _setting_dests() if hasattr(args, d)}},
         )
-    except (FileExistsError, ValueError) as exc:
+    except ValueError as exc:
         raise ArchsearchError(str(exc)) from None
     finally:
         bar.close()
@@ -188,8 +241,17 @@ def _oneshot(args: argparse.Namespace, world: Any, device: str) -> None:
 
         build = {"channels": args.retrain_channels, "cells": args.retrain_cells}
         if args.retrain_subset:  # a different seeded subset of the full training split than the search's
-            data = load_dataset(args.dataset, args.data_dir).with_train_subset(args.retrain_subset, seed=args.seed)
+            data = load_dataset(args.dataset, args.data_dir, image_size=args.image_size).with_train_subset(
+                args.retrain_subset, seed=args.seed
+            )
         retrain_beside_baseline(args, data, space, result.genotype, {k: v for k, v in build.items() if v})
+
+
+def _setting_dests() -> list[str]:
+    """The oneshot command's options that define a run (recorded, so a resume takes them from the run)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    _oneshot_arguments(parser)
+    return [d for d in option_actions(parser) if d not in ONESHOT_RESUMABLE and d not in NOT_OPTIONS]
 
 
 def _op_names(args: argparse.Namespace) -> list[str]:
@@ -202,11 +264,16 @@ def _op_names(args: argparse.Namespace) -> list[str]:
 def add_oneshot_command(command: Any) -> None:
     """Register ``oneshot`` with the ``command`` factory of the main parser."""
     p = command("oneshot", cmd_oneshot, "one-shot search on a supernet: DARTS, PC-DARTS, GDAS or SPOS")
+    _oneshot_arguments(p)
+
+
+def _oneshot_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", choices=METHODS.names(), default="darts")
     p.add_argument("--space", choices=("darts", "nb201"), default="darts")
     p.add_argument("--dataset", default="digits")
     p.add_argument("--data-dir", help="folder holding the dataset files (default: $ARCHSEARCH_DATA)")
     p.add_argument("--subset", type=positive_int, help="search on a seeded random subset of N training examples")
+    p.add_argument("--image-size", type=positive_int, help="resize the images of an image folder to N x N")
     p.add_argument("--epochs", type=positive_int, default=10)
     p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--channels", type=positive_int, default=16, help="supernet initial channels")

@@ -63,7 +63,7 @@ def retrain_beside_baseline(
 
         outcome = train(model, data, cfg, on_epoch=progress)
         outcomes[name] = outcome
-        arch = str(genotype) if name == "winner" else "baseline CNN (seed 000 §6)"
+        arch = str(genotype) if name == "winner" else "the hand-designed baseline CNN"
         test = float("nan") if outcome.test_acc is None else outcome.test_acc
         emit(
             args,

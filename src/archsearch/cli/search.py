@@ -5,79 +5,133 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
-from archsearch.api import build_experiment, make_config, resume_config
+from archsearch.api import build_experiment, make_config, resume_config, with_resumable_changes
 from archsearch.benchmarking import run_benchmark, tabular_strategies
 from archsearch.cli.common import emit, positive_int
+from archsearch.cli.options import NOT_OPTIONS, apply_config_file, flag, option_actions, refuse_unused
 from archsearch.cli.train import add_training_arguments
 from archsearch.errors import ArchsearchError
 from archsearch.experiment import Experiment, SearchResult, summarize
 from archsearch.objectives import Objective
+from archsearch.rundir import DB_NAME, describe, is_busy
 from archsearch.spaces import SPACES, get_space
 from archsearch.store import open_existing
 from archsearch.strategies import STRATEGIES
 from archsearch.trial import Trial
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
-CONFIG_KEYS = {
-    "space",
-    "strategy",
-    "dataset",
-    "evaluator",
-    "proxy",
-    "table",
-    "trials",
-    "time",
-    "out",
-    "seed",
-    "workers",
-    "executor",
-    "ray_address",
-    "cpus_per_trial",
-    "gpus_per_trial",
-    "trial_timeout",
-    "retries",
-    "epochs",
-    "subset",
-    "width",
-    "channels",
-    "cells",
-    "constraint",
-    "objectives",
-    "metric",
-    "retrain",
-    "retrain_epochs",
-    "data_dir",
-    "batch_size",
-    "lr",
-    "patience",
-    "strategy_option",
-    "evaluator_option",
-    "fidelity",
-    "min_epochs",
-    "eta",
-}
+#: options a resume may change (the budget, where trials run, how the result is shown); every other option of a run
+#: is taken from the run, and naming it with another value is an error
+RESUMABLE = frozenset(
+    {
+        "trials", "time", "workers", "executor", "ray_address", "cpus_per_trial", "gpus_per_trial", "trial_timeout",
+        "retries", "progress", "top", "retrain", "retrain_epochs", "out",
+    }
+)  # fmt: skip
+DATA = {"dataset", "data_dir", "subset", "image_size"}
+BUILD = {"channels", "cells", "width"}
+TRAINING = {
+    "epochs", "batch_size", "optimizer", "lr", "weight_decay", "warmup", "label_smoothing", "drop_path", "cutout",
+    "no_augment", "patience", "max_seconds", "compile", "device",
+}  # fmt: skip
+ALWAYS = {
+    "space", "strategy", "strategy_option", "evaluator", "table", "trials", "time", "out", "seed", "workers",
+    "executor", "trial_timeout", "constraint", "objectives", "metric", "retrain", "top", "progress", "fidelity",
+}  # fmt: skip
 
 
-def _apply_config_file(args: argparse.Namespace, parser_defaults: dict[str, Any]) -> None:
-    """Values from ``--config FILE.toml`` fill every option not given on the command line."""
-    path = Path(args.config)
-    try:
-        values = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ArchsearchError(f"{path}: cannot read the config ({exc})") from None
-    unknown = sorted(set(values) - CONFIG_KEYS)
-    if unknown:
-        raise ArchsearchError(f"{path}: unknown key(s) {unknown} (allowed: {', '.join(sorted(CONFIG_KEYS))})")
-    for key, value in values.items():
-        if getattr(args, key) == parser_defaults.get(key):
-            setattr(args, key, value if key != "constraint" or isinstance(value, list) else [value])
+def _used_options(args: argparse.Namespace) -> tuple[set[str], str]:
+    """The options some part of this search reads, and what the search is (for the message about the rest)."""
+    used = set(ALWAYS)
+    evaluator = args.evaluator or "train"
+    if args.table:
+        what = "with --table (a tabular benchmark trains no network)"
+    elif evaluator in ("train", "proxy"):
+        used |= DATA | BUILD | TRAINING
+        what = f"with the {evaluator} evaluator"
+    elif evaluator == "zero_cost":
+        used |= {"dataset", "data_dir", "image_size", "batch_size", "channels", "cells", "device", "proxy"}
+        what = "with the zero_cost evaluator (it scores untrained networks)"
+    else:
+        used.add("evaluator_option")
+        what = f"with the custom evaluator {evaluator} (it takes --evaluator-option only)"
+    if args.fidelity:
+        used |= {"min_epochs", "eta"}
+    if args.executor == "ray":
+        used |= {"ray_address", "cpus_per_trial", "gpus_per_trial", "retries"}
+    elif args.workers > 1 or args.trial_timeout is not None:
+        used.add("retries")  # retries re-run trials whose worker process died
+    if args.retrain:  # the winner is retrained beside the baseline with these
+        used |= {"retrain_epochs", "dataset", "data_dir", "image_size", "batch_size", "lr", "device"}
+    return used, what
+
+
+def _check_search_options(args: argparse.Namespace, given: set[str]) -> None:
+    """Every option given acts on this search, or the search is refused before it starts."""
+    used, what = _used_options(args)
+    refuse_unused(given, used, what + ("" if args.retrain else " and without --retrain"))
+    if args.table and args.retrain and "dataset" not in given:
+        raise ArchsearchError(
+            "--retrain after a --table search: a tabular benchmark holds no data to retrain on; give --dataset "
+            "(and --data-dir) to retrain the winner on a dataset you have"
+        )
+    if args.no_augment and args.cutout:
+        raise ArchsearchError("--cutout is an augmentation; it cannot go with --no-augment")
+
+
+def _run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings of a run as the command line gave them (recorded, so a resume takes them from the run)."""
+    return {
+        dest: getattr(args, dest)
+        for dest in option_actions(search_parser())
+        if dest not in RESUMABLE and dest not in NOT_OPTIONS
+    }
+
+
+def _resume(args: argparse.Namespace, given: set[str]) -> dict[str, Any]:
+    """The run's config, with the changes a resume may make; ``args`` takes the run's settings. An option that
+    contradicts the run is an error naming the option and the recorded value."""
+    config = resume_config(args.out, args.evaluator if "evaluator" in given else None)
+    recorded = config.get("cli_options")
+    if recorded is None:  # started from the Python API: compare what the config holds
+        recorded = {k: config.get(k) for k in ("space", "strategy", "evaluator", "seed")}
+        others = sorted(given - set(recorded) - RESUMABLE - NOT_OPTIONS)
+        if others:
+            raise ArchsearchError(
+                f"{args.out} was started from the Python API; on resume only "
+                f"{', '.join(flag(d) for d in sorted(RESUMABLE))} may be given, not {', '.join(map(flag, others))}"
+            )
+        if config.get("evaluator") == "table":
+            recorded["evaluator"] = None
+    for dest in sorted(given & set(recorded)):
+        if getattr(args, dest) != recorded[dest]:
+            raise ArchsearchError(
+                f"{flag(dest)} {getattr(args, dest)!r} contradicts the run in {args.out}, which has "
+                f"{recorded[dest]!r}: resume takes its settings from the run (drop the option, or start a new run "
+                "with another --out)"
+            )
+    for dest, value in recorded.items():
+        if hasattr(args, dest):
+            setattr(args, dest, value)
+    changes = {d: getattr(args, d) for d in given & RESUMABLE if d in ("trials", "time", "workers")}
+    executor = {
+        d: getattr(args, d)
+        for d in given & {"trial_timeout", "retries", "ray_address", "cpus_per_trial", "gpus_per_trial", "executor"}
+    }
+    if "executor" in executor:
+        executor["kind"] = executor.pop("executor")
+    updated = with_resumable_changes(
+        config, trials=changes.get("trials"), seconds=changes.get("time"), workers=changes.get("workers"), **executor
+    )
+    if not args.json:
+        before = {"trials": config["budget"]["trials"], "time": config["budget"]["seconds"], "workers":
+                  config["workers"]}  # fmt: skip
+        for dest, value in sorted({**changes, **executor}.items()):
+            was = before.get(dest, config.get("executor", {}).get("kind" if dest == "kind" else dest))
+            if value != was:
+                print(f"resuming with {flag('executor' if dest == 'kind' else dest)} {value} (the run had {was})")
+    return updated
 
 
 def _evaluator_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -91,6 +145,7 @@ def _evaluator_options(args: argparse.Namespace) -> dict[str, Any]:
             "proxy": args.proxy,
             "batch_size": args.batch_size,
             "data_dir": args.data_dir,
+            "image_size": args.image_size,
             "build": build,
             "device": args.device,
         }
@@ -100,8 +155,18 @@ def _evaluator_options(args: argparse.Namespace) -> dict[str, Any]:
         "lr": args.lr,
         "patience": args.patience,
         "data_dir": args.data_dir,
+        "image_size": args.image_size,
         "build": build,
         "device": args.device,
+        "optimizer": args.optimizer,
+        "weight_decay": args.weight_decay,
+        "warmup_epochs": args.warmup,
+        "label_smoothing": args.label_smoothing,
+        "drop_path": args.drop_path,
+        "augment": not args.no_augment,
+        "cutout": args.cutout,
+        "max_seconds": args.max_seconds,
+        "compile": args.compile,
     }
     if args.subset is not None:
         options["subset"] = args.subset
@@ -173,32 +238,45 @@ class _Progress:
         )
 
 
+STOP_REASONS = {
+    "trials": "the trial budget",
+    "seconds": "the time budget",
+    "repeats": "the strategy proposing only architectures already evaluated",
+    "interrupted": "an interrupt (Ctrl-C); --resume continues it",
+}
+
+
 def _print_result(args: argparse.Namespace, result: SearchResult, objective: Objective, top: int) -> None:
     if args.json:
         for t in result.best[:top]:
             print(json.dumps({"rank": result.best.index(t) + 1, **t.summary()}))
         for t in result.front:
             print(json.dumps({"front": True, **t.summary()}))
-        print(
-            json.dumps(
-                {
-                    "summary": True,
-                    "trials": result.trials,
-                    "failed": result.failed,
-                    "infeasible": result.infeasible,
-                    "repeats": result.repeats,
-                    "seconds": result.seconds,
-                    "stop_reason": result.stop_reason,
-                    "hypervolume": result.hypervolume,
-                }
-            )
-        )
+        summary = {
+            "summary": True,
+            "trials": result.trials,
+            "complete": len(result.best),
+            "failed": result.failed,
+            "infeasible": result.infeasible,
+            "repeats": result.repeats,
+            "seconds": result.seconds,
+            "stop_reason": result.stop_reason,
+            "hypervolume": result.hypervolume,
+            "failures": [{"error": e, "trials": n} for e, n in result.failures],
+        }
+        print(json.dumps(summary))
         return
+    stop = STOP_REASONS.get(result.stop_reason, result.stop_reason or "nothing yet (no trial recorded)")
     print(
         f"{result.trials} trials ({result.failed} failed, {result.infeasible} infeasible, {result.repeats} answered "
-        f"from the store) in {result.seconds:.1f}s; stopped by {result.stop_reason or 'budget'}"
+        f"from the store) in {result.seconds:.1f}s; stopped by {stop}"
     )
-    print(f"{'rank':>4} {'trial':>5} {objective.metric:>9}  {'other metrics':<40} arch")
+    if result.failures:
+        print("failed trials by error:")
+        for error, n in result.failures:
+            print(f"  {n:>5} x {error}")
+    if result.best:
+        print(f"{'rank':>4} {'trial':>5} {objective.metric:>9}  {'other metrics':<40} arch")
     for rank, t in enumerate(result.best[:top], start=1):
         others = ", ".join(f"{k} {v:.4g}" for k, v in t.metrics.items() if k != objective.metric)
         print(f"{rank:>4} {t.number:>5} {t.metrics[objective.metric]:>9.3f}  {others[:40]:<40} {t.genotype}")
@@ -209,13 +287,26 @@ def _print_result(args: argparse.Namespace, result: SearchResult, objective: Obj
             print("  " + ", ".join(f"{n} {t.metrics[n]:.4g}" for n in objective.objectives) + f"  {t.genotype}")
 
 
+def _no_winner(result: SearchResult) -> str | None:
+    """Why a finished search has no winner (it then exits non-zero), or ``None``."""
+    if result.best or not result.trials:
+        return None
+    parts = [f"{result.failed} failed"] if result.failed else []
+    if result.infeasible:
+        parts.append(f"{result.infeasible} broke a constraint")
+    common = f"; most common error: {result.failures[0][0]}" if result.failures else ""
+    return f"no trial completed ({', '.join(parts)}){common}"
+
+
 def cmd_search(args: argparse.Namespace) -> None:
     """Run (or resume) a search and print the best architectures."""
+    given = set(getattr(args, "given", set()))
     if args.config:
-        _apply_config_file(args, vars(build_defaults()))
+        given |= apply_config_file(args, search_parser(), given)
     if args.resume:
-        config = resume_config(args.out)
+        config = _resume(args, given)
     else:
+        _check_search_options(args, given)
         config = make_config(
             space=args.space,
             strategy=args.strategy,
@@ -239,6 +330,7 @@ def cmd_search(args: argparse.Namespace) -> None:
             strategy_options=_key_values(args.strategy_option or []),
             multifidelity=_multifidelity(args),
         )
+        config["cli_options"] = _run_options(args)
     progress = _Progress(
         config["budget"]["trials"],
         config["budget"]["seconds"],
@@ -246,9 +338,14 @@ def cmd_search(args: argparse.Namespace) -> None:
     )
     with progress:
         experiment = build_experiment(config, args.out, on_trial=progress.update)
-        result = experiment.run(resume=args.resume)
-    experiment.store.close()
+        try:
+            result = experiment.run(resume=args.resume)
+        finally:
+            experiment.store.close()
     _print_result(args, result, experiment.objective, args.top)
+    failure = _no_winner(result)
+    if failure:
+        raise ArchsearchError(failure)
     if args.retrain:
         from archsearch.cli.retrain import retrain_winner
 
@@ -256,8 +353,18 @@ def cmd_search(args: argparse.Namespace) -> None:
 
 
 def cmd_show(args: argparse.Namespace) -> None:
-    """Print the top trials and the Pareto front of a run directory."""
-    config = resume_config(args.run)
+    """Print what a run directory holds: a search's top trials, failures and Pareto front, or a one-shot search's
+    result. Reads only."""
+    kind, meta = describe(args.run)
+    running = " (a process is writing it now)" if is_busy(args.run) else ""
+    if kind == "nothing":
+        raise ArchsearchError(f"{args.run}: no run here (no {DB_NAME} and no one-shot checkpoint)")
+    if kind == "empty":
+        raise ArchsearchError(f"{args.run}: the store holds no run yet (no config and no trial recorded){running}")
+    if kind == "oneshot":
+        _show_oneshot(args, meta, running)
+        return
+    config = resume_config(args.run, evaluator=meta["config"].get("evaluator"))  # shown, never built
     obj = config["objective"]
     objective = Objective(metric=obj["metric"], limits=dict(obj["limits"]), objectives=tuple(obj["objectives"]))
     store = open_existing(args.run)
@@ -266,8 +373,32 @@ def cmd_show(args: argparse.Namespace) -> None:
     finally:
         store.close()
     if not args.json:
-        print(f"{args.run}: {config['strategy']} on {config['space']} with the {config['evaluator']} evaluator")
+        print(
+            f"{args.run}: {config['strategy']} on {config['space']} with the {config['evaluator']} evaluator{running}"
+        )
     _print_result(args, result, objective, args.top)
+
+
+def _show_oneshot(args: argparse.Namespace, meta: dict[str, Any], running: str) -> None:
+    info = meta.get("oneshot") or {}
+    found = meta.get("oneshot_result")
+    genotype = None if not found else str(get_space(found["genotype"]["space"]).from_json(found["genotype"]))
+    record = {
+        "oneshot": True,
+        "method": info.get("method"),
+        "space": info.get("space"),
+        "epochs": (info.get("config") or {}).get("epochs"),
+        "genotype": genotype,
+        "stopped": None if not found else found.get("stopped"),
+        "trials": meta.get("_trials", 0),
+    }
+    state = f"derived {genotype}\n  {record['stopped']}" if genotype else "no genotype derived yet"
+    emit(
+        args,
+        record,
+        f"{args.run}: a one-shot search ({record['method']} on {record['space']}, {record['epochs']} epochs)"
+        f"{running}\n  {state}",
+    )
 
 
 def cmd_benchmark(args: argparse.Namespace) -> None:
@@ -291,11 +422,11 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
         )
 
 
-def build_defaults() -> argparse.Namespace:
-    """The search command's defaults (for telling given options from defaults when a config file is used)."""
+def search_parser() -> argparse.ArgumentParser:
+    """A parser of the search command's options alone (their types, choices and defaults, for config files)."""
     parser = argparse.ArgumentParser(add_help=False)
     _search_arguments(parser)
-    return parser.parse_args([])
+    return parser
 
 
 def _search_arguments(p: argparse.ArgumentParser) -> None:

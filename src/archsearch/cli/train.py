@@ -38,7 +38,7 @@ def train_config(args: argparse.Namespace, data: Any, evaluate_test: bool = True
 
 def load_data(args: argparse.Namespace) -> Any:
     """The dataset named by ``--dataset`` (optionally a seeded training subset)."""
-    data = load_dataset(args.dataset, args.data_dir)
+    data = load_dataset(args.dataset, args.data_dir, image_size=getattr(args, "image_size", None))
     return data.with_train_subset(args.subset, seed=args.seed) if args.subset else data
 
 
@@ -109,6 +109,9 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="digits", help=f"{', '.join(DATASETS)} or a folder of images per class")
     p.add_argument("--data-dir", help="folder holding the dataset files (default: $ARCHSEARCH_DATA)")
     p.add_argument("--subset", type=positive_int, help="train on a seeded random subset of N examples")
+    p.add_argument(
+        "--image-size", type=positive_int, help="resize the images of an image folder to N x N (mixed sizes need it)"
+    )
     p.add_argument("--epochs", type=positive_int, default=10)
     p.add_argument("--batch-size", type=positive_int, default=128)
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")

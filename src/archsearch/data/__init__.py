@@ -213,6 +213,8 @@ def load_dataset(
                 x, y, name=folder.name, val_fraction=val_fraction, split_seed=split_seed, classes=classes
             )
         DATASETS.get(name)  # raises with the list of dataset names
+    if image_size is not None:
+        raise DataError(f"image_size resizes the images of a folder; {name} is a named dataset of fixed size")
     info = DATASETS.get(name)
     if name == "digits":
         x, y = read_digits()

@@ -286,12 +286,13 @@ def read_image_folder(root: Path, image_size: int | None = None) -> tuple[np.nda
     ]
     if len(classes) < 2 or not paths:
         raise DataError(f"{root}: needs at least two class sub-folders holding images ({', '.join(IMAGE_SUFFIXES)})")
-    images = []
-    for p, _ in paths:
-        try:
-            images.append(Image.open(p))
-        except OSError as exc:
-            raise DataError(f"{p}: cannot read image ({exc})") from None
+    empty = sorted(set(classes) - {classes[c] for _, c in paths})
+    if empty:  # dropping them would renumber the classes behind the user's back
+        raise DataError(
+            f"{root}: class folder(s) {', '.join(empty)} hold no images ({', '.join(IMAGE_SUFFIXES)}); add images or "
+            "remove the folder(s)"
+        )
+    images = [_read_image(p, Image) for p, _ in paths]
     mode = "L" if all(im.mode in ("L", "1", "I;16") for im in images) else "RGB"
     sizes = {im.size for im in images}
     if image_size is None and len(sizes) > 1:
@@ -304,6 +305,23 @@ def read_image_folder(root: Path, image_size: int | None = None) -> tuple[np.nda
         a = np.asarray(im, dtype=np.uint8)
         arrays.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
     return np.stack(arrays), np.array([c for _, c in paths], dtype=np.int64), classes
+
+
+def _read_image(path: Path, image_module: Any) -> Any:
+    """One image decoded in full (so a truncated file fails here, naming it); an image past Pillow's decompression
+    bomb limit is refused, not decoded."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", image_module.DecompressionBombWarning)
+        try:
+            with image_module.open(path) as im:
+                im.load()
+                return im.copy()
+        except (image_module.DecompressionBombError, image_module.DecompressionBombWarning) as exc:
+            raise DataError(f"{path}: refusing to decode an image this large ({exc})") from None
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise DataError(f"{path}: cannot read image ({exc})") from None
 
 
 def read_digits() -> tuple[np.ndarray, np.ndarray]:

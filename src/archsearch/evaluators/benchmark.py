@@ -32,20 +32,30 @@ class Table:
         self.path = Path(path)
         if not self.path.is_file():
             raise ArchsearchError(f"{self.path}: no such table file")
-        with self.path.open(newline="") as f:
-            reader = csv.DictReader(f)
-            missing = {"arch", SIGNAL, REPORTED} - set(reader.fieldnames or ())
-            if missing:
-                need = f"arch, {SIGNAL}, {REPORTED}"
-                raise ArchsearchError(f"{self.path}: missing column(s) {sorted(missing)}; need {need}")
-            self.rows: dict[str, dict[str, float]] = {}
-            for n, row in enumerate(reader, start=2):
-                try:
-                    self.rows[row["arch"]] = {k: float(v) for k, v in row.items() if k not in ("arch", "index") and v}
-                except ValueError as exc:
-                    raise ArchsearchError(f"{self.path}:{n}: {exc}") from None
+        try:
+            with self.path.open(newline="", encoding="utf-8") as f:
+                self._read(csv.DictReader(f))
+        except UnicodeDecodeError as exc:
+            raise ArchsearchError(f"{self.path}: not a text CSV file ({exc.reason} at byte {exc.start})") from None
+        except csv.Error as exc:
+            raise ArchsearchError(f"{self.path}: not a readable CSV file ({exc})") from None
         if not self.rows:
             raise ArchsearchError(f"{self.path}: the table is empty")
+
+    def _read(self, reader: csv.DictReader[str]) -> None:
+        missing = {"arch", SIGNAL, REPORTED} - set(reader.fieldnames or ())
+        if missing:
+            raise ArchsearchError(f"{self.path}: missing column(s) {sorted(missing)}; need arch, {SIGNAL}, {REPORTED}")
+        self.rows: dict[str, dict[str, float]] = {}
+        for n, row in enumerate(reader, start=2):
+            try:
+                values = {k: float(v) for k, v in row.items() if k not in ("arch", "index") and k and v}
+            except (ValueError, TypeError) as exc:
+                raise ArchsearchError(f"{self.path}:{n}: {exc}") from None
+            bad = {k: v for k, v in values.items() if "acc" in k and not 0.0 <= v <= 100.0}
+            if bad:
+                raise ArchsearchError(f"{self.path}:{n}: accuracies are percentages in 0..100, got {bad}")
+            self.rows[row["arch"]] = values
 
     def __len__(self) -> int:
         return len(self.rows)

@@ -36,12 +36,14 @@ class TrainEvaluator(Evaluator):
         width: float = 1.0,
         build: dict[str, Any] | None = None,
         augment: bool = True,
+        cutout: int = 0,
+        image_size: int | None = None,
         device: str = "cpu",
         seed: int = 0,
         **train_options: Any,
     ) -> None:
         self.space = get_space(space)
-        self.data = dataset if isinstance(dataset, Data) else load_dataset(dataset, data_dir)
+        self.data = dataset if isinstance(dataset, Data) else load_dataset(dataset, data_dir, image_size=image_size)
         if subset is not None:
             self.data = self.data.with_train_subset(subset, seed)
         if width <= 0:
@@ -62,7 +64,7 @@ class TrainEvaluator(Evaluator):
             lr=lr,
             patience=patience,
             device=device,
-            augment=self.data.default_augment() if augment else None,
+            augment=self.data.default_augment(cutout=cutout) if augment else None,
             seed=seed,
             **train_options,
         )

@@ -292,15 +292,18 @@ class ZeroCostEvaluator(Evaluator):
         batch_size: int = 64,
         build: dict[str, Any] | None = None,
         reference: int = 32,
+        image_size: int | None = None,
         device: str = "cpu",
         seed: int = 0,
     ) -> None:
         from archsearch.data import Data, load_dataset
+        from archsearch.devices import check_device
         from archsearch.spaces import get_space
 
+        check_device(device)
         self.space = get_space(space)
         self.proxies = parse_proxies(proxy)
-        self.data = dataset if isinstance(dataset, Data) else load_dataset(dataset, data_dir)
+        self.data = dataset if isinstance(dataset, Data) else load_dataset(dataset, data_dir, image_size=image_size)
         self.build_options = dict(build or {})
         self.seed = seed
         self.batch = first_batch(self.data, batch_size, seed, device)

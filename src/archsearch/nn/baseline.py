@@ -1,4 +1,4 @@
-"""The hand-designed baseline of seed 000 §6, which every report compares a found architecture against."""
+"""The hand-designed baseline CNN, which every report compares a found architecture against."""
 
 from __future__ import annotations
 

@@ -74,8 +74,9 @@ class OneShotMethod(ABC):
             momentum=config.w_momentum,
             weight_decay=config.w_weight_decay,
         )
+        self.schedule_steps = max(1, config.epochs * steps_per_epoch)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            self.w_optimizer, T_max=max(1, config.epochs * steps_per_epoch), eta_min=config.w_lr_min
+            self.w_optimizer, T_max=self.schedule_steps, eta_min=config.w_lr_min
         )
         self.a_optimizer = (
             torch.optim.Adam(
@@ -149,6 +150,7 @@ class OneShotMethod(ABC):
         self.net.load_state_dict(state["net"])
         self.w_optimizer.load_state_dict(state["w_optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        self.scheduler.T_max = self.schedule_steps  # a resume may have raised the epochs: anneal to the new end
         if self.a_optimizer is not None and state["a_optimizer"] is not None:
             self.a_optimizer.load_state_dict(state["a_optimizer"])
         self.generator.set_state(state["generator"])

@@ -18,6 +18,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from archsearch.devices import check_device
+
 
 @dataclass(frozen=True)
 class World:
@@ -92,6 +94,7 @@ def current_world() -> World:
 def init_from_env(device: str) -> tuple[World, str]:
     """Join the process group ``torchrun`` describes in the environment (NCCL on CUDA, gloo on the CPU) and pick
     this rank's device (``cuda`` becomes ``cuda:LOCAL_RANK``); without ``torchrun``, a single process."""
+    check_device(device)
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return World(), device
     if not dist.is_initialized():

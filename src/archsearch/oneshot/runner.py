@@ -15,12 +15,14 @@ import torch
 
 from archsearch.data import Data
 from archsearch.data.loader import BatchLoader, Split
+from archsearch.errors import ArchsearchError
 from archsearch.oneshot.base import OneShotConfig, OneShotMethod
 from archsearch.oneshot.darts import Darts, DartsSecondOrder, PCDarts
 from archsearch.oneshot.gdas import Gdas
 from archsearch.oneshot.networks import Supernet, build_supernet
 from archsearch.oneshot.spos import Spos
 from archsearch.registry import Registry
+from archsearch.rundir import describe
 from archsearch.spaces import Space, get_space
 from archsearch.store import Store
 from archsearch.trial import COMPLETE, Trial
@@ -90,16 +92,24 @@ def run_oneshot(
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     on_step: Callable[[int, int], None] | None = None,
     spos_trials: int = 100,
+    extra_meta: dict[str, Any] | None = None,
 ) -> OneShotResult:
-    """Search ``space`` with one-shot ``method`` on ``data``; checkpoints and the store live in ``run_dir``."""
+    """Search ``space`` with one-shot ``method`` on ``data``; checkpoints and the store live in ``run_dir``, which
+    this process alone writes. With ``resume`` the run's recorded settings must match the ones given (``extra_meta``
+    is recorded beside them, e.g. the command line's options)."""
     sp = get_space(space) if isinstance(space, str) else space
     cls = METHODS.get(method)
     config = config or default_config(method)
     run = Path(run_dir)
-    run.mkdir(parents=True, exist_ok=True)
     checkpoint = run / CHECKPOINT
-    if checkpoint.exists() and not resume:
-        raise FileExistsError(f"{run} already holds a one-shot search; pass resume=True (--resume) or a new directory")
+    settings = {
+        "method": method,
+        "space": sp.name,
+        "config": asdict(config),
+        "supernet": dict(supernet_options or {}),
+        "data": {"name": data.name, "train": len(data.train), "input_shape": list(data.input_shape)},
+    }
+    recorded = _check_run_dir(run, checkpoint, resume, settings)
     net = supernet_for(method, sp.name, data, config.seed, **(supernet_options or {}))
     # channels-last runs the depthwise convolutions of the DARTS ops 2-3x faster on the CPU (oneDNN) and suits GPUs
     net = net.to(device, memory_format=torch.channels_last)
@@ -119,13 +129,22 @@ def run_oneshot(
         on_epoch = on_step = None
     history: list[dict[str, Any]] = []
     stopped = "finished"
-    if checkpoint.exists():
-        saved = torch.load(checkpoint, weights_only=False)  # written by this function into the run directory
-        searcher.load_state_dict(saved["method"])
-        history, stopped = saved["history"], saved["stopped"]
-    store = Store(run) if world.main else None
-    if store is not None:
-        store.set_meta("oneshot", {"method": method, "space": sp.name, "config": asdict(config), "ranks": world.size})
+    store = Store(run) if world.main else None  # holds the run directory's lock until the end
+    try:
+        if checkpoint.exists():
+            saved = load_checkpoint(checkpoint, next(net.parameters()).device)
+            try:
+                searcher.load_state_dict(saved["method"])
+            except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ArchsearchError(f"{checkpoint} does not fit this supernet ({first})") from None
+            history, stopped = saved["history"], saved["stopped"]
+        if store is not None and recorded is None:
+            store.set_meta("oneshot", {**settings, "ranks": world.size, **(extra_meta or {})})
+    except BaseException:
+        if store is not None:
+            store.close()
+        raise
     try:
         for epoch in range(len(history), config.epochs):
             if stopped != "finished":
@@ -155,6 +174,50 @@ def run_oneshot(
     finally:
         if store is not None:
             store.close()
+
+
+def load_checkpoint(path: Path, device: Any = "cpu") -> dict[str, Any]:
+    """A one-shot checkpoint, loaded with ``weights_only=True`` (tensors and plain containers only, so a planted file
+    cannot run code); anything else is refused in one line."""
+    try:
+        saved = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ArchsearchError(f"{path}: not a one-shot checkpoint archsearch wrote ({first[:200]})") from None
+    if not isinstance(saved, dict) or not {"method", "history", "stopped"} <= set(saved):
+        raise ArchsearchError(f"{path}: not a one-shot checkpoint archsearch wrote (expected method, history, stopped)")
+    return saved
+
+
+def _check_run_dir(run: Path, checkpoint: Path, resume: bool, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """Refuse a directory that holds another kind of run, a resume of nothing, and a resume with other settings;
+    returns the recorded settings (``None`` for a new run)."""
+    kind, meta = describe(run)
+    if kind == "search":
+        raise ArchsearchError(f"{run} holds a multi-trial search; a one-shot search needs its own directory")
+    if not resume:
+        if checkpoint.exists() or kind == "oneshot":
+            raise ArchsearchError(f"{run} already holds a one-shot search; resume it (--resume) or choose a new --out")
+        return None
+    if not checkpoint.exists():
+        raise ArchsearchError(f"{run}: no one-shot search to resume (no {CHECKPOINT} there)")
+    recorded = meta.get("oneshot")
+    if not isinstance(recorded, dict):
+        raise ArchsearchError(f"{run}: the one-shot run's settings were not recorded, so it cannot be resumed safely")
+    for key, value in settings.items():
+        if key == "config":  # the epochs may grow: the schedule is stretched to the new end
+            was = recorded.get(key, {})
+            diff = {k: (v, was.get(k)) for k, v in value.items() if k != "epochs" and was.get(k) != v}
+            if diff:
+                name, (now, was) = next(iter(diff.items()))
+                raise ArchsearchError(
+                    f"{run} was searched with {name}={was!r}, not {now!r}: resume takes the run's settings"
+                )
+        elif recorded.get(key) != value:
+            raise ArchsearchError(
+                f"{run} was searched with {key} {recorded.get(key)!r}, not {value!r}: resume takes the run's settings"
+            )
+    return recorded
 
 
 def _epoch(

@@ -1,4 +1,4 @@
-"""The macro chain space (seed 002): 3-20 layers in sequence, each a conv (kernel 1/3/5/7, 16-256 channels, stride 1
+"""The macro chain space: 3-20 layers in sequence, each a conv (kernel 1/3/5/7, 16-256 channels, stride 1
 or 2) or a 3x3 max/avg pool, with optional skip / dense connections from earlier layers, merged by add or concat.
 
 Text form and key: ``add: conv3x3/64/s1 | maxpool/s2 | conv5x5/128/s1 +0``. ``+0`` lists the earlier layers (by

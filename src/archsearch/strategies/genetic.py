@@ -1,4 +1,4 @@
-"""Genetic search (seed 002): generations, tournament selection, crossover, mutation rate, elitism."""
+"""Genetic search: generations, tournament selection, crossover, mutation rate, elitism."""
 
 from __future__ import annotations
 

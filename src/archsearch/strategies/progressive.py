@@ -1,4 +1,4 @@
-"""Progressive search (seed 002): the allowed complexity of architectures grows in stages.
+"""Progressive search: the allowed complexity of architectures grows in stages.
 
 Stage ``s`` of ``stages`` admits genotypes whose ``space.complexity`` is at most the ``(s + 1) / stages`` quantile of
 the complexity of random samples (the last stage admits everything). Within a stage, new candidates are mutations

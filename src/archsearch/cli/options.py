@@ -1,0 +1,105 @@
+"""What the user gave: options named on the command line (told apart from defaults), values from a TOML config checked
+by the same parser, and options that would not act in the chosen setting (refused, never ignored)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from archsearch.errors import ArchsearchError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+#: dests that are not options of a run (how a command reads or prints, not what it does)
+NOT_OPTIONS = frozenset({"help", "config", "resume", "json", "func", "command", "given"})
+
+
+def given_options(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set[str]:
+    """The dests the user named in ``argv`` (a value equal to the default still counts as named): ``argv`` is parsed
+    again by ``parser`` with every default suppressed, so only named options appear."""
+    for sub in _subparsers(parser):
+        for action in sub._actions:
+            action.default = argparse.SUPPRESS
+        sub._defaults.clear()
+    return set(vars(parser.parse_args(argv))) - {"command"}
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> Iterable[argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            yield from action.choices.values()
+
+
+def option_actions(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    """The parser's options by dest, without the ones that are not settings of a run."""
+    return {a.dest: a for a in parser._actions if a.dest not in NOT_OPTIONS and a.option_strings}
+
+
+def flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def apply_config_file(args: argparse.Namespace, parser: argparse.ArgumentParser, given: set[str]) -> set[str]:
+    """Fill ``args`` from ``--config FILE.toml`` where the command line named nothing; each value passes the same
+    checks as on the command line (type, choices). Returns the keys the file set."""
+    path = Path(args.config)
+    try:
+        values = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ArchsearchError(f"{path}: cannot read the config ({exc})") from None
+    actions = option_actions(parser)
+    unknown = sorted(set(values) - set(actions))
+    if unknown:
+        raise ArchsearchError(f"{path}: unknown key(s) {unknown} (allowed: {', '.join(sorted(actions))})")
+    if isinstance(values.get("evaluator"), str) and ":" in values["evaluator"]:
+        raise ArchsearchError(
+            f"{path}: evaluator = {values['evaluator']!r}: a config file may name only registered evaluators; "
+            "archsearch imports no class a file names, so give a custom one on the command line (--evaluator)"
+        )
+    set_keys = set()
+    for key, value in values.items():
+        if key in given:
+            continue  # the command line wins
+        setattr(args, key, _convert(path, key, value, actions[key]))
+        set_keys.add(key)
+    return set_keys
+
+
+def _convert(path: Path, key: str, value: Any, action: argparse.Action) -> Any:
+    where = f"{path}: {key} = {value!r}"
+    if action.nargs == 0:  # a switch
+        if not isinstance(value, bool):
+            raise ArchsearchError(f"{where}: expected true or false")
+        return value if value else action.default
+    if isinstance(action, argparse._AppendAction):
+        items = value if isinstance(value, list) else [value]
+        return [_convert_one(where, item, action) for item in items]
+    return _convert_one(where, value, action)
+
+
+def _convert_one(where: str, value: Any, action: argparse.Action) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ArchsearchError(f"{where}: expected {'a string' if action.type is None else 'a number'}")
+    if action.type is None and not isinstance(value, str):
+        raise ArchsearchError(f"{where}: expected a string")
+    try:
+        converted = action.type(str(value)) if callable(action.type) else value
+    except (argparse.ArgumentTypeError, ValueError, TypeError) as exc:
+        raise ArchsearchError(f"{where}: {exc}") from None
+    if action.choices is not None and converted not in action.choices:
+        raise ArchsearchError(f"{where}: allowed: {', '.join(map(str, action.choices))}")
+    return converted
+
+
+def refuse_unused(given: set[str], used: set[str], why: str) -> None:
+    """Options the user gave that nothing in this setting reads are an error (``why`` says what the setting is)."""
+    unused = sorted(given - used - NOT_OPTIONS)
+    if unused:
+        names = ", ".join(flag(d) for d in unused)
+        raise ArchsearchError(f"{names} {'has' if len(unused) == 1 else 'have'} no effect {why}; drop {names}")

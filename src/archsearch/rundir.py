@@ -1,0 +1,148 @@
+"""A run directory is data, written by one process at a time.
+
+:class:`RunLock` is an OS file lock (``flock`` on POSIX, ``msvcrt.locking`` on Windows) on ``<run>/.archsearch.lock``,
+held for the life of the process that writes the run. The kernel releases it when that process dies, however it dies,
+so a killed run can be resumed at once; the pid written into the file only serves the error message.
+:func:`describe` says what a directory holds without writing to it.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from typing import IO, Any
+
+from archsearch.errors import ArchsearchError
+
+LOCK_NAME = ".archsearch.lock"
+DB_NAME = "experiment.sqlite"
+ONESHOT_CHECKPOINT = "oneshot.pt"
+
+
+class RunDirBusy(ArchsearchError):
+    """Another process is writing the run directory."""
+
+
+def _try_lock(handle: IO[str]) -> bool:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        import msvcrt
+
+        try:
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+class RunLock:
+    """The one-writer lock of a run directory; :meth:`acquire` refuses when another process holds it."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / LOCK_NAME
+        self._handle: IO[str] | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._handle is not None
+
+    def acquire(self) -> RunLock:
+        """Take the lock (creating the directory); raise :class:`RunDirBusy` naming the holder if it is taken."""
+        if self._handle is not None:
+            return self
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        handle = self.path.open("a+")
+        if not _try_lock(handle):
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise RunDirBusy(
+                f"{self.run_dir} is being written by another archsearch process (pid {holder}); one process writes "
+                "a run directory at a time: wait for it to end, or choose another --out"
+            )
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def release(self) -> None:
+        """Let go of the lock (closing the file releases it)."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+def is_busy(run_dir: str | Path) -> bool:
+    """Whether another process holds the run directory's lock now (reads only; creates nothing)."""
+    path = Path(run_dir) / LOCK_NAME
+    if not path.is_file():
+        return False
+    with path.open("r") as handle:
+        if not _try_lock(handle):
+            return True
+    return False
+
+
+def _meta(path: Path) -> dict[str, Any]:
+    import json
+
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT name, value FROM meta").fetchall()
+        trials = int(db.execute("SELECT COUNT(*) FROM trials").fetchone()[0])
+    finally:
+        db.close()
+    meta = {name: json.loads(value) for name, value in rows}
+    meta["_trials"] = trials
+    return meta
+
+
+def describe(run_dir: str | Path) -> tuple[str, dict[str, Any]]:
+    """What a directory holds: ``("search", meta)``, ``("oneshot", meta)``, ``("empty", {})`` (a store with no run
+    in it) or ``("nothing", {})``; a store SQLite cannot read raises :class:`ArchsearchError` saying so."""
+    folder = Path(run_dir)
+    path = folder / DB_NAME
+    if not path.is_file():
+        return ("oneshot", {}) if (folder / ONESHOT_CHECKPOINT).is_file() else ("nothing", {})
+    try:
+        meta = _meta(path)
+    except sqlite3.DatabaseError as exc:
+        raise ArchsearchError(damaged_message(path, exc)) from None
+    except ValueError as exc:  # a meta value that is not JSON: written by something else, or tampered with
+        raise ArchsearchError(f"{path}: the store's run record is not valid JSON ({exc})") from None
+    if "config" in meta:
+        return "search", meta
+    if "oneshot" in meta:
+        return "oneshot", meta
+    return "empty", meta
+
+
+def damaged_message(path: Path, exc: Exception) -> str:
+    """The store at ``path`` is damaged: say so, and how much of it SQLite can still read."""
+    readable = "nothing in it could be read"
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            n = int(db.execute("SELECT COUNT(*) FROM trials").fetchone()[0])
+            readable = f"{n} trial rows can still be read (sqlite3 {path} '.recover' salvages them)"
+        finally:
+            db.close()
+    except sqlite3.DatabaseError:
+        pass
+    return f"{path}: the store is damaged ({exc}); {readable}"
