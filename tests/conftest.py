@@ -1,13 +1,54 @@
+import csv
+import itertools
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """The shared data folder from ARCHSEARCH_DATA; tests that need it skip with the reason when it is absent."""
+    """The shared data folder from ARCHSEARCH_DATA. Unset: the test skips with the reason. Set (as `.ci/run` sets
+    it) but not a folder: the test fails, since CI must not pass by skipping."""
     root = os.environ.get("ARCHSEARCH_DATA")
-    if not root or not Path(root).is_dir():
+    if not root:
         pytest.skip("ARCHSEARCH_DATA is not set to the shared data folder (.ci/run sets it to ../shared/data)")
+    if not Path(root).is_dir():
+        pytest.fail(f"ARCHSEARCH_DATA={root} is not a folder")
     return Path(root)
+
+
+def shared_file(data_dir: Path, relative: str) -> Path:
+    """A file of the shared data folder; missing, the test fails (ARCHSEARCH_DATA is set, so the data must be
+    there)."""
+    path = data_dir / relative
+    if not path.is_file():
+        pytest.fail(f"ARCHSEARCH_DATA is set but {path} is missing")
+    return path
+
+
+@pytest.fixture(scope="session")
+def nb201_table(data_dir: Path) -> Path:
+    """The shared NB201 table (all 15,625 cells)."""
+    return shared_file(data_dir, "nb201/nb201_cifar10.csv")
+
+
+@pytest.fixture(scope="session")
+def made_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A made-up table in the NB201 format over every one of the 15,625 cells (seeded), for tests that need a table
+    but not the real figures: convolutions score higher, and the signal and the reported figure are correlated."""
+    from archsearch.spaces.nb201 import NB201_OPS, NB201Genotype
+
+    rng = np.random.default_rng(0)
+    worth = {"none": 0.0, "skip_connect": 4.0, "avg_pool_3x3": 2.0, "nor_conv_1x1": 8.0, "nor_conv_3x3": 12.0}
+    path = tmp_path_factory.mktemp("table") / "made_nb201.csv"
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["arch", "valid_acc_12ep", "valid_acc_200ep", "test_acc_200ep"])
+        for ops in itertools.product(NB201_OPS, repeat=6):
+            base = 10.0 + sum(worth[o] for o in ops)
+            noise = rng.normal(0, 2, size=3)
+            row = [min(99.0, max(1.0, base + d)) for d in (noise[0], 8 + noise[1], 8 + noise[2])]
+            writer.writerow([str(NB201Genotype(ops)), *(f"{v:.3f}" for v in row)])
+    return path

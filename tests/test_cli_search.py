@@ -11,8 +11,8 @@ def _lines(text: str) -> list[dict]:
 
 
 @pytest.fixture()
-def table(data_dir: Path) -> str:
-    return str(data_dir / "nb201" / "nb201_cifar10.csv")
+def table(made_table: Path) -> str:
+    return str(made_table)
 
 
 def test_search_on_the_table_then_show(tmp_path: Path, table: str, capsys) -> None:

@@ -89,10 +89,10 @@ def test_constraints_are_checked_before_evaluation_and_never_violated(tmp_path: 
     assert evaluator.calls == len(complete)  # infeasible networks were never evaluated
 
 
-def test_constraints_need_an_evaluator_that_builds_networks(tmp_path: Path, data_dir: Path) -> None:
+def test_constraints_need_an_evaluator_that_builds_networks(tmp_path: Path, made_table: Path) -> None:
     from archsearch.evaluators import TableEvaluator
 
-    table = TableEvaluator(data_dir / "nb201" / "nb201_cifar10.csv")
+    table = TableEvaluator(made_table)
     with pytest.raises(ArchsearchError, match="builds no network"):
         Experiment(
             SPACE, get_strategy("random", SPACE), table, Objective(limits={"params": 1e6}), Budget(5), Store(tmp_path)
@@ -193,8 +193,8 @@ def test_objective_parsing_and_errors() -> None:
     assert Objective(metric="params").score({"params": 10}) == -10
 
 
-def test_search_api_on_the_table(tmp_path: Path, data_dir: Path) -> None:
-    table = data_dir / "nb201" / "nb201_cifar10.csv"
+def test_search_api_on_the_table(tmp_path: Path, nb201_table: Path) -> None:
+    table = nb201_table
     result = search(
         space="nb201",
         strategy="local",
@@ -208,8 +208,8 @@ def test_search_api_on_the_table(tmp_path: Path, data_dir: Path) -> None:
     assert result.front and result.hypervolume is not None and result.hypervolume > 0
 
 
-def test_process_pool_records_every_trial_once(tmp_path: Path, data_dir: Path) -> None:
-    table = str(data_dir / "nb201" / "nb201_cifar10.csv")
+def test_process_pool_records_every_trial_once(tmp_path: Path, made_table: Path) -> None:
+    table = str(made_table)
     result = search(space="nb201", strategy="random", budget=12, table=table, out=tmp_path / "pool", workers=2)
     db = sqlite3.connect(tmp_path / "pool" / "experiment.sqlite")
     rows = db.execute("SELECT number, key, status FROM trials ORDER BY number").fetchall()

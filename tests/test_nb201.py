@@ -88,8 +88,8 @@ def test_encoding_is_one_hot_per_edge() -> None:
     assert enc.shape == (30,) and enc.sum() == 6 and np.all(enc.reshape(6, 5).sum(1) == 1)
 
 
-def test_every_row_of_the_benchmark_table_round_trips(data_dir) -> None:
-    path = data_dir / "nb201" / "nb201_cifar10.csv"
+def test_every_row_of_the_benchmark_table_round_trips(nb201_table) -> None:
+    path = nb201_table
     with path.open() as f:
         archs = [row["arch"] for row in csv.DictReader(f)]
     assert len(archs) == 15625

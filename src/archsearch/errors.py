@@ -21,3 +21,7 @@ class RegistryError(ArchsearchError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; we want it plain
         return str(self.args[0]) if self.args else ""
+
+
+class BuildError(ArchsearchError, ValueError):
+    """A network or supernet cannot be built with the options given (too few cells, channels that do not split)."""

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archsearch.errors import BuildError
 from archsearch.nn.cells import DartsCell, NB201Cell, ResNetBasicBlock
 from archsearch.nn.heads import AuxiliaryHead, ClassifierHead
 from archsearch.nn.ops import ConvBNReLU, Pool
@@ -71,7 +72,7 @@ class DartsNetwork(nn.Module):
     ) -> None:
         super().__init__()
         if layers < 3:
-            raise ValueError(f"a DARTS network needs at least 3 cells (two of them reductions), got {layers}")
+            raise BuildError(f"a DARTS network needs at least 3 cells (two of them reductions), got {layers}")
         self.drop_path_prob = drop_path_prob
         C_curr = stem_multiplier * C
         self.stem = nn.Sequential(nn.Conv2d(in_channels, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
@@ -147,7 +148,7 @@ class ChainNetwork(nn.Module):
     ) -> None:
         super().__init__()
         if merge not in ("add", "concat"):
-            raise ValueError(f"merge must be 'add' or 'concat', got {merge!r}")
+            raise BuildError(f"merge must be 'add' or 'concat', got {merge!r}")
         self.merge = merge
         self.inputs = [spec.inputs for spec in layers]
         self.layers = nn.ModuleList()

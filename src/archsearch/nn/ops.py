@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archsearch.errors import BuildError
 from archsearch.nn.conv import DepthwiseConv2d
 from archsearch.registry import Registry
 
@@ -121,7 +122,7 @@ class FactorizedReduce(nn.Module):
     def __init__(self, C_in: int, C_out: int, affine: bool = True) -> None:
         super().__init__()
         if C_out % 2:
-            raise ValueError(f"FactorizedReduce needs an even number of output channels, got {C_out}")
+            raise BuildError(f"FactorizedReduce needs an even number of output channels, got {C_out}")
         self.relu = nn.ReLU(inplace=False)
         self.conv_1 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, padding=0, bias=False)
         self.conv_2 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, padding=0, bias=False)
@@ -144,7 +145,7 @@ class Pool(nn.Module):
         elif kind == "max":
             self.pool = nn.MaxPool2d(3, stride=stride, padding=1)
         else:
-            raise ValueError(f"pool kind must be 'avg' or 'max', got {kind!r}")
+            raise BuildError(f"pool kind must be 'avg' or 'max', got {kind!r}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.preprocess is not None:

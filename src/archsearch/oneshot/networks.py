@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archsearch.errors import BuildError
 from archsearch.nn.cells import ResNetBasicBlock
 from archsearch.nn.ops import FactorizedReduce, ReLUConvBN
 from archsearch.oneshot.supernet import CellArch, SearchCell, edge_normalised
@@ -109,7 +110,7 @@ class DartsSupernet(Supernet):
     ) -> None:
         super().__init__()
         if layers < 3:
-            raise ValueError(f"a DARTS supernet needs at least 3 cells (two of them reductions), got {layers}")
+            raise BuildError(f"a DARTS supernet needs at least 3 cells (two of them reductions), got {layers}")
         self.op_names = tuple(op_names)
         self.steps = steps
         generator = torch.Generator().manual_seed(seed)
@@ -258,4 +259,4 @@ def build_supernet(space: str, in_channels: int, num_classes: int, **options: ob
         return DartsSupernet(in_channels=in_channels, num_classes=num_classes, **options)  # type: ignore[arg-type]
     if space == "nb201":
         return NB201Supernet(in_channels=in_channels, num_classes=num_classes, **options)  # type: ignore[arg-type]
-    raise ValueError(f"no supernet for space {space!r} (allowed: darts, nb201)")
+    raise BuildError(f"no supernet for space {space!r} (allowed: darts, nb201)")

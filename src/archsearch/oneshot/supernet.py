@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archsearch.errors import BuildError
 from archsearch.nn.ops import make_op
 from archsearch.oneshot.mixed import SharedPrefix, batchable, is_zero
 
@@ -74,7 +75,7 @@ class SearchCell(nn.Module):
     ) -> None:
         super().__init__()
         if C % partial:
-            raise ValueError(f"partial channels: {C} channels do not split into {partial} parts")
+            raise BuildError(f"partial channels: {C} channels do not split into {partial} parts")
         if output not in ("concat", "last"):
             raise ValueError(f"cell output must be 'concat' or 'last', got {output!r}")
         self.op_names = list(op_names)

@@ -39,12 +39,33 @@ def get_strategy(strategy: str | Strategy, space: str | Space[Any], seed: int = 
     if isinstance(strategy, Strategy):
         return strategy
     cls = STRATEGIES.get(strategy)
-    allowed = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "space", "seed")]
-    unknown = sorted(set(options) - set(allowed))
+    params = {
+        name: p
+        for name, p in inspect.signature(cls.__init__).parameters.items()
+        if name not in ("self", "space", "seed")
+    }
+    unknown = sorted(set(options) - set(params))
     if unknown:
-        names = ", ".join(allowed) or "none"
+        names = ", ".join(params) or "none"
         raise ArchsearchError(f"strategy {strategy!r} has no option(s) {unknown} (allowed: {names})")
-    return cls(get_space(space), seed=seed, **options)
+    for name, value in options.items():
+        _check_option_type(strategy, name, value, params[name].default)
+    try:
+        return cls(get_space(space), seed=seed, **options)
+    except (ValueError, TypeError) as exc:  # the strategy's own checks of its option values
+        raise ArchsearchError(f"strategy {strategy!r}: {exc}") from None
+
+
+def _check_option_type(strategy: str, name: str, value: Any, default: Any) -> None:
+    """An option must have its default's type (an int where a float is expected is fine)."""
+    if default is inspect.Parameter.empty or default is None:
+        return
+    kinds: tuple[type, ...] = (int, float) if isinstance(default, float) else (type(default),)
+    if isinstance(value, bool) != isinstance(default, bool) or not isinstance(value, kinds):
+        raise ArchsearchError(
+            f"strategy {strategy!r}: option {name} must be {type(default).__name__} like its default {default!r}, "
+            f"got {value!r}"
+        )
 
 
 __all__ = ["STRATEGIES", "Strategy", "get_strategy"]

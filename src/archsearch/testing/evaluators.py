@@ -23,7 +23,7 @@ def stable_score(key: str) -> float:
 class FaultEvaluator(Evaluator):
     """``seconds`` of work per trial (``busy``: spinning the CPU, else sleeping); ``hang`` (substrings of
     architecture keys): those never finish; ``crash_first`` (substrings): their first run kills its own process with
-    SIGKILL; ``log_dir``: one line per run started (``key pid``) in ``runs.log``, which tells how often each ran."""
+    SIGKILL; ``fail`` (substrings): those raise ``RuntimeError``; ``log_dir``: one line per run started (``key pid``) in ``runs.log``, which tells how often each ran."""
 
     name = "fault"
 
@@ -35,7 +35,9 @@ class FaultEvaluator(Evaluator):
         hang: list[str] | None = None,
         crash_first: list[str] | None = None,
         log_dir: str | None = None,
+        fail: list[str] | None = None,
     ) -> None:
+        self.fail = list(fail or [])
         self.seconds, self.busy = seconds, busy
         self.hang, self.crash_first = list(hang or []), list(crash_first or [])
         self.log = Path(log_dir) / "runs.log" if log_dir else None
@@ -55,6 +57,8 @@ class FaultEvaluator(Evaluator):
         if any(s in key for s in self.hang):
             while True:
                 time.sleep(1)
+        if any(s in key for s in self.fail):
+            raise RuntimeError("planned failure")
         if earlier == 0 and any(s in key for s in self.crash_first):
             os.kill(os.getpid(), signal.SIGKILL)
         end = time.perf_counter() + self.seconds
