@@ -269,12 +269,12 @@ def test_image_folder_problems_name_the_file_or_folder(tmp_path: Path, monkeypat
 
     ok = _image_folder(tmp_path / "ok", {"a": [8] * 6, "b": [8] * 6})
     (ok / "c").mkdir()  # a class folder with no images
-    with pytest.raises(ArchsearchError, match="class folder.*c hold no images"):
+    with pytest.raises(ArchsearchError, match=r"class folder.*c hold no images"):
         load_dataset(str(ok))
     (ok / "c").rmdir()
     truncated = ok / "b" / "5.png"
     truncated.write_bytes(truncated.read_bytes()[:60])
-    with pytest.raises(ArchsearchError, match="5.png: cannot read image"):
+    with pytest.raises(ArchsearchError, match=r"5\.png: cannot read image"):
         load_dataset(str(ok))
     mixed = _image_folder(tmp_path / "mixed", {"a": [8, 8, 12], "b": [8, 10, 8]})
     assert main(["train", "--model", "baseline", "--dataset", str(mixed), "--epochs", "1"]) == 2

@@ -296,7 +296,10 @@ def read_image_folder(root: Path, image_size: int | None = None) -> tuple[np.nda
     mode = "L" if all(im.mode in ("L", "1", "I;16") for im in images) else "RGB"
     sizes = {im.size for im in images}
     if image_size is None and len(sizes) > 1:
-        raise DataError(f"{root}: images have different sizes {sorted(sizes)[:4]}; pass --image-size N (image_size=N in Python) to resize them")
+        raise DataError(
+            f"{root}: images have different sizes {sorted(sizes)[:4]}; pass --image-size N (image_size=N in Python) "
+            "to resize them"
+        )
     arrays = []
     for im in images:
         im = im.convert(mode)

@@ -23,7 +23,8 @@ def stable_score(key: str) -> float:
 class FaultEvaluator(Evaluator):
     """``seconds`` of work per trial (``busy``: spinning the CPU, else sleeping); ``hang`` (substrings of
     architecture keys): those never finish; ``crash_first`` (substrings): their first run kills its own process with
-    SIGKILL; ``fail`` (substrings): those raise ``RuntimeError``; ``log_dir``: one line per run started (``key pid``) in ``runs.log``, which tells how often each ran."""
+    SIGKILL; ``fail`` (substrings): those raise ``RuntimeError``;
+    ``log_dir``: one line per run started (``key pid``) in ``runs.log``, which tells how often each ran."""
 
     name = "fault"
 
