@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from archsearch.benchmarking import _one_run, tabular_strategies
+from archsearch.benchmarking import benchmark_run, tabular_strategies
 from archsearch.evaluators.benchmark import Table
 from archsearch.spaces import get_space
 
@@ -62,9 +62,9 @@ def main() -> None:
     rows = []
     print(f"{'strategy':<18}{'ms/trial':>10}{'bare library':>14}{'archsearch own':>16}")
     for name in names:
-        _one_run(name, 0, 10, table)  # warm-up: imports, first allocations
+        benchmark_run(name, 0, 10, table)  # warm-up: imports, first allocations
         ms = (
-            float(np.mean([_one_run(name, seed, args.queries, table)[1] for seed in range(args.seeds)]))
+            float(np.mean([benchmark_run(name, seed, args.queries, table).overhead for seed in range(args.seeds)]))
             / args.queries
             * 1e3
         )

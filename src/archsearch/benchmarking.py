@@ -79,14 +79,27 @@ def _init_worker(path: str) -> None:
     torch.set_num_threads(1)  # one core per job: the jobs are the parallelism
 
 
-def _one_run(name: str, seed: int, queries: int, table: Table | None = None) -> tuple[float, float, int, int]:
-    """One seeded run: (reported figure of the pick, strategy + store seconds, trials evaluated, repeats)."""
+@dataclass
+class BenchmarkRun:
+    """One seeded run of a strategy against the table."""
+
+    pick: str | None  # the architecture with the best search signal among those evaluated
+    reported: float  # the pick's reported figure (nan if nothing was evaluated)
+    overhead: float  # strategy + store seconds (table lookups counted out)
+    evaluated: list[str]  # the distinct architectures evaluated, in order (each one query)
+    repeats: int  # proposals answered from the store (not queries)
+    queries: int  # table lookups made
+
+
+def benchmark_run(name: str, seed: int, queries: int, table: Table | None = None) -> BenchmarkRun:
+    """One seeded run of strategy ``name`` with a budget of ``queries`` distinct architectures."""
     tab = table if table is not None else _WORKER_TABLE
-    assert tab is not None
+    if tab is None:
+        raise RuntimeError("benchmark_run needs a table (or a worker initialised with one)")
     space = get_space("nb201")
     evaluator = _TimedTable(tab)
     with tempfile.TemporaryDirectory(prefix="archsearch-bench-") as tmp:
-        store = Store(tmp)
+        store = Store(tmp, durable=False)  # a throw-away store: no sync to disk per trial
         start = time.perf_counter()
         result = Experiment(
             space,
@@ -98,9 +111,17 @@ def _one_run(name: str, seed: int, queries: int, table: Table | None = None) -> 
             seed=seed,
         ).run()
         overhead = time.perf_counter() - start - evaluator.seconds
+        evaluated = [t.key for t in sorted(result.best, key=lambda t: t.number)]
         store.close()
-    pick = result.winner.metrics["test_acc"] if result.winner else float("nan")
-    return pick, overhead, result.trials, result.repeats
+    winner = result.winner
+    return BenchmarkRun(
+        pick=None if winner is None else str(winner.genotype),
+        reported=winner.metrics["test_acc"] if winner else float("nan"),
+        overhead=overhead,
+        evaluated=evaluated,
+        repeats=result.repeats,
+        queries=evaluator.queries,
+    )
 
 
 def run_benchmark(
@@ -117,27 +138,27 @@ def run_benchmark(
     scores = []
     for name in strategies:
         STRATEGIES.get(name)
-        runs: list[tuple[float, float, int, int]] = []
+        runs: list[BenchmarkRun] = []
         if jobs > 1:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(jobs, context, _init_worker, (str(tab.path),)) as pool:
-                futures = [pool.submit(_one_run, name, seed, queries) for seed in range(seeds)]
+                futures = [pool.submit(benchmark_run, name, seed, queries) for seed in range(seeds)]
                 for seed, future in enumerate(futures):
                     runs.append(future.result())
                     if on_run is not None:
-                        on_run(name, seed, runs[-1][0])
+                        on_run(name, seed, runs[-1].reported)
         else:
             for seed in range(seeds):
-                runs.append(_one_run(name, seed, queries, tab))
+                runs.append(benchmark_run(name, seed, queries, tab))
                 if on_run is not None:
-                    on_run(name, seed, runs[-1][0])
-        picks = [r[0] for r in runs]
-        evaluated = sum(r[2] for r in runs)
-        overhead = sum(r[1] for r in runs)
+                    on_run(name, seed, runs[-1].reported)
+        picks = [r.reported for r in runs]
+        evaluated = sum(len(r.evaluated) for r in runs)
+        overhead = sum(r.overhead for r in runs)
         scores.append(
-            StrategyScore(name, picks, 1000.0 * overhead / max(1, evaluated), sum(r[3] for r in runs) / seeds)
+            StrategyScore(name, picks, 1000.0 * overhead / max(1, evaluated), sum(r.repeats for r in runs) / seeds)
         )
     return scores

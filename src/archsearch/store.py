@@ -51,9 +51,11 @@ class Store:
     process's death): a second writer is refused. ``readonly`` opens without the lock and never writes.
 
     Durability: WAL with ``synchronous=FULL``, so a transaction that returned survives a killed process and a power
-    loss alike (the WAL is synced at every commit; its cost per trial is in the README)."""
+    loss alike (the WAL is synced at every commit; its cost per trial is in the README). ``durable=False`` (for
+    throw-away stores such as the strategy benchmark's) keeps ``synchronous=NORMAL``: safe against a killed process,
+    while a power loss may take the last transactions."""
 
-    def __init__(self, run_dir: str | Path, readonly: bool = False) -> None:
+    def __init__(self, run_dir: str | Path, readonly: bool = False, durable: bool = True) -> None:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / DB_NAME
         self.readonly = readonly
@@ -67,7 +69,7 @@ class Store:
             else:
                 self.db = sqlite3.connect(self.path, isolation_level=None)
                 self.db.execute("PRAGMA journal_mode=WAL")
-                self.db.execute("PRAGMA synchronous=FULL")
+                self.db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
                 self.db.executescript(SCHEMA)
             columns = {row[1] for row in self.db.execute("PRAGMA table_info(trials)")}
             if not readonly and "attempts" not in columns:  # a store written before attempts were recorded
