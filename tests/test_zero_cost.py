@@ -195,3 +195,68 @@ def test_search_with_the_zero_cost_evaluator_maximises_its_score(tmp_path, capsy
     scores = [r["metrics"]["zc_score"] for r in ranked]
     assert len(ranked) == 4 and scores == sorted(scores, reverse=True)
     assert all(r["metrics"]["zc_score"] == r["metrics"]["zc_synflow"] for r in ranked)
+
+
+# --- pinned values: each proxy against a computation by hand on a two-layer network --------------------------
+def _two_layer() -> tuple[nn.Module, np.ndarray, np.ndarray, torch.Tensor, torch.Tensor]:
+    """Linear(3, 4) -> ReLU -> Linear(4, 2), no biases, fixed float64 weights with mixed signs; a batch of 5."""
+    w1 = np.array([[0.5, -1.0, 0.25], [-0.75, 0.5, 1.0], [1.5, 0.25, -0.5], [-0.25, -1.25, 0.75]])
+    w2 = np.array([[1.0, -0.5, 0.75, -1.5], [-0.25, 1.25, -1.0, 0.5]])
+    net = nn.Sequential(nn.Linear(3, 4, bias=False), nn.ReLU(), nn.Linear(4, 2, bias=False)).double()
+    with torch.no_grad():
+        net[0].weight.copy_(torch.from_numpy(w1))
+        net[2].weight.copy_(torch.from_numpy(w2))
+    x = torch.tensor(
+        [[1.0, 0.5, -0.5], [-1.0, 1.0, 0.25], [0.5, -0.75, 1.0], [0.25, 0.25, 0.25], [-0.5, -1.0, -0.25]],
+        dtype=torch.float64,
+    )
+    y = torch.tensor([0, 1, 1, 0, 1])
+    return net, w1, w2, x, y
+
+
+def _hand_gradients(w1: np.ndarray, w2: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """dL/dW1 and dL/dW2 of the mean cross-entropy, by the chain rule written out."""
+    pre = x @ w1.T
+    h = np.maximum(pre, 0)
+    z = h @ w2.T
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    dz = (p - np.eye(2)[y]) / len(x)
+    dw2 = dz.T @ h
+    dpre = (dz @ w2) * (pre > 0)
+    return dpre.T @ x, dw2
+
+
+def test_synflow_equals_its_closed_form() -> None:
+    # with |W| and an all-ones input the net is linear, R = 1'|W2||W1|1, and each layer contributes R: synflow = 2R
+    net, w1, w2, x, y = _two_layer()
+    expected = 2 * float(np.ones(2) @ np.abs(w2) @ np.abs(w1) @ np.ones(3))
+    assert score_model(net, "synflow", (x, y)) == pytest.approx(expected, rel=1e-12)
+
+
+def test_snip_and_grad_norm_equal_the_chain_rule() -> None:
+    net, w1, w2, x, y = _two_layer()
+    g1, g2 = _hand_gradients(w1, w2, x.numpy(), y.numpy())
+    snip = np.abs(w1 * g1).sum() + np.abs(w2 * g2).sum()
+    assert score_model(net, "snip", (x, y)) == pytest.approx(snip, rel=1e-10)
+    norm = np.linalg.norm(g1) + np.linalg.norm(g2)
+    assert score_model(net, "grad_norm", (x, y)) == pytest.approx(norm, rel=1e-10)
+
+
+def test_nwot_is_the_log_determinant_of_the_agreement_kernel() -> None:
+    net, w1, _, x, y = _two_layer()
+    x, y = (
+        x[[0, 1, 2, 4]],
+        y[[0, 1, 2, 4]],
+    )  # four inputs with distinct codes: K is non-singular (5 are not, on 4 units)
+    codes = (x.numpy() @ w1.T > 0).astype(float)  # the ReLU's binary codes, one row per input
+    kernel = codes @ codes.T + (1 - codes) @ (1 - codes).T
+    sign, logdet = np.linalg.slogdet(kernel)
+    assert sign > 0
+    assert score_model(net, "nwot", (x, y)) == pytest.approx(logdet, rel=1e-12)
+
+
+def test_l2_norm_and_params_by_hand() -> None:
+    net, w1, w2, x, y = _two_layer()
+    assert score_model(net, "l2_norm", (x, y)) == pytest.approx(np.linalg.norm(w1) + np.linalg.norm(w2))
+    assert score_model(net, "params", (x, y)) == 12 + 8
