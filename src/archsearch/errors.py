@@ -25,3 +25,7 @@ class RegistryError(ArchsearchError, KeyError):
 
 class BuildError(ArchsearchError, ValueError):
     """A network or supernet cannot be built with the options given (too few cells, channels that do not split)."""
+
+
+class OptionError(ArchsearchError, ValueError):
+    """An option's value is outside what it allows (the message names the option and the allowed values)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from archsearch.errors import ArchsearchError
+from archsearch.errors import ArchsearchError, OptionError
 from archsearch.registry import Registry
 from archsearch.spaces import Space, get_space
 from archsearch.strategies.bananas import Bananas
@@ -53,7 +53,7 @@ def get_strategy(strategy: str | Strategy, space: str | Space[Any], seed: int = 
     try:
         return cls(get_space(space), seed=seed, **options)
     except (ValueError, TypeError) as exc:  # the strategy's own checks of its option values
-        raise ArchsearchError(f"strategy {strategy!r}: {exc}") from None
+        raise OptionError(f"strategy {strategy!r}: {exc}") from None
 
 
 def _check_option_type(strategy: str, name: str, value: Any, default: Any) -> None:
