@@ -381,6 +381,12 @@ def test_show_says_why_a_run_stopped_and_what_a_directory_holds(tmp_path: Path, 
     Store(tmp_path / "empty").close()
     assert main(["show", str(tmp_path / "empty")]) == 2
     assert "holds no run yet" in _err(capsys)
+    (tmp_path / "zero").mkdir()
+    (tmp_path / "zero" / "experiment.sqlite").write_bytes(b"")
+    assert main(["show", str(tmp_path / "zero")]) == 2
+    assert "holds no run yet" in _err(capsys)
+    assert main(["search", "--resume", "--out", str(tmp_path / "zero")]) == 2
+    assert "holds no run" in _err(capsys)
     assert main(_tiny_oneshot(tmp_path / "one")) == 0
     capsys.readouterr()
     assert main(["show", str(tmp_path / "one")]) == 0

@@ -120,6 +120,8 @@ def describe(run_dir: str | Path) -> tuple[str, dict[str, Any]]:
     path = folder / DB_NAME
     if not path.is_file():
         return ("oneshot", {}) if (folder / ONESHOT_CHECKPOINT).is_file() else ("nothing", {})
+    if path.stat().st_size == 0:  # SQLite reads an empty file as an empty database
+        return "empty", {}
     try:
         meta = _meta(path)
     except sqlite3.DatabaseError as exc:
