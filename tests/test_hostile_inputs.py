@@ -290,6 +290,9 @@ def test_retrain_after_a_table_search_needs_a_dataset(tmp_path: Path, made_table
     argv = ["search", "--table", str(made_table), "--trials", "3", "--out", str(tmp_path / "r"), "--retrain"]
     assert main(argv) == 2
     assert "holds no data to retrain on" in _err(capsys)
+    assert main(argv[:-1]) == 0
+    assert main(["search", "--resume", "--out", str(tmp_path / "r"), "--retrain"]) == 2
+    assert "holds no data to retrain on" in _err(capsys)
 
 
 @pytest.mark.parametrize("option", [["--metric", "test_acc"], ["--objectives", "val_acc,test_acc"]])

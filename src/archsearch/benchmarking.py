@@ -11,7 +11,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from archsearch.evaluators import Table, TableEvaluator
@@ -30,6 +30,7 @@ class StrategyScore:
     picks: list[float]  # the reported figure of each run's pick
     ms_per_trial: float  # strategy + store time per evaluated trial (table lookups are counted out)
     repeats: float  # mean answers from the store per run
+    runs: list[BenchmarkRun] = field(default_factory=list)  # each seed's run, for anytime curves
 
     @property
     def mean(self) -> float:
@@ -159,6 +160,8 @@ def run_benchmark(
         evaluated = sum(len(r.evaluated) for r in runs)
         overhead = sum(r.overhead for r in runs)
         scores.append(
-            StrategyScore(name, picks, 1000.0 * overhead / max(1, evaluated), sum(r.repeats for r in runs) / seeds)
+            StrategyScore(
+                name, picks, 1000.0 * overhead / max(1, evaluated), sum(r.repeats for r in runs) / seeds, runs
+            )
         )
     return scores

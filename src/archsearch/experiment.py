@@ -21,6 +21,7 @@ from archsearch.errors import ArchsearchError
 from archsearch.evaluators import Evaluator
 from archsearch.multifidelity import MultiFidelity
 from archsearch.objectives import DIRECTIONS, Objective
+from archsearch.rundir import versions
 from archsearch.spaces import Space
 from archsearch.store import Store
 from archsearch.strategies import Strategy
@@ -277,6 +278,7 @@ class Experiment:
             raise ArchsearchError(f"{self.store.run_dir} already holds an experiment; resume it or choose a new --out")
         else:
             self.store.set_meta("config", self.config)
+            self.store.set_meta("versions", versions())
             with self.store.transaction() as db:
                 self._save_progress(db)
         self.start = time.perf_counter()

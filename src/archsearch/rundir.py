@@ -135,6 +135,20 @@ def describe(run_dir: str | Path) -> tuple[str, dict[str, Any]]:
     return "empty", meta
 
 
+def versions() -> dict[str, str]:
+    """The versions a run records: archsearch, torch, Python."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    import torch
+
+    try:
+        own = version("archsearch")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        own = "source"
+    return {"archsearch": own, "torch": torch.__version__, "python": platform.python_version()}
+
+
 def damaged_message(path: Path, exc: Exception) -> str:
     """The store at ``path`` is damaged: say so, and how much of it SQLite can still read."""
     readable = "nothing in it could be read"

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from archsearch.cli.core import add_core_commands
 from archsearch.cli.oneshot import add_oneshot_command
 from archsearch.cli.options import given_options
+from archsearch.cli.report import add_report_commands
 from archsearch.cli.score import add_score_command
 from archsearch.cli.search import add_search_commands
 from archsearch.cli.train import add_train_command
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_search_commands(command)
     add_oneshot_command(command)
     add_score_command(command)
+    add_report_commands(command)
     return parser
 
 

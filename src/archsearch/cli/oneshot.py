@@ -244,7 +244,8 @@ def _oneshot(args: argparse.Namespace, world: Any, device: str) -> None:
             data = load_dataset(args.dataset, args.data_dir, image_size=args.image_size).with_train_subset(
                 args.retrain_subset, seed=args.seed
             )
-        retrain_beside_baseline(args, data, space, result.genotype, {k: v for k, v in build.items() if v})
+        build = {k: v for k, v in build.items() if v}
+        retrain_beside_baseline(args, data, space, result.genotype, build, run_dir=args.out)
 
 
 def _setting_dests() -> list[str]:

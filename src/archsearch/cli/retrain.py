@@ -11,6 +11,7 @@ from archsearch.errors import ArchsearchError
 from archsearch.experiment import SearchResult
 from archsearch.nn.baseline import build_model
 from archsearch.spaces import Space, get_space
+from archsearch.store import Store
 from archsearch.train import EpochRecord, TrainConfig, TrainResult, train
 
 
@@ -22,11 +23,17 @@ def retrain_winner(args: argparse.Namespace, config: dict[str, Any], result: Sea
     dataset = options.get("dataset", args.dataset)
     data = load_dataset(dataset, options.get("data_dir") or args.data_dir)
     space = get_space(config["space"], **config["space_options"])
-    return retrain_beside_baseline(args, data, space, result.winner.genotype, dict(options.get("build", {})))
+    build = dict(options.get("build", {}))
+    return retrain_beside_baseline(args, data, space, result.winner.genotype, build, run_dir=args.out)
 
 
 def retrain_beside_baseline(
-    args: argparse.Namespace, data: Data, space: Space[Any], genotype: Any, build: dict[str, Any]
+    args: argparse.Namespace,
+    data: Data,
+    space: Space[Any],
+    genotype: Any,
+    build: dict[str, Any],
+    run_dir: str | None = None,
 ) -> dict[str, TrainResult]:
     """Train ``genotype`` (built with ``build`` options) and the hand-designed baseline with the same budget
     (``--retrain-epochs``, ``--batch-size``, ``--lr``) on ``data``'s training split; print both."""
@@ -45,7 +52,8 @@ def retrain_beside_baseline(
         "winner": space.build(genotype, c, data.num_classes, size, seed=args.seed, **build),
         "baseline": build_model("baseline", c, data.num_classes, seed=args.seed),
     }
-    outcomes = {}
+    outcomes: dict[str, TrainResult] = {}
+    record: dict[str, Any] = {"dataset": data.name, "train_examples": len(data.train), "epochs": args.retrain_epochs}
     if not args.json:
         print(
             f"\nretraining on {data.name} ({len(data.train)} train / {len(data.test)} test), "
@@ -64,6 +72,15 @@ def retrain_beside_baseline(
         outcome = train(model, data, cfg, on_epoch=progress)
         outcomes[name] = outcome
         arch = str(genotype) if name == "winner" else "the hand-designed baseline CNN"
+        record[name] = {
+            "arch": arch,
+            "test_acc": outcome.test_acc,
+            "val_acc": outcome.best_val_acc,
+            "params": outcome.params,
+            "epochs": outcome.epochs,
+            "seconds": round(outcome.seconds, 2),
+            "history": [vars(h) for h in outcome.history],
+        }
         test = float("nan") if outcome.test_acc is None else outcome.test_acc
         emit(
             args,
@@ -80,4 +97,10 @@ def retrain_beside_baseline(
             f"  {name:<8} test {test:6.2f}%  val {outcome.best_val_acc:6.2f}%  {outcome.params:>9,} params  "
             f"{outcome.seconds:6.1f}s  {arch}",
         )
+    if run_dir is not None:  # beside the search, for its report
+        store = Store(run_dir)
+        try:
+            store.set_meta("retrain", record)
+        finally:
+            store.close()
     return outcomes

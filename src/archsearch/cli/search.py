@@ -246,8 +246,12 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
     if not args.json:
         print(f"{args.queries} queries, {args.seeds} seeds; reported: test_acc_200ep of the pick by valid_acc_12ep")
         print(f"{'strategy':<12} {'mean':>7} {'std':>6} {'runs':>5} {'ms/trial':>9} {'repeats/run':>12}")
+    if args.png and not args.report:
+        raise ArchsearchError("--png writes the report's figures; it needs --report FILE.html")
+    scores = []
     for name in names:
         (score,) = run_benchmark(args.table, [name], args.queries, args.seeds, jobs=args.jobs)
+        scores.append(score)
         row = score.to_json()
         emit(
             args,
@@ -255,6 +259,12 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
             f"{name:<12} {row['mean']:>7.2f} {row['std']:>6.2f} {row['runs']:>5} "
             f"{row['ms_per_trial']:>9.3f} {row['repeats_per_run']:>12.1f}",
         )
+    if args.report:
+        from archsearch.evaluators import Table
+        from archsearch.report.run_report import build_benchmark_report
+
+        path = build_benchmark_report(scores, Table(args.table), args.queries, args.report, args.png)
+        emit(args, {"report": str(path), "bytes": path.stat().st_size}, f"wrote {path}")
 
 
 def add_search_commands(command: Any) -> None:
@@ -273,3 +283,5 @@ def add_search_commands(command: Any) -> None:
     p.add_argument("--queries", type=positive_int, default=100)
     p.add_argument("--seeds", type=positive_int, default=100)
     p.add_argument("--jobs", type=positive_int, default=1, help="seeds run in this many processes (one thread each)")
+    p.add_argument("--report", metavar="FILE.html", help="also write the anytime curves and distributions as a page")
+    p.add_argument("--png", metavar="DIR", help="with --report: every figure as a PNG in DIR too")

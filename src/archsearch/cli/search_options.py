@@ -25,6 +25,7 @@ RESUMABLE = frozenset(
     }
 )  # fmt: skip
 DATA = {"dataset", "data_dir", "subset", "image_size"}
+RETRAIN_DATA = {"dataset", "data_dir", "image_size", "batch_size", "lr", "device"}  # what --retrain reads
 BUILD = {"channels", "cells", "width"}
 TRAINING = {
     "epochs", "batch_size", "optimizer", "lr", "weight_decay", "warmup", "label_smoothing", "drop_path", "cutout",
@@ -58,7 +59,7 @@ def _used_options(args: argparse.Namespace) -> tuple[set[str], str]:
     elif args.workers > 1 or args.trial_timeout is not None:
         used.add("retries")  # retries re-run trials whose worker process died
     if args.retrain:  # the winner is retrained beside the baseline with these
-        used |= {"retrain_epochs", "dataset", "data_dir", "image_size", "batch_size", "lr", "device"}
+        used |= {"retrain_epochs", *RETRAIN_DATA}
     return used, what
 
 
@@ -99,6 +100,12 @@ def resume_search(args: argparse.Namespace, given: set[str]) -> dict[str, Any]:
             )
         if config.get("evaluator") == "table":
             recorded["evaluator"] = None
+    if config.get("evaluator") == "table":  # the search read no data: what --retrain trains on is free to choose
+        recorded = {k: v for k, v in recorded.items() if k not in RETRAIN_DATA}
+        if args.retrain and "dataset" not in given:
+            raise ArchsearchError(
+                "--retrain after a --table search: a tabular benchmark holds no data to retrain on; give --dataset"
+            )
     for dest in sorted(given & set(recorded)):
         if getattr(args, dest) != recorded[dest]:
             raise ArchsearchError(

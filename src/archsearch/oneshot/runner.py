@@ -22,7 +22,7 @@ from archsearch.oneshot.gdas import Gdas
 from archsearch.oneshot.networks import Supernet, build_supernet
 from archsearch.oneshot.spos import Spos
 from archsearch.registry import Registry
-from archsearch.rundir import describe
+from archsearch.rundir import describe, versions
 from archsearch.spaces import Space, get_space
 from archsearch.store import Store
 from archsearch.trial import COMPLETE, Trial
@@ -141,6 +141,7 @@ def run_oneshot(
             history, stopped = saved["history"], saved["stopped"]
         if store is not None and recorded is None:
             store.set_meta("oneshot", {**settings, "ranks": world.size, **(extra_meta or {})})
+            store.set_meta("versions", versions())
     except BaseException:
         if store is not None:
             store.close()
@@ -156,6 +157,8 @@ def run_oneshot(
                 stopped = reason
             if world.main:
                 _save_atomic({"method": searcher.state_dict(), "history": history, "stopped": stopped}, checkpoint)
+            if store is not None:  # the history alone, for reports (also of a search still running)
+                store.set_meta("oneshot_history", history)
             if on_epoch is not None:
                 on_epoch(record)
         result = OneShotResult(method, None, history, stopped, run, supernet=net)
@@ -179,8 +182,12 @@ def run_oneshot(
 def load_checkpoint(path: Path, device: Any = "cpu") -> dict[str, Any]:
     """A one-shot checkpoint, loaded with ``weights_only=True`` (tensors and plain containers only, so a planted file
     cannot run code); anything else is refused in one line."""
+    import warnings
+
     try:
-        saved = torch.load(path, map_location=device, weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on a foreign pickle's protocol: the one line below says it
+            warnings.simplefilter("ignore")
+            saved = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ArchsearchError(f"{path}: not a one-shot checkpoint archsearch wrote ({first[:200]})") from None

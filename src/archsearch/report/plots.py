@@ -42,7 +42,25 @@ def plot_alpha_evolution(
     edges: Sequence[int] | None = None,
     edge_labels: Sequence[str] | None = None,
 ) -> Path:
-    """One panel per edge of ``cell_type`` (all, or ``edges``): each op's softmaxed weight per epoch."""
+    """One panel per edge of ``cell_type`` (all, or ``edges``): each op's softmaxed weight per epoch, as a PNG."""
+    return _save(alpha_figure(history, op_names, cell_type, edges, edge_labels), path)
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    out = Path(path)
+    fig.savefig(out, dpi=110)
+    _pyplot().close(fig)
+    return out
+
+
+def alpha_figure(
+    history: Sequence[dict[str, Any]],
+    op_names: Sequence[str],
+    cell_type: str,
+    edges: Sequence[int] | None = None,
+    edge_labels: Sequence[str] | None = None,
+) -> Any:
+    """The figure of :func:`plot_alpha_evolution`."""
     records = [r for r in history if cell_type in r.get("probabilities", {})]
     if not records:
         raise ValueError(f"the history holds no architecture weights for cell type {cell_type!r}")
@@ -66,16 +84,18 @@ def plot_alpha_evolution(
         ax.axis("off")
     axes.flat[0].set_ylabel("softmax(alpha)")
     fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="lower center", ncol=len(op_names), fontsize=8)
-    fig.suptitle(f"{cell_type} cell: architecture weights per epoch")
+    fig.suptitle(f"{_cell_name(cell_type)}: architecture weights per epoch")
     fig.tight_layout(rect=(0, 0.07, 1, 0.95))
-    out = Path(path)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return fig
 
 
 def plot_op_frequency(cells: dict[str, Sequence[str]], op_names: Sequence[str], path: str | Path) -> Path:
-    """Bar charts of how often each op appears in each derived cell (``cells``: cell name -> its ops)."""
+    """Bar charts of how often each op appears in each derived cell (``cells``: cell name -> its ops), as a PNG."""
+    return _save(op_frequency_figure(cells, op_names), path)
+
+
+def op_frequency_figure(cells: dict[str, Sequence[str]], op_names: Sequence[str]) -> Any:
+    """The figure of :func:`plot_op_frequency`."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(cells), figsize=(4.5 * len(cells), 3.2), squeeze=False)
     for ax, (name, ops) in zip(axes.flat, cells.items()):
@@ -85,10 +105,12 @@ def plot_op_frequency(cells: dict[str, Sequence[str]], op_names: Sequence[str], 
         ax.set_title(f"{name} cell")
         ax.set_ylabel("edges")
     fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return fig
+
+
+def _cell_name(cell_type: str) -> str:
+    """'normal cell', 'reduce cell', or 'the cell' for a space with one cell type (not 'cell cell')."""
+    return "the cell" if cell_type == "cell" else f"{cell_type} cell"
 
 
 def genotype_cells(genotype: Any) -> dict[str, list[str]]:

@@ -1,0 +1,253 @@
+"""The report of a run directory (a multi-trial search or a one-shot search) and of a strategy benchmark."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from archsearch.report.figures import anytime_figures, history_figure, oneshot_figures, pareto_figure, retrain_figure
+from archsearch.report.html import Page, esc, kv_table, table, write_atomic
+from archsearch.report.rundata import RunData, read_run
+
+TOP_DRAWN = 8  # the top trials drawn in the table (drawings dominate the page's size)
+TOP_LISTED = 50
+
+
+def build_run_report(run_dir: str | Path, out: str | Path | None = None, png_dir: str | Path | None = None) -> Path:
+    """Write the report of ``run_dir`` to ``out`` (default ``<run_dir>/report.html``); with ``png_dir`` every figure
+    is also written there as a PNG. Returns the report's path."""
+    data = read_run(run_dir)
+    target = Path(out) if out is not None else data.path / "report.html"
+    page = _oneshot_page(data, png_dir) if data.kind == "oneshot" else _search_page(data, png_dir)
+    if data.retrain:
+        page.section("Retraining beside the baseline", _retrain(page, data.retrain), "retrain")
+    return write_atomic(page.render(), target)
+
+
+def _stamp(seconds: float | None) -> str:
+    if not seconds:
+        return "-"
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _versions(data: RunData) -> str:
+    v = data.meta.get("versions")
+    return "not recorded" if not v else ", ".join(f"{k} {val}" for k, val in v.items())
+
+
+def _search_page(data: RunData, png_dir: Any) -> Page:
+    from archsearch.experiment import summarize
+    from archsearch.objectives import Objective
+    from archsearch.spaces import get_space
+    from archsearch.store import open_existing
+
+    config = data.config
+    obj = config["objective"]
+    objective = Objective(metric=obj["metric"], limits=dict(obj["limits"]), objectives=tuple(obj["objectives"]))
+    store = open_existing(data.path)
+    try:
+        result = summarize(store, get_space(config["space"], **config["space_options"]), objective)
+    finally:
+        store.close()
+    trials = data.trials
+    finished = [t for t in trials if t.status != "running"]
+    state = "being written now (the report shows what is recorded)" if data.busy else "not running"
+    page = Page(
+        f"archsearch report: {config['strategy']} on {config['space']}",
+        f"{data.path} · {len(finished)} trials · {state} · written {_stamp(time.time())}",
+        png_dir,
+    )
+    limits = ", ".join(f"{k} <= {v:g}" for k, v in obj["limits"].items()) or "none"
+    budget = config["budget"]
+    rows = [
+        ("space", f"{config['space']} {config.get('space_options') or ''}".strip()),
+        ("strategy", f"{config['strategy']} {config.get('strategy_options') or ''}".strip()),
+        ("evaluator", config["evaluator"]),
+        (
+            "objective",
+            obj["metric"] + (f"; Pareto front over {', '.join(obj['objectives'])}" if obj["objectives"] else ""),
+        ),
+        ("constraints", limits),
+        ("budget", f"{budget['trials']} trials" + (f", {budget['seconds']:g} s" if budget.get("seconds") else "")),
+        ("used", f"{len(finished)} trials, {float(data.progress.get('elapsed', 0.0)):.1f} s of search time"),
+        ("stopped by", result.stop_reason or ("still running" if data.busy else "-")),
+        ("seed", config.get("seed")),
+        (
+            "trials",
+            f"{len(result.best)} complete, {result.failed} failed, {result.infeasible} infeasible, "
+            f"{result.repeats} proposals answered from the store",
+        ),
+        (
+            "wall time",
+            f"{_stamp(min((t.started for t in trials), default=None))} to "
+            f"{_stamp(max((t.finished or 0 for t in trials), default=None))}",
+        ),
+        ("versions", _versions(data)),
+    ]
+    notes = "".join(f'<p class="note">{esc(n)}</p>' for n in data.notes)
+    page.section("Summary", kv_table(rows) + notes, "summary")
+    if trials:
+        page.section("Search history", page.figure(history_figure(trials, objective.metric)), "history")
+    if len(objective.objectives) >= 2 and result.front:
+        front = {t.number for t in result.front}
+        winner = result.best[0] if result.best else None
+        body = page.figure(pareto_figure(trials, objective.objectives, front, result.hypervolume))
+        if winner is not None:
+            within = ", ".join(
+                f"{k} {winner.metrics.get(k, float('nan')):.4g} (limit {v:g})" for k, v in obj["limits"].items()
+            )
+            body += f"<p>Winner by {esc(objective.metric)}: trial {winner.number} {esc(within)}</p>"
+        page.section("Pareto front", body, "pareto")
+    page.section("Top trials", _top_table(page, result.best, objective.metric), "top")
+    if result.failures:
+        rows_f = [(n, error) for error, n in result.failures]
+        page.section("Failed trials by error", table(["trials", "error"], rows_f), "failures")
+    return page
+
+
+def _top_table(page: Page, best: Sequence[Any], metric: str) -> str:
+    if not best:
+        return "<p>No trial completed.</p>"
+    names = [metric] + [m for m in ("params", "flops", "latency_ms", "val_acc", "test_acc", "epochs")
+                        if m != metric and any(m in t.metrics for t in best)]  # fmt: skip
+    headers = ["rank", "trial", *names, "fidelity", "seconds", "architecture", "drawing"]
+    rows = []
+    for rank, t in enumerate(best[:TOP_LISTED], start=1):
+        drawing = page.drawing(t.genotype, f"trial{t.number}") if rank <= TOP_DRAWN else ""
+        values = [t.metrics.get(m, float("nan")) for m in names]
+        rows.append(
+            [
+                rank,
+                t.number,
+                *values,
+                t.fidelity if t.fidelity is not None else "-",
+                round(t.seconds, 2),
+                str(t.genotype),
+                drawing,
+            ]
+        )
+    note = f"<p>The {len(best)} complete trials, best first; the first {TOP_DRAWN} drawn. Click a column to sort.</p>"
+    return note + table(headers, rows, raw=[len(headers) - 1])
+
+
+def _oneshot_page(data: RunData, png_dir: Any) -> Page:
+    from archsearch.spaces import get_space
+
+    info = data.oneshot
+    config = info.get("config") or {}
+    history = data.history
+    state = "being written now" if data.busy else "not running"
+    page = Page(
+        f"archsearch report: one-shot {info.get('method', '?')} on {info.get('space', '?')}",
+        f"{data.path} · {len(history)} epochs · {state} · written {_stamp(time.time())}",
+        png_dir,
+    )
+    found = data.meta.get("oneshot_result")
+    rows = [
+        ("method", info.get("method")),
+        ("space", info.get("space")),
+        ("supernet", info.get("supernet") or "-"),
+        ("data", info.get("data") or "-"),
+        ("epochs", f"{len(history)} of {config.get('epochs', '?')}"),
+        ("stopped", (found or {}).get("stopped", "not finished")),
+        (
+            "collapse control",
+            "off"
+            if not config.get("max_skips") and not config.get("skip_penalty")
+            else f"skip penalty {config.get('skip_penalty')}, stop above {config.get('max_skips')} skips",
+        ),
+        ("seed", config.get("seed")),
+        ("search time", f"{sum(float(r.get('seconds', 0.0)) for r in history):.1f} s"),
+        ("versions", _versions(data)),
+    ]
+    notes = "".join(f'<p class="note">{esc(n)}</p>' for n in data.notes)
+    page.section("Summary", kv_table(rows) + notes, "summary")
+    space = get_space(info.get("space", "nb201"))
+    if found:
+        genotype = space.from_json(found["genotype"])
+        page.section(
+            "Derived architecture",
+            f"<p><code>{esc(genotype)}</code></p>" + page.drawing(genotype, "derived"),
+            "derived",
+        )
+    ops = _op_names(space.name)
+    for figure in oneshot_figures(history, ops, config.get("max_skips")):
+        page.section(figure.caption[:1].upper() + figure.caption[1:], page.figure(figure), figure.name)
+    derived = [(r["epoch"], r.get("skips", "-"), r.get("genotype", "-")) for r in history if "genotype" in r]
+    if derived:
+        page.section("Derived cells per epoch", table(["epoch", "skips", "architecture"], derived), "per-epoch")
+    if data.trials and info.get("method") == "spos":
+        complete = sorted((t for t in data.trials if t.status == "complete"), key=lambda t: -(t.score or 0.0))
+        page.section("Sub-networks scored with inherited weights", _top_table(page, complete, "val_acc"), "top")
+    return page
+
+
+def _op_names(space: str) -> list[str]:
+    from archsearch.spaces.darts import DARTS_SEARCH_OPS
+    from archsearch.spaces.nb201 import NB201_OPS
+
+    return list(DARTS_SEARCH_OPS if space == "darts" else NB201_OPS)
+
+
+def _retrain(page: Page, retrain: dict[str, Any]) -> str:
+    rows = []
+    for name in ("winner", "baseline"):
+        r = retrain.get(name) or {}
+        rows.append(
+            (
+                name,
+                r.get("test_acc", float("nan")),
+                r.get("val_acc", float("nan")),
+                r.get("params", 0),
+                r.get("epochs", 0),
+                r.get("seconds", 0.0),
+                r.get("arch", "-"),
+            )
+        )
+    head = ["model", "test_acc", "val_acc", "params", "epochs", "seconds", "architecture"]
+    return table(head, rows, sortable=False) + page.figure(retrain_figure(retrain))
+
+
+def best_so_far_curves(table_rows: Any, runs: Sequence[Any], queries: int) -> np.ndarray:
+    """Seeds x queries: the reported figure of the best-by-signal architecture among the first q evaluated."""
+    out = np.full((len(runs), queries), np.nan)
+    for i, run in enumerate(runs):
+        best_signal, best_reported = -np.inf, np.nan
+        for q, arch in enumerate(run.evaluated[:queries]):
+            row = table_rows.lookup(arch)
+            if row["valid_acc_12ep"] > best_signal:
+                best_signal, best_reported = row["valid_acc_12ep"], row["test_acc_200ep"]
+            out[i, q] = best_reported
+        if run.evaluated:
+            out[i, len(run.evaluated) :] = best_reported
+    return out
+
+
+def build_benchmark_report(scores: Sequence[Any], table_rows: Any, queries: int, out: str | Path,
+                           png_dir: str | Path | None = None) -> Path:  # fmt: skip
+    """The strategy benchmark as a page: anytime curves, final distributions and the printed table."""
+    page = Page(
+        "archsearch strategy benchmark",
+        f"{table_rows.path.name} · {queries} queries · {len(scores[0].picks) if scores else 0} seeds · "
+        f"written {_stamp(time.time())}",
+        png_dir,
+    )
+    curves = {s.strategy: best_so_far_curves(table_rows, s.runs, queries) for s in scores}
+    finals = {s.strategy: list(s.picks) for s in scores}
+    rows = [(s.strategy, round(s.mean, 3), round(s.std, 3), len(s.picks), round(s.ms_per_trial, 3), s.repeats)
+            for s in scores]  # fmt: skip
+    page.section(
+        "Strategies",
+        "<p>Each run spends its queries on distinct architectures, picks the one with the best search signal "
+        "(valid_acc_12ep) and reports its test_acc_200ep.</p>"
+        + table(["strategy", "mean", "std", "runs", "ms/trial", "repeats/run"], rows),
+        "table",
+    )
+    for figure in anytime_figures(curves, finals):
+        page.section(figure.caption[:1].upper() + figure.caption[1:], page.figure(figure), figure.name)
+    return write_atomic(page.render(), out)

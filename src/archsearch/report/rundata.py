@@ -1,0 +1,118 @@
+"""Everything a report shows, read from a run directory without writing to it (a read-only SQLite connection, so a
+search that is still running is read without blocking it)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from archsearch.errors import ArchsearchError
+from archsearch.rundir import DB_NAME, ONESHOT_CHECKPOINT, damaged_message, describe, is_busy
+from archsearch.spaces import genotype_from_json
+
+
+@dataclass
+class TrialRow:
+    """One recorded trial, as the report shows it."""
+
+    number: int
+    genotype: Any
+    arch: str
+    status: str
+    score: float | None
+    metrics: dict[str, float]
+    error: str | None
+    fidelity: float | None
+    seconds: float
+    started: float
+    finished: float | None
+    attempts: int
+
+
+@dataclass
+class RunData:
+    """A run directory's record: a multi-trial search or a one-shot search."""
+
+    path: Path
+    kind: str  # "search" or "oneshot"
+    meta: dict[str, Any]
+    progress: dict[str, Any]
+    trials: list[TrialRow] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)  # one-shot: one record per epoch
+    busy: bool = False
+    notes: list[str] = field(default_factory=list)  # what could not be read, said in the report
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return dict(self.meta.get("config") or {})
+
+    @property
+    def oneshot(self) -> dict[str, Any]:
+        return dict(self.meta.get("oneshot") or {})
+
+    @property
+    def retrain(self) -> dict[str, Any] | None:
+        return self.meta.get("retrain")
+
+
+def read_run(run_dir: str | Path) -> RunData:
+    """The record of the run in ``run_dir``; a directory that holds no run is an error."""
+    path = Path(run_dir)
+    kind, meta = describe(path)
+    if kind == "nothing":
+        raise ArchsearchError(f"{path}: no run here (no {DB_NAME} and no one-shot checkpoint)")
+    if kind == "empty":
+        raise ArchsearchError(f"{path}: the store holds no run yet (no config and no trial recorded)")
+    data = RunData(path, kind, meta, {}, busy=is_busy(path))
+    if (path / DB_NAME).is_file():
+        try:
+            _read_store(data)
+        except sqlite3.DatabaseError as exc:
+            raise ArchsearchError(damaged_message(path / DB_NAME, exc)) from None
+    if kind == "oneshot":
+        data.history = list(meta.get("oneshot_history") or [])
+        if not data.history and (path / ONESHOT_CHECKPOINT).is_file():
+            data.history = _history_from_checkpoint(path / ONESHOT_CHECKPOINT, data.notes)
+    return data
+
+
+def _read_store(data: RunData) -> None:
+    db = sqlite3.connect(f"{(data.path / DB_NAME).resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        row = db.execute("SELECT progress FROM strategy WHERE id = 1").fetchone()
+        data.progress = {} if row is None else json.loads(row[0])
+        columns = {r[1] for r in db.execute("PRAGMA table_info(trials)")}
+        attempts = "attempts" if "attempts" in columns else "1"
+        rows = db.execute(
+            "SELECT number, genotype, status, score, metrics, error, fidelity, seconds, started, finished, "
+            f"{attempts} FROM trials ORDER BY number"
+        ).fetchall()
+    finally:
+        db.close()
+    space = data.config.get("space") or data.oneshot.get("space")
+    unreadable = 0
+    for number, g, status, score, metrics, error, fidelity, seconds, started, finished, tries in rows:
+        try:
+            genotype = genotype_from_json(json.loads(g), space)
+        except (ArchsearchError, ValueError):
+            unreadable += 1
+            continue
+        row = TrialRow(number, genotype, str(genotype), status, score, json.loads(metrics), error, fidelity, seconds,
+                       started, finished, tries)  # fmt: skip
+        data.trials.append(row)
+    if unreadable:
+        data.notes.append(f"{unreadable} trial rows hold a genotype that does not parse; they are left out")
+
+
+def _history_from_checkpoint(path: Path, notes: list[str]) -> list[dict[str, Any]]:
+    """The per-epoch history of a one-shot run written before histories were kept in the store."""
+    from archsearch.oneshot.runner import load_checkpoint
+
+    try:
+        return list(load_checkpoint(path)["history"])
+    except ArchsearchError as exc:
+        notes.append(f"the one-shot history could not be read: {exc}")
+        return []
