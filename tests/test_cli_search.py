@@ -110,3 +110,29 @@ def test_search_errors(argv: list[str], message: str, tmp_path: Path, table: str
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_show_prints_a_table_with_a_column_per_recorded_metric(tmp_path: Path, table: str, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    out = str(tmp_path / "run")
+    argv = ["search", "--table", table, "--trials", "30", "--out", out, "--objectives", "val_acc,valid_acc_200ep"]
+    assert main([*argv, "--json"]) == 0
+    capsys.readouterr()
+    assert main(["show", out, "--top", "3"]) == 0
+    text = capsys.readouterr().out
+    header = next(line for line in text.splitlines() if "rank" in line)
+    for column in ("trial", "val_acc", "valid_acc_200ep", "test_acc", "seconds", "status", "architecture"):
+        assert column in header
+    table_lines = [line for line in text.splitlines() if "rank" in line or "complete" in line]
+    assert max(len(line) for line in table_lines) <= 100  # fitted to the terminal, the architecture folded
+    assert "Pareto front over val_acc, valid_acc_200ep (hypervolume" in text
+    rows = [line for line in text.splitlines() if line.strip()[:1].isdigit() and "complete" in line]
+    assert len(rows) >= 3 and all("|" in line for line in rows)  # the architecture starts on the row itself
+
+
+def test_readable_numbers() -> None:
+    from archsearch.report.html import readable
+
+    assert [readable(v) for v in (58130.0, 1_180_000.0, 95.1432, 12.0, 2_000_000_000.0)] == [
+        "58.1k", "1.18M", "95.14", "12", "2G",
+    ]  # fmt: skip

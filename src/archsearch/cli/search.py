@@ -111,15 +111,45 @@ def _print_result(args: argparse.Namespace, result: SearchResult, objective: Obj
         for error, n in result.failures:
             print(f"  {n:>5} x {error}")
     if result.best:
-        print(f"{'rank':>4} {'trial':>5} {objective.metric:>9}  {'other metrics':<40} arch")
-    for rank, t in enumerate(result.best[:top], start=1):
-        others = ", ".join(f"{k} {v:.4g}" for k, v in t.metrics.items() if k != objective.metric)
-        print(f"{rank:>4} {t.number:>5} {t.metrics[objective.metric]:>9.3f}  {others[:40]:<40} {t.genotype}")
+        _trial_table(result.best[:top], [objective.metric, *objective.objectives], "top trials")
     if result.front:
         hv = "" if result.hypervolume is None else f" (hypervolume {result.hypervolume:.4g})"
-        print(f"Pareto front over {', '.join(objective.objectives)}{hv}:")
-        for t in result.front:
-            print("  " + ", ".join(f"{n} {t.metrics[n]:.4g}" for n in objective.objectives) + f"  {t.genotype}")
+        title = f"Pareto front over {', '.join(objective.objectives)}{hv}"
+        _trial_table(result.front, list(objective.objectives), title)
+
+
+#: the columns of the trial table, in order, for the metrics a run recorded (the search metric comes first)
+COLUMNS = ("val_acc", "test_acc", "zc_score", "params", "flops", "latency_ms", "forward_peak_mb", "train_peak_mb",
+           "epochs")  # fmt: skip
+
+
+def _trial_table(trials: list[Trial], first: list[str], title: str) -> None:
+    """A table of trials fitted to the terminal: one column per recorded metric (numbers aligned, 58.1k, 1.18M),
+    fidelity, seconds, status, and the architecture last, folded rather than cut."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from archsearch.report.html import readable
+
+    recorded = {k for t in trials for k in t.metrics}
+    names = list(dict.fromkeys(first)) + [c for c in COLUMNS if c in recorded and c not in first]
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("rank", justify="right")
+    table.add_column("trial", justify="right")
+    for name in names:
+        table.add_column("MACs" if name == "flops" else name, justify="right", no_wrap=True)
+    fidelity = any(t.fidelity is not None for t in trials)
+    if fidelity:
+        table.add_column("epochs@rung", justify="right")
+    table.add_column("seconds", justify="right")
+    table.add_column("status")
+    table.add_column("architecture", overflow="fold", ratio=1)
+    for rank, t in enumerate(trials, start=1):
+        values = [readable(float(t.metrics[n])) if n in t.metrics else "-" for n in names]
+        extra = [f"{t.fidelity:g}"] if fidelity else []
+        table.add_row(str(rank), str(t.number), *values, *extra, f"{t.seconds:.1f}", t.status, str(t.genotype))
+    Console(soft_wrap=False).print(table)
 
 
 def _no_winner(result: SearchResult) -> str | None:
