@@ -64,7 +64,7 @@ def test_each_kind_shows_its_sections(reports: dict[str, Path]) -> None:
     assert 'id="anytime"' in bench and 'id="final"' in bench and "evolution" in bench
 
 
-def test_failed_trials_are_grouped_and_the_retrain_is_shown(tmp_path: Path, capsys) -> None:
+def test_failed_trials_are_grouped_by_error(tmp_path: Path, capsys) -> None:
     out = tmp_path / "run"
     main(["search", "--evaluator", FAULT, "--evaluator-option", 'fail=["none~0|+"]', "--trials", "30",
           "--strategy", "random", "--out", str(out), "--json"])  # fmt: skip
@@ -222,3 +222,14 @@ def test_clicking_a_column_sorts_the_rows(reports: dict[str, Path], browser) -> 
     top.locator("th", has_text="val_acc").click()
     assert column("val_acc") == sorted(first)
     page.close()
+
+
+def test_a_search_with_retrain_shows_both_training_curves(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    argv = ["search", "--evaluator", FAULT, "--trials", "3", "--out", str(out), "--retrain", "--retrain-epochs", "1",
+            "--batch-size", "256", "--json"]  # fmt: skip
+    assert main(argv) == 0
+    assert main(["report", str(out)]) == 0
+    text = (out / "report.html").read_text()
+    assert 'id="retrain"' in text and "the hand-designed baseline CNN" in text
+    assert 'data-name="retrain"' in text  # the curves figure
