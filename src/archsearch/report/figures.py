@@ -132,11 +132,12 @@ def oneshot_figures(history: Sequence[dict[str, Any]], op_names: Sequence[str], 
         figures.append(Figure(name, f"{label}: softmaxed architecture weights of every edge per epoch",
                               alpha_figure(history, op_names, cell_type)))  # fmt: skip
     epochs = [r["epoch"] for r in history]
+    marker = "." if len(epochs) <= 12 else None  # markers on every epoch of a long run only add ink (and bytes)
     if any("genotype" in r for r in history):
         fig, ax = plt.subplots(figsize=(7, 3.4))
         counts = [Counter(_ops_of(r.get("genotype", ""), op_names)) for r in history]
         for op in op_names:
-            ax.plot(epochs, [c.get(op, 0) for c in counts], marker=".", label=op)
+            ax.plot(epochs, [c.get(op, 0) for c in counts], marker=marker, label=op)
         ax.set_xlabel("epoch")
         ax.set_ylabel("edges of the derived cells")
         ax.legend(fontsize=7, ncol=2)
@@ -145,7 +146,8 @@ def oneshot_figures(history: Sequence[dict[str, Any]], op_names: Sequence[str], 
         figures.append(Figure("op_frequency", "ops of the cells derived after each epoch", fig))
     if any("skips" in r for r in history):
         fig, ax = plt.subplots(figsize=(6, 3))
-        ax.plot(epochs, [r.get("skips", math.nan) for r in history], marker="o", color=BLUE, label="skip connections")
+        skips = [r.get("skips", math.nan) for r in history]
+        ax.plot(epochs, skips, marker=marker, color=BLUE, label="skip connections")
         if max_skips is not None:
             ax.axhline(max_skips, color=RED, ls="--", lw=1, label=f"collapse limit ({max_skips})")
         ax.set_xlabel("epoch")
@@ -157,9 +159,9 @@ def oneshot_figures(history: Sequence[dict[str, Any]], op_names: Sequence[str], 
     if history:
         fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
         for key, label in (("train_loss", "train"), ("val_loss", "validation")):
-            left.plot(epochs, [_num(r.get(key)) for r in history], marker=".", label=label)
+            left.plot(epochs, [_num(r.get(key)) for r in history], marker=marker, label=label)
         for key, label in (("train_acc", "train"), ("val_acc", "validation")):
-            right.plot(epochs, [_num(r.get(key)) for r in history], marker=".", label=label)
+            right.plot(epochs, [_num(r.get(key)) for r in history], marker=marker, label=label)
         left.set_ylabel("loss")
         right.set_ylabel("accuracy (%)")
         for ax in (left, right):

@@ -74,9 +74,10 @@ def alpha_figure(
     rows = -(-len(chosen) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False, sharey=True)
     epochs = [r["epoch"] for r in records]
+    marker = "." if len(epochs) <= 12 else None  # markers on every epoch of a long run only add ink (and bytes)
     for ax, e in zip(axes.flat, chosen):
         for k, op in enumerate(op_names):
-            ax.plot(epochs, [r["probabilities"][cell_type][e][k] for r in records], label=op, marker=".")
+            ax.plot(epochs, [r["probabilities"][cell_type][e][k] for r in records], label=op, marker=marker)
         ax.axhline(0.6, color="grey", lw=0.6, ls="--")
         ax.set_title(edge_labels[e] if edge_labels else f"edge {e}", fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
