@@ -236,6 +236,11 @@ class Experiment:
             self.pending_duplicates.append(genotype)
             return "wait"
         self.consecutive_repeats = 0
+        reason = self.space.degenerate(genotype) if getattr(self.evaluator, "network", None) is not None else None
+        if reason is not None:  # nothing to train: recorded, and the strategy told, without building a network
+            trial.status, trial.error = INFEASIBLE, f"degenerate: {reason}"
+            self._finish(trial, time.time())
+            return "recorded"
         try:
             values = self._costs(genotype)
         except ArchsearchError:

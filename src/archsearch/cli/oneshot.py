@@ -15,7 +15,13 @@ from archsearch.cli.train import load_data
 from archsearch.data import load_dataset
 from archsearch.errors import ArchsearchError
 from archsearch.oneshot.runner import METHODS, OneShotResult, default_config, run_oneshot
-from archsearch.report.plots import genotype_cells, plot_alpha_evolution, plot_op_frequency, threshold_epochs
+from archsearch.report.plots import (
+    alpha_separation,
+    genotype_cells,
+    plot_alpha_evolution,
+    plot_op_frequency,
+    threshold_epochs,
+)
 from archsearch.rundir import describe
 from archsearch.spaces import get_space
 
@@ -220,6 +226,7 @@ def _oneshot(args: argparse.Namespace, world: Any, device: str) -> None:
     plots = _plots(result, _op_names(args), edges) if learned else []
     cell_types = sorted(result.history[-1]["probabilities"]) if learned else []
     thresholds = {t: threshold_epochs(result.history, t) for t in cell_types}
+    separation = alpha_separation(result.history)
     emit(
         args,
         {
@@ -229,11 +236,14 @@ def _oneshot(args: argparse.Namespace, world: Any, device: str) -> None:
             "epochs": len(result.history),
             "skips": result.history[-1].get("skips") if result.history else None,
             "threshold_epochs": thresholds,
+            "alpha_separation": separation,
+            "notes": result.notes,
             "plots": [str(p) for p in plots],
             "run_dir": str(out),
         },
         f"\n{args.method} on {args.space}: {result.genotype}\n  {result.stopped}"
-        + "".join(f"\n  edges whose top weight passed 0.6, by epoch ({t}): {v}" for t, v in thresholds.items())
+        + "".join(f"\n  note: {n}" for n in result.notes)
+        + "".join(f"\n  {line}" for line in separation)
         + "".join(f"\n  plot: {p}" for p in plots),
     )
     if args.retrain:

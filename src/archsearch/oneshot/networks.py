@@ -14,7 +14,7 @@ from archsearch.nn.cells import ResNetBasicBlock
 from archsearch.nn.ops import FactorizedReduce, ReLUConvBN
 from archsearch.oneshot.supernet import CellArch, SearchCell, edge_normalised
 from archsearch.spaces.darts import DARTS_SEARCH_OPS, DartsGenotype
-from archsearch.spaces.nb201 import NB201_OPS, NB201Genotype
+from archsearch.spaces.nb201 import NB201_EDGES, NB201_OPS, NB201_PATHS, NB201Genotype
 
 
 class Supernet(nn.Module):
@@ -25,6 +25,7 @@ class Supernet(nn.Module):
 
     cell_types: tuple[str, ...] = ()
     op_names: tuple[str, ...] = ()
+    derive_note: str | None = None  # what :meth:`derive` had to do beyond its rule, said to the user
 
     def _init_arch(self, num_edges: int, edge_norm: bool, generator: torch.Generator) -> None:
         self.num_edges = num_edges
@@ -242,9 +243,29 @@ class NB201Supernet(Supernet):
         return self.classifier(F.adaptive_avg_pool2d(self.lastact(x), 1).flatten(1))
 
     def derive(self) -> NB201Genotype:
-        """Argmax op per edge."""
+        """Argmax op per edge; if that cuts every path from the cell's input to its output (all four paths pass a
+        ``none``), the path whose weakest edge is strongest (by the weight of each edge's strongest non-``none`` op)
+        takes those ops, and :attr:`derive_note` says so."""
         probs = self.probabilities()["cell"]
-        return NB201Genotype(tuple(self.op_names[int(k)] for k in probs.argmax(-1)))
+        ops = [self.op_names[int(k)] for k in probs.argmax(-1)]
+        self.derive_note = None
+        if any(all(ops[e] != "none" for e in path) for path in NB201_PATHS):
+            return NB201Genotype(tuple(ops))
+        live = [k for k, op in enumerate(self.op_names) if op != "none"]
+        best = [max(live, key=lambda k, e=e: float(probs[e, k])) for e in range(len(ops))]
+
+        def strength(path: tuple[int, ...]) -> float:
+            return min(float(probs[e, best[e]]) for e in path)
+
+        path = max(NB201_PATHS, key=strength)
+        for e in path:
+            ops[e] = self.op_names[best[e]]
+        edges = ", ".join(f"{frm}->{to}" for k, (to, frm) in enumerate(NB201_EDGES) if k in path)
+        self.derive_note = (
+            f"the argmax cell cut every path from input to output with 'none'; the path {edges} (whose weakest edge "
+            "is strongest by its best non-none weight) took those ops so the network can learn"
+        )
+        return NB201Genotype(tuple(ops))
 
     def single_path(self, genotype: DartsGenotype | NB201Genotype) -> dict[str, CellArch]:
         """The genotype's op on every edge."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ class OneShotResult:
     stopped: str  # 'finished', or the collapse-control reason
     run_dir: Path
     search_trials: int = 0  # SPOS: sub-networks scored with inherited weights
+    notes: list[str] = field(default_factory=list)  # what the derivation had to do beyond its rule
     supernet: Supernet | None = None  # the trained supernet (e.g. for a SupernetEvaluator)
 
 
@@ -171,6 +172,8 @@ def run_oneshot(
             result.genotype, result.search_trials = sp.from_json(found[0]), found[1]
         else:
             result.genotype = searcher.derive()
+            if net.derive_note:
+                result.notes.append(net.derive_note)
             if store is not None:
                 _record(store, result)
         return result
@@ -295,7 +298,8 @@ def _record(store: Store, result: OneShotResult) -> None:
     trial = Trial(store.next_number(), result.genotype, result.genotype.key, COMPLETE, metrics, metrics.get("val_acc"))
     with store.transaction() as db:
         store.put_trial(db, trial, time.time(), time.time())
-        store.set_meta("oneshot_result", {"genotype": result.genotype.to_json(), "stopped": result.stopped}, db)
+        found = {"genotype": result.genotype.to_json(), "stopped": result.stopped, "notes": result.notes}
+        store.set_meta("oneshot_result", found, db)
 
 
 def _spos_search(

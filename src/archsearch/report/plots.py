@@ -75,15 +75,22 @@ def alpha_figure(
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False, sharey=True)
     epochs = [r["epoch"] for r in records]
     marker = "." if len(epochs) <= 12 else None  # markers on every epoch of a long run only add ink (and bytes)
+    shown = [r["probabilities"][cell_type][e][k] for r in records for e in chosen for k in range(len(op_names))]
+    uniform = 1.0 / len(op_names)
+    low, high = min([*shown, uniform]), max([*shown, uniform])
+    margin = max(0.01, 0.08 * (high - low))  # the axis follows the data, so small movements show
     for ax, e in zip(axes.flat, chosen):
         for k, op in enumerate(op_names):
             ax.plot(epochs, [r["probabilities"][cell_type][e][k] for r in records], label=op, marker=marker)
-        ax.axhline(0.6, color="grey", lw=0.6, ls="--")
+        ax.axhline(uniform, color="black", lw=0.7, ls=":")
+        if low - margin < 0.6 < high + margin:
+            ax.axhline(0.6, color="grey", lw=0.6, ls="--")
+        ax.set_ylim(low - margin, high + margin)
         ax.set_title(edge_labels[e] if edge_labels else f"edge {e}", fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
     for ax in list(axes.flat)[len(chosen) :]:
         ax.axis("off")
-    axes.flat[0].set_ylabel("softmax(alpha)")
+    axes.flat[0].set_ylabel(f"softmax(alpha); dotted: uniform {uniform:.3g}")
     fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="lower center", ncol=len(op_names), fontsize=8)
     fig.suptitle(f"{_cell_name(cell_type)}: architecture weights per epoch")
     fig.tight_layout(rect=(0, 0.07, 1, 0.95))
@@ -107,6 +114,33 @@ def op_frequency_figure(cells: dict[str, Sequence[str]], op_names: Sequence[str]
         ax.set_ylabel("edges")
     fig.tight_layout()
     return fig
+
+
+def alpha_separation(history: Sequence[dict[str, Any]], threshold: float = 0.6) -> list[str]:
+    """In words, how far the softmaxed alphas of the last epoch separated from uniform, per cell type."""
+    last = history[-1].get("probabilities") if history else None
+    if not last:
+        return []
+    lines = []
+    for cell_type, rows in sorted(last.items()):
+        tops = [max(row) for row in rows]
+        uniform = 1.0 / len(rows[0])
+        mean = sum(tops) / len(tops)
+        name = _cell_name(cell_type)
+        if max(tops) - uniform < 0.05:
+            lines.append(
+                f"{name}: top weight {mean:.3f} on average (at most {max(tops):.3f}) against {uniform:.3f} uniform: "
+                "the alphas have hardly moved, so the derived cell is close to random; train longer or raise "
+                "--alpha-lr"
+            )
+            continue
+        passed = {e: ep for e, ep in threshold_epochs(history, cell_type, threshold).items() if ep is not None}
+        first = f", the first after epoch {min(passed.values())}" if passed else ""
+        lines.append(
+            f"{name}: top weight {mean:.3f} on average (at most {max(tops):.3f}) against {uniform:.3f} uniform; "
+            f"{len(passed)} of {len(tops)} edges passed {threshold}{first}"
+        )
+    return lines
 
 
 def _cell_name(cell_type: str) -> str:

@@ -133,6 +133,12 @@ class Space(ABC, Generic[G]):
         path); by default the plain :meth:`encode`."""
         return self.encode(genotype)
 
+    def degenerate(self, genotype: G) -> str | None:
+        """Why ``genotype``'s network cannot depend on its input (every path from the input is cut), or ``None``.
+        Most spaces cannot express such a network (DARTS cells always connect their inputs; a chain whose skips
+        bypass layers still computes); NB201 can, through ``none`` edges."""
+        return None
+
     @abstractmethod
     def validate(self, genotype: Any) -> G:
         """Return ``genotype`` if it belongs to this space, else raise :class:`GenotypeError` naming the field."""

@@ -158,6 +158,16 @@ class NB201Space(Space[NB201Genotype]):
                 vec[_PATH_SLOTS[ops]] += 1.0
         return vec
 
+    def degenerate(self, genotype: NB201Genotype) -> str | None:
+        """A cell none of whose four input-to-output paths is free of ``none``: its output is zero whatever the
+        input, so the whole network outputs a constant (as nasbench prunes disconnected graphs)."""
+        if any(all(genotype.ops[e] != "none" for e in path) for path in NB201_PATHS):
+            return None
+        return (
+            "every path from the cell's input (node 0) to its output (node 3) passes a 'none' edge: the cell outputs "
+            "zeros whatever its input, so the network cannot learn"
+        )
+
     def validate(self, genotype: Any) -> NB201Genotype:
         if not isinstance(genotype, NB201Genotype):
             raise GenotypeError("genotype", f"expected an nb201 genotype, got {type(genotype).__name__}")
