@@ -436,3 +436,19 @@ def test_an_interrupt_does_not_count_repeats_twice(tmp_path: Path) -> None:
         resumed = search(out=out, resume=True, evaluator=evaluator)
         assert resumed.repeats == full.repeats, cut
         assert [t.key for t in resumed.best] == [t.key for t in full.best]
+
+
+def test_the_proxy_evaluator_keeps_its_cheap_epochs_unless_epochs_is_given(tmp_path: Path, monkeypatch) -> None:
+    import archsearch.cli.search as cli_search
+
+    seen = []
+
+    def spy(config, out, on_trial=None):
+        seen.append(config["evaluator_options"].get("epochs"))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_search, "build_experiment", spy)
+    assert main(["search", "--evaluator", "proxy", "--out", str(tmp_path / "a")]) == 130
+    assert main(["search", "--evaluator", "proxy", "--epochs", "7", "--out", str(tmp_path / "b")]) == 130
+    assert main(["search", "--out", str(tmp_path / "c")]) == 130
+    assert seen == [None, 7, 5]  # proxy: its own 3; given: 7; the train evaluator: the search's default

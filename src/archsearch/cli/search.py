@@ -191,7 +191,7 @@ def cmd_search(args: argparse.Namespace) -> None:
             ray_address=args.ray_address,
             cpus_per_trial=args.cpus_per_trial,
             gpus_per_trial=args.gpus_per_trial,
-            evaluator_options=None if args.table else evaluator_options(args),
+            evaluator_options=None if args.table else evaluator_options(args, given),
             strategy_options=key_values(args.strategy_option or []),
             multifidelity=multifidelity_options(args),
         )

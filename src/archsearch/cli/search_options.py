@@ -136,7 +136,9 @@ def resume_search(args: argparse.Namespace, given: set[str]) -> dict[str, Any]:
     return updated
 
 
-def evaluator_options(args: argparse.Namespace) -> dict[str, Any]:
+def evaluator_options(args: argparse.Namespace, given: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The evaluator's options from the command line (the proxy evaluator keeps its own cheap epochs unless
+    ``--epochs`` is given)."""
     if args.evaluator and ":" in args.evaluator:
         return key_values(args.evaluator_option or [])
     if args.evaluator_option:
@@ -174,6 +176,8 @@ def evaluator_options(args: argparse.Namespace) -> dict[str, Any]:
         options["subset"] = args.subset
     if args.width is not None:
         options["width"] = args.width
+    if args.evaluator == "proxy" and "epochs" not in given and not args.fidelity:  # --fidelity: max is --epochs
+        del options["epochs"]  # the search's default of 5 is not a choice the user made
     return options
 
 
