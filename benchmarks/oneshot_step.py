@@ -28,7 +28,7 @@ from archsearch.costs import measure_peak_mb
 from archsearch.nn.ops import FactorizedReduce, ReLUConvBN, make_op
 from archsearch.oneshot.base import OneShotConfig
 from archsearch.oneshot.darts import Darts
-from archsearch.oneshot.networks import DartsSupernet
+from archsearch.oneshot.supernets import DartsSupernet
 
 OPS = ("skip_connect", "sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3", "none")
 

@@ -26,10 +26,11 @@ import numpy as np
 import torch
 from scipy.stats import kendalltau, spearmanr
 
+from archsearch.api.oneshot import oneshot
 from archsearch.data import load_dataset
 from archsearch.evaluators import TrainEvaluator
 from archsearch.evaluators.supernet import SupernetEvaluator
-from archsearch.oneshot.runner import default_config, run_oneshot
+from archsearch.oneshot import default_config
 from archsearch.spaces import NB201Genotype, get_space
 
 
@@ -81,15 +82,15 @@ def main() -> None:
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        result = run_oneshot(
+        result = oneshot(
             "spos",
             space,
             data.with_train_subset(args.subset, args.seed),
             tmp,
             default_config("spos", epochs=args.epochs, seed=args.seed),
-            {"C": args.channels, "cells": 1},
+            {"channels": args.channels, "cells": 1},
             on_epoch=lambda r: print(f"  supernet epoch {r['epoch']}: train acc {r['train_acc']:.1f}%", flush=True),
-            spos_trials=1,
+            subnetwork_trials=1,
         )
     train_s = time.perf_counter() - start
     assert result.supernet is not None

@@ -10,14 +10,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from archsearch.api.oneshot import oneshot
 from archsearch.data import from_tensors
 from archsearch.errors import ArchsearchError
+from archsearch.oneshot import default_config
 from archsearch.oneshot.base import OneShotConfig
-from archsearch.oneshot.darts import Darts, DartsSecondOrder, PCDarts
+from archsearch.oneshot.darts import Darts
+from archsearch.oneshot.darts2 import DartsSecondOrder
 from archsearch.oneshot.gdas import Gdas
-from archsearch.oneshot.networks import DartsSupernet, NB201Supernet
-from archsearch.oneshot.runner import _collapse, default_config, run_oneshot
-from archsearch.oneshot.supernet import CellArch, SearchCell, channel_shuffle
+from archsearch.oneshot.pcdarts import PCDarts
+from archsearch.oneshot.search import _collapse, run_oneshot
+from archsearch.oneshot.search_cell import CellArch, SearchCell, channel_shuffle
+from archsearch.oneshot.supernets import DartsSupernet, NB201Supernet
 from archsearch.spaces import get_space
 from archsearch.spaces.darts import DartsGenotype
 
@@ -234,7 +238,7 @@ def _tiny_data(seed: int = 0):
 def test_resume_continues_from_the_last_epoch_with_identical_alphas(tmp_path) -> None:
     data = _tiny_data()
     config = OneShotConfig(epochs=3, batch_size=16, seed=2)
-    options = {"C": 4, "layers": 3}
+    options = {"channels": 4, "cells": 3}
     full = run_oneshot("darts", "darts", data, tmp_path / "full", config, options)
 
     class Killed(Exception):
@@ -255,8 +259,16 @@ def test_resume_continues_from_the_last_epoch_with_identical_alphas(tmp_path) ->
 
 def test_spos_trains_a_supernet_and_searches_it_with_inherited_weights(tmp_path) -> None:
     data = _tiny_data(1)
-    result = run_oneshot(
-        "spos", "nb201", data, tmp_path, OneShotConfig(epochs=1, batch_size=16), {"C": 4, "cells": 1}, spos_trials=6
+    with pytest.raises(ArchsearchError, match="search over sub-networks"):
+        run_oneshot("spos", "nb201", data, tmp_path / "alone", OneShotConfig(epochs=1, batch_size=16))
+    result = oneshot(
+        "spos",
+        "nb201",
+        data,
+        tmp_path,
+        OneShotConfig(epochs=1, batch_size=16),
+        {"channels": 4, "cells": 1},
+        subnetwork_trials=6,
     )
     get_space("nb201").validate(result.genotype)
     assert result.search_trials == 6 and "probabilities" not in result.history[0]

@@ -5,12 +5,12 @@ import pytest
 from scipy.stats import kendalltau
 
 from archsearch.errors import ArchsearchError
-from archsearch.evaluators.predictor import PREDICTORS, features, fit_from_store, make_predictor
 from archsearch.experiment import Budget, Experiment
 from archsearch.objectives import Objective
 from archsearch.spaces import get_space
 from archsearch.store import Store
 from archsearch.strategies import get_strategy
+from archsearch.strategies.predictors import PREDICTORS, features, fit_from_store, make_predictor
 from archsearch.testing.strategy_suite import drive, toy_score
 
 

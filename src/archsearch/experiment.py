@@ -282,8 +282,9 @@ class Experiment:
         elif self.store.count(finished_only=False):
             raise ArchsearchError(f"{self.store.run_dir} already holds an experiment; resume it or choose a new --out")
         else:
-            self.store.set_meta("config", self.config)
-            self.store.set_meta("versions", versions())
+            if self.config:  # an experiment inside another run (SPOS's search over sub-networks) has none
+                self.store.set_meta("config", self.config)
+                self.store.set_meta("versions", versions())
             with self.store.transaction() as db:
                 self._save_progress(db)
         self.start = time.perf_counter()

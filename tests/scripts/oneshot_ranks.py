@@ -13,8 +13,9 @@ import torch
 import torch.distributed as dist
 
 from archsearch.data import load_dataset
+from archsearch.oneshot import default_config
 from archsearch.oneshot.distributed import init_from_env
-from archsearch.oneshot.runner import default_config, run_oneshot
+from archsearch.oneshot.search import run_oneshot
 
 
 def main() -> None:
@@ -23,7 +24,7 @@ def main() -> None:
     world, device = init_from_env("cpu")
     data = load_dataset("digits")
     config = default_config(method, epochs=2, batch_size=32, alpha_lr=3e-3, seed=0)
-    result = run_oneshot(method, "nb201", data, out / "run", config, {"C": 4, "cells": 1}, device=device)
+    result = run_oneshot(method, "nb201", data, out / "run", config, {"channels": 4, "cells": 1}, device=device)
     alphas = [a.detach().clone() for a in result.supernet.arch_parameters()]
     torch.save(
         {"alphas": alphas, "genotype": str(result.genotype), "history": result.history}, out / f"rank{world.rank}.pt"

@@ -9,12 +9,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from archsearch.api.oneshot import oneshot
 from archsearch.cli.common import emit, positive_int
 from archsearch.cli.options import NOT_OPTIONS, flag, option_actions
 from archsearch.cli.train import load_data
 from archsearch.data import load_dataset
 from archsearch.errors import ArchsearchError
-from archsearch.oneshot.runner import METHODS, OneShotResult, default_config, run_oneshot
+from archsearch.oneshot import METHODS, SUPERNETS, default_config
+from archsearch.oneshot.search import OneShotResult
 from archsearch.report.plots import (
     alpha_separation,
     genotype_cells,
@@ -27,13 +29,8 @@ from archsearch.spaces import get_space
 
 
 def _supernet_options(args: argparse.Namespace) -> dict[str, Any]:
-    options: dict[str, Any] = {"C": args.channels}
-    if args.cells is not None:
-        options["layers" if args.space == "darts" else "cells"] = args.cells
-    elif args.space == "darts":
-        options["layers"] = 5
-    else:
-        options["cells"] = 1
+    """The supernet options given (the rest are the supernet's and the method's defaults)."""
+    options: dict[str, Any] = {"channels": args.channels, "cells": args.cells}
     if args.partial is not None:
         options["partial"] = args.partial
     return options
@@ -133,19 +130,19 @@ def cmd_oneshot(args: argparse.Namespace) -> None:
 #: what a resume may change: where the result goes and what happens after the search
 ONESHOT_RESUMABLE = frozenset({"out", "epochs", "retrain", "retrain_epochs", "retrain_channels", "retrain_cells",
                                "retrain_subset", "lr", "plot_edges"})  # fmt: skip
-DARTS_FAMILY = ("darts", "darts2", "pcdarts")
 
 
 def _check_options(args: argparse.Namespace, given: set[str]) -> None:
-    """Options that would not act with this method are refused."""
+    """Options that would not act with this method (as its class declares it) are refused."""
+    method = METHODS.get(args.method)
     unused = set()
-    if args.method != "pcdarts":
+    if "partial" not in method.supernet_defaults:
         unused.add("partial")
-    if args.method not in DARTS_FAMILY:
+    if not method.collapse_control:
         unused |= {"skip_penalty", "max_skips", "no_collapse_control"}
-    if args.method != "spos":
+    if not method.searches_subnetworks:
         unused.add("spos_trials")
-    else:
+    if not method.learns_arch:
         unused |= {"alpha_lr", "plot_edges"}
     if not args.retrain:
         unused |= {"retrain_epochs", "retrain_channels", "retrain_cells", "retrain_subset", "lr"}
@@ -183,7 +180,7 @@ def _oneshot(args: argparse.Namespace, world: Any, device: str) -> None:
     collapse_control = config.skip_penalty > 0 or config.max_skips is not None
     if args.batch_size % world.size:
         raise ArchsearchError(f"--batch-size {args.batch_size} must divide among the {world.size} processes")
-    if args.method in ("darts", "darts2", "pcdarts") and not args.json and collapse_control and world.main:
+    if METHODS.get(args.method).collapse_control and not args.json and collapse_control and world.main:
         print(
             f"collapse control on (skip penalty {config.skip_penalty}, stop above {config.max_skips} skip "
             "connections in the normal cell): DARTS tends to fill its normal cell with parameter-free skip "
@@ -201,7 +198,7 @@ def _oneshot(args: argparse.Namespace, world: Any, device: str) -> None:
             print(_epoch_line(record), flush=True)
 
     try:
-        result = run_oneshot(
+        result = oneshot(
             args.method,
             space,
             data,
@@ -212,7 +209,7 @@ def _oneshot(args: argparse.Namespace, world: Any, device: str) -> None:
             resume=args.resume,
             on_epoch=on_epoch,
             on_step=bar.step,
-            spos_trials=args.spos_trials,
+            subnetwork_trials=args.spos_trials,
             extra_meta={"cli_options": {d: getattr(args, d) for d in _setting_dests() if hasattr(args, d)}},
         )
     except ValueError as exc:
@@ -223,7 +220,7 @@ def _oneshot(args: argparse.Namespace, world: Any, device: str) -> None:
         return
     edges = [int(e) for e in args.plot_edges.split(",")] if args.plot_edges else None
     learned = bool(result.history) and "probabilities" in result.history[-1]
-    plots = _plots(result, _op_names(args), edges) if learned else []
+    plots = _plots(result, list(SUPERNETS.get(args.space).op_names), edges) if learned else []
     cell_types = sorted(result.history[-1]["probabilities"]) if learned else []
     thresholds = {t: threshold_epochs(result.history, t) for t in cell_types}
     separation = alpha_separation(result.history)
@@ -265,13 +262,6 @@ def _setting_dests() -> list[str]:
     return [d for d in option_actions(parser) if d not in ONESHOT_RESUMABLE and d not in NOT_OPTIONS]
 
 
-def _op_names(args: argparse.Namespace) -> list[str]:
-    from archsearch.spaces.darts import DARTS_SEARCH_OPS
-    from archsearch.spaces.nb201 import NB201_OPS
-
-    return list(DARTS_SEARCH_OPS if args.space == "darts" else NB201_OPS)
-
-
 def add_oneshot_command(command: Any) -> None:
     """Register ``oneshot`` with the ``command`` factory of the main parser."""
     p = command("oneshot", cmd_oneshot, "one-shot search on a supernet: DARTS, PC-DARTS, GDAS or SPOS")
@@ -280,7 +270,7 @@ def add_oneshot_command(command: Any) -> None:
 
 def _oneshot_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", choices=METHODS.names(), default="darts")
-    p.add_argument("--space", choices=("darts", "nb201"), default="darts")
+    p.add_argument("--space", choices=SUPERNETS.names(), default="darts", help="a space that has a supernet")
     p.add_argument("--dataset", default="digits")
     p.add_argument("--data-dir", help="folder holding the dataset files (default: $ARCHSEARCH_DATA)")
     p.add_argument("--subset", type=positive_int, help="search on a seeded random subset of N training examples")
@@ -288,7 +278,14 @@ def _oneshot_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=positive_int, default=10)
     p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--channels", type=positive_int, default=16, help="supernet initial channels")
-    p.add_argument("--cells", type=positive_int, help="supernet cells (darts: total, default 5; nb201: per stage, 1)")
+    p.add_argument(
+        "--cells",
+        type=positive_int,
+        help="supernet depth: "
+        + "; ".join(
+            f"{s}: {c.cells_help}, default {c.default_cells}" for s, c in ((s, SUPERNETS.get(s)) for s in SUPERNETS)
+        ),
+    )
     p.add_argument("--partial", type=positive_int, help="PC-DARTS partial-channel K (pcdarts default 4)")
     p.add_argument("--w-lr", type=float, default=0.025)
     p.add_argument("--alpha-lr", type=float, default=3e-4)

@@ -10,7 +10,7 @@ from torch import nn
 
 from archsearch.data import Data
 from archsearch.evaluators.base import Evaluator
-from archsearch.oneshot.networks import Supernet
+from archsearch.oneshot.supernets import Supernet
 
 
 class SupernetEvaluator(Evaluator):

@@ -1,0 +1,34 @@
+"""One-shot (weight-sharing) search: a supernet holds every candidate, a method trains it and derives a genotype.
+
+Methods are registered by name (one file each, their defaults as class attributes); supernets by the space they
+search (:data:`archsearch.oneshot.supernets.SUPERNETS`). Nothing here imports from the layers above (experiment,
+strategies, evaluators, objectives, api, cli): SPOS's search over sub-networks and retraining live in
+:mod:`archsearch.api`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from archsearch.oneshot.base import OneShotConfig, OneShotMethod
+from archsearch.oneshot.darts import Darts
+from archsearch.oneshot.darts2 import DartsSecondOrder
+from archsearch.oneshot.gdas import Gdas
+from archsearch.oneshot.pcdarts import PCDarts
+from archsearch.oneshot.spos import Spos
+from archsearch.oneshot.supernets import SUPERNETS, Supernet, build_supernet
+from archsearch.registry import Registry
+
+METHODS: Registry[type[OneShotMethod]] = Registry("one-shot method")
+for _method in (Darts, DartsSecondOrder, PCDarts, Gdas, Spos):
+    METHODS.add(_method.name, _method)
+
+
+def default_config(method: str, **overrides: Any) -> OneShotConfig:
+    """The config ``method`` runs with by default: with its class's ``collapse_control`` on, a skip penalty of 0.1
+    and a stop at more than 2 skip connections in the normal cell; ``overrides`` win."""
+    base: dict[str, Any] = {"skip_penalty": 0.1, "max_skips": 2} if METHODS.get(method).collapse_control else {}
+    return OneShotConfig(**{**base, **overrides})
+
+
+__all__ = ["METHODS", "SUPERNETS", "OneShotConfig", "OneShotMethod", "Supernet", "build_supernet", "default_config"]

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from archsearch.oneshot.distributed import current_world, wrap
-from archsearch.oneshot.networks import Supernet
+from archsearch.oneshot.supernets import Supernet
+from archsearch.spaces import Space
 
 
 @dataclass
@@ -62,8 +63,18 @@ class OneShotMethod(ABC):
     name: ClassVar[str]
     #: whether the method learns architecture parameters (SPOS does not)
     learns_arch: ClassVar[bool] = True
+    #: whether the architecture step needs data apart from the weights' (the training split is halved)
+    needs_validation_split: ClassVar[bool] = True
+    #: collapse control on by default: a skip penalty of 0.1 and a stop above 2 skips in the normal cell (DARTS)
+    collapse_control: ClassVar[bool] = False
+    #: supernet options the method searches with unless told otherwise (PC-DARTS: partial channels)
+    supernet_defaults: ClassVar[dict[str, Any]] = {}
+    #: the genotype comes from a search over sub-networks with inherited weights, run above this package (SPOS)
+    searches_subnetworks: ClassVar[bool] = False
 
-    def __init__(self, supernet: Supernet, config: OneShotConfig, steps_per_epoch: int) -> None:
+    def __init__(
+        self, supernet: Supernet, config: OneShotConfig, steps_per_epoch: int, space: Space[Any] | None = None
+    ) -> None:
         self.net = supernet
         self.config = config
         self.world = current_world()  # under torchrun: this rank; the weight step goes through DDP

@@ -22,6 +22,7 @@ class Darts(OneShotMethod):
     """First-order DARTS (the alphas' gradient at the current weights)."""
 
     name = "darts"
+    collapse_control = True
     second_order: ClassVar[bool] = False
 
     def step(self, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor) -> StepResult:
@@ -100,16 +101,3 @@ class Darts(OneShotMethod):
         """Gradients averaged over the ranks (a parameter without one gets zeros)."""
         filled = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
         return [g for g in self.world.average(filled) if g is not None]
-
-
-class DartsSecondOrder(Darts):
-    """Second-order DARTS (unrolled step, finite-difference Hessian-vector product)."""
-
-    name = "darts2"
-    second_order = True
-
-
-class PCDarts(Darts):
-    """PC-DARTS: DARTS's first-order step; its supernet has partial channels and edge normalisation."""
-
-    name = "pcdarts"

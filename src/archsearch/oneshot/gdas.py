@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from archsearch.oneshot.base import OneShotMethod, StepResult
-from archsearch.oneshot.supernet import CellArch
+from archsearch.oneshot.search_cell import CellArch
 
 
 class Gdas(OneShotMethod):

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from archsearch.oneshot.base import OneShotConfig, OneShotMethod, StepResult
-from archsearch.oneshot.networks import Supernet
+from archsearch.oneshot.supernets import Supernet
 from archsearch.spaces import Space
 
 
@@ -19,9 +19,15 @@ class Spos(OneShotMethod):
 
     name = "spos"
     learns_arch = False
+    needs_validation_split = False  # no architecture step: the weights train on the whole training split
+    searches_subnetworks = True
 
-    def __init__(self, supernet: Supernet, config: OneShotConfig, steps_per_epoch: int, space: Space[Any]) -> None:
+    def __init__(
+        self, supernet: Supernet, config: OneShotConfig, steps_per_epoch: int, space: Space[Any] | None = None
+    ) -> None:
         super().__init__(supernet, config, steps_per_epoch)
+        if space is None:
+            raise ValueError("SPOS samples paths of a space: pass space=")
         self.space = space
         self.rng = np.random.default_rng(config.seed)
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from archsearch.evaluators.predictor import ENCODINGS, PREDICTORS, Predictor, features, make_predictor
 from archsearch.strategies.base import Strategy
+from archsearch.strategies.predictors import ENCODINGS, PREDICTORS, Predictor, features, make_predictor
 from archsearch.trial import Trial
 
 

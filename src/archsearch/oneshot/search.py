@@ -16,22 +16,17 @@ import torch
 from archsearch.data import Data
 from archsearch.data.loader import BatchLoader, Split
 from archsearch.errors import ArchsearchError
+from archsearch.oneshot import METHODS, default_config
 from archsearch.oneshot.base import OneShotConfig, OneShotMethod
-from archsearch.oneshot.darts import Darts, DartsSecondOrder, PCDarts
-from archsearch.oneshot.gdas import Gdas
-from archsearch.oneshot.networks import Supernet, build_supernet
-from archsearch.oneshot.spos import Spos
-from archsearch.registry import Registry
+from archsearch.oneshot.supernets import Supernet, build_supernet
 from archsearch.rundir import describe, versions
 from archsearch.spaces import Space, get_space
 from archsearch.store import Store
 from archsearch.trial import COMPLETE, Trial
 
-METHODS: Registry[type[OneShotMethod]] = Registry("one-shot method")
-for _cls in (Darts, DartsSecondOrder, PCDarts, Gdas, Spos):
-    METHODS.add(_cls.name, _cls)
-
 CHECKPOINT = "oneshot.pt"
+#: what a method that searches sub-networks needs: (supernet, space, store, config) -> (winner, sub-networks scored)
+SubnetworkSearch = Callable[[Supernet, Space[Any], Store, OneShotConfig], tuple[Any, int]]
 
 
 @dataclass
@@ -46,24 +41,6 @@ class OneShotResult:
     search_trials: int = 0  # SPOS: sub-networks scored with inherited weights
     notes: list[str] = field(default_factory=list)  # what the derivation had to do beyond its rule
     supernet: Supernet | None = None  # the trained supernet (e.g. for a SupernetEvaluator)
-
-
-def default_config(method: str, **overrides: Any) -> OneShotConfig:
-    """The config a method runs with by default: DARTS-family searches have collapse control on (a skip penalty of
-    0.1 and a stop at more than 2 skip connections in the normal cell)."""
-    METHODS.get(method)
-    base: dict[str, Any] = {}
-    if method in ("darts", "darts2", "pcdarts"):
-        base = {"skip_penalty": 0.1, "max_skips": 2}
-    base.update(overrides)
-    return OneShotConfig(**base)
-
-
-def supernet_for(method: str, space: str, data: Data, seed: int, **options: Any) -> Supernet:
-    """The supernet ``method`` searches ``space`` with (PC-DARTS: K = 4 partial channels, edge normalisation)."""
-    if method == "pcdarts":
-        options = {"partial": 4, "edge_norm": True, **options}
-    return build_supernet(space, data.in_channels, data.num_classes, seed=seed, **options)
 
 
 def _halves(data: Data, seed: int) -> tuple[Split, Split]:
@@ -92,39 +69,49 @@ def run_oneshot(
     resume: bool = False,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     on_step: Callable[[int, int], None] | None = None,
-    spos_trials: int = 100,
+    subnetwork_search: SubnetworkSearch | None = None,
     extra_meta: dict[str, Any] | None = None,
 ) -> OneShotResult:
     """Search ``space`` with one-shot ``method`` on ``data``; checkpoints and the store live in ``run_dir``, which
     this process alone writes. With ``resume`` the run's recorded settings must match the ones given (``extra_meta``
-    is recorded beside them, e.g. the command line's options)."""
+    is recorded beside them, e.g. the command line's options). A method that ``searches_subnetworks`` (SPOS) needs
+    ``subnetwork_search``, called on the main process with the trained supernet and the run's store, returning the
+    winner and the number of sub-networks scored (:func:`archsearch.api.oneshot` passes one)."""
     sp = get_space(space) if isinstance(space, str) else space
     cls = METHODS.get(method)
+    if cls.searches_subnetworks and subnetwork_search is None:
+        raise ArchsearchError(f"{method} finds its genotype by a search over sub-networks: use archsearch.api.oneshot")
     config = config or default_config(method)
+    options = {**cls.supernet_defaults, **(supernet_options or {})}
     run = Path(run_dir)
     checkpoint = run / CHECKPOINT
     settings = {
         "method": method,
         "space": sp.name,
         "config": asdict(config),
-        "supernet": dict(supernet_options or {}),
+        "supernet": options,
         "data": {"name": data.name, "train": len(data.train), "input_shape": list(data.input_shape)},
     }
     recorded = _check_run_dir(run, checkpoint, resume, settings)
-    net = supernet_for(method, sp.name, data, config.seed, **(supernet_options or {}))
+    net = build_supernet(sp.name, data.in_channels, data.num_classes, seed=config.seed, **options)
     # channels-last runs the depthwise convolutions of the DARTS ops 2-3x faster on the CPU (oneDNN) and suits GPUs
     net = net.to(device, memory_format=torch.channels_last)
-    weight_half, arch_half = _halves(data, config.seed)
+    if cls.needs_validation_split:  # weights on one half of the training split, architecture on the other
+        weight_data, arch_data = _halves(data, config.seed)
+    else:
+        weight_data, arch_data = data.train, None
     train_loader = BatchLoader(
-        weight_half, config.batch_size, data.mean, data.std, device, True, config.seed, data.default_augment(), True
+        weight_data, config.batch_size, data.mean, data.std, device, True, config.seed, data.default_augment(), True
     )
-    val_loader = BatchLoader(
-        arch_half, config.batch_size, data.mean, data.std, device, True, config.seed + 1, None, True
-    )
+    val_loader = None
+    if arch_data is not None:
+        val_loader = BatchLoader(
+            arch_data, config.batch_size, data.mean, data.std, device, True, config.seed + 1, None, True
+        )
     steps = len(train_loader)
     if steps == 0:
-        raise ValueError(f"batch size {config.batch_size} exceeds half the training split ({len(weight_half)})")
-    searcher = cls(net, config, steps, sp) if cls is Spos else cls(net, config, steps)  # type: ignore[call-arg]
+        raise ValueError(f"batch size {config.batch_size} exceeds the {len(weight_data)} examples the weights train on")
+    searcher = cls(net, config, steps, space=sp)
     world = searcher.world  # under torchrun: every rank runs this; rank 0 alone writes
     if not world.main:
         on_epoch = on_step = None
@@ -163,11 +150,13 @@ def run_oneshot(
             if on_epoch is not None:
                 on_epoch(record)
         result = OneShotResult(method, None, history, stopped, run, supernet=net)
-        if cls is Spos:  # the search over sub-networks runs on rank 0; the others receive its winner
+        if subnetwork_search is not None and cls.searches_subnetworks:
+            # the search over sub-networks runs on rank 0; the others receive its winner
             found = None
             if store is not None:
-                found = _spos_search(net, sp, data, store, config, spos_trials, device)
-                found = (found[0].to_json(), found[1])
+                winner, trials = subnetwork_search(net, sp, store, config)
+                store.set_meta("oneshot_result", {"genotype": winner.to_json(), "stopped": "finished", "notes": []})
+                found = (winner.to_json(), trials)
             found = world.broadcast_object(found)
             result.genotype, result.search_trials = sp.from_json(found[0]), found[1]
         else:
@@ -233,18 +222,21 @@ def _check_run_dir(run: Path, checkpoint: Path, resume: bool, settings: dict[str
 def _epoch(
     searcher: OneShotMethod,
     train_loader: BatchLoader,
-    val_loader: BatchLoader,
+    val_loader: BatchLoader | None,
     epoch: int,
     on_step: Callable[[int, int], None] | None,
 ) -> dict[str, Any]:
     searcher.start_epoch(epoch)
     train_loader.set_epoch(epoch)
-    val_loader.set_epoch(epoch)
+    if val_loader is not None:
+        val_loader.set_epoch(epoch)
     start = time.perf_counter()
     sums = {"train_loss": 0.0, "train_correct": 0, "val_loss": 0.0, "val_correct": 0, "n": 0, "val_steps": 0}
     device = next(searcher.net.parameters()).device
     world = searcher.world
-    for i, ((x, y), (xv, yv)) in enumerate(zip(world.shard(train_loader), world.shard(val_loader))):
+    batches = world.shard(train_loader)
+    pairs = zip(batches, world.shard(val_loader)) if val_loader is not None else ((b, (None, None)) for b in batches)
+    for i, ((x, y), (xv, yv)) in enumerate(pairs):
         # on CUDA, mixed precision in bfloat16 (no loss scaling needed); on the CPU, float32
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
             r = searcher.step(x, y, xv, yv)
@@ -300,20 +292,3 @@ def _record(store: Store, result: OneShotResult) -> None:
         store.put_trial(db, trial, time.time(), time.time())
         found = {"genotype": result.genotype.to_json(), "stopped": result.stopped, "notes": result.notes}
         store.set_meta("oneshot_result", found, db)
-
-
-def _spos_search(
-    net: Supernet, space: Space[Any], data: Data, store: Store, config: OneShotConfig, trials: int, device: Any
-) -> tuple[Any, int]:
-    from archsearch.evaluators.supernet import SupernetEvaluator
-    from archsearch.experiment import Budget, Experiment
-    from archsearch.objectives import Objective
-    from archsearch.strategies import get_strategy
-
-    evaluator = SupernetEvaluator(net, data, device=device)
-    strategy = get_strategy("evolution", space, seed=config.seed)
-    result = Experiment(space, strategy, evaluator, Objective(), Budget(trials=trials), store, seed=config.seed).run()
-    if result.winner is None:
-        raise RuntimeError("the SPOS search found no sub-network that could be evaluated")
-    store.set_meta("oneshot_result", {"genotype": result.winner.genotype.to_json(), "stopped": "finished"})
-    return result.winner.genotype, result.trials

@@ -4,6 +4,7 @@ architecture parameters and the rule that turns those parameters into a genotype
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -12,7 +13,8 @@ from torch import nn
 from archsearch.errors import BuildError
 from archsearch.nn.cells import ResNetBasicBlock
 from archsearch.nn.ops import FactorizedReduce, ReLUConvBN
-from archsearch.oneshot.supernet import CellArch, SearchCell, edge_normalised
+from archsearch.oneshot.search_cell import CellArch, SearchCell, edge_normalised
+from archsearch.registry import Registry
 from archsearch.spaces.darts import DARTS_SEARCH_OPS, DartsGenotype
 from archsearch.spaces.nb201 import NB201_EDGES, NB201_OPS, NB201_PATHS, NB201Genotype
 
@@ -26,6 +28,10 @@ class Supernet(nn.Module):
     cell_types: tuple[str, ...] = ()
     op_names: tuple[str, ...] = ()
     derive_note: str | None = None  # what :meth:`derive` had to do beyond its rule, said to the user
+    #: the constructor's depth option, its default for a search, and what it counts (for the command line's help)
+    cells_option: ClassVar[str] = "cells"
+    default_cells: ClassVar[int] = 1
+    cells_help: ClassVar[str] = "cells"
 
     def _init_arch(self, num_edges: int, edge_norm: bool, generator: torch.Generator) -> None:
         self.num_edges = num_edges
@@ -95,6 +101,8 @@ class DartsSupernet(Supernet):
     intermediate nodes concatenated; ``partial`` K and ``edge_norm`` make it PC-DARTS's."""
 
     cell_types = ("normal", "reduce")
+    op_names = tuple(DARTS_SEARCH_OPS)
+    cells_option, default_cells, cells_help = "layers", 5, "cells in all (two of them reductions)"
 
     def __init__(
         self,
@@ -200,6 +208,8 @@ class NB201Supernet(Supernet):
     reduction blocks, BN-ReLU, global pool, linear; one alpha matrix shared by every cell."""
 
     cell_types = ("cell",)
+    op_names = tuple(NB201_OPS)
+    cells_option, default_cells, cells_help = "cells", 1, "cells per stage"
 
     def __init__(
         self,
@@ -274,10 +284,25 @@ class NB201Supernet(Supernet):
         return {"cell": CellArch(choice=[self._op_index(op) for op in genotype.ops])}
 
 
-def build_supernet(space: str, in_channels: int, num_classes: int, **options: object) -> Supernet:
-    """A supernet for ``space`` ('darts' or 'nb201'); ``options`` go to its constructor."""
-    if space == "darts":
-        return DartsSupernet(in_channels=in_channels, num_classes=num_classes, **options)  # type: ignore[arg-type]
-    if space == "nb201":
-        return NB201Supernet(in_channels=in_channels, num_classes=num_classes, **options)  # type: ignore[arg-type]
-    raise BuildError(f"no supernet for space {space!r} (allowed: darts, nb201)")
+#: supernets by the name of the space they search; adding a space's supernet is one registration
+SUPERNETS: Registry[type[Supernet]] = Registry("supernet")
+SUPERNETS.add("darts", DartsSupernet)
+SUPERNETS.add("nb201", NB201Supernet)
+
+
+def build_supernet(
+    space: str,
+    in_channels: int,
+    num_classes: int,
+    channels: int = 16,
+    cells: int | None = None,
+    seed: int = 0,
+    partial: int = 1,
+    edge_norm: bool = False,
+) -> Supernet:
+    """The supernet registered for ``space``: ``channels`` initial channels, ``cells`` in its own sense (DARTS: all
+    cells, default 5; NB201: per stage, default 1), PC-DARTS's ``partial`` channels and ``edge_norm``."""
+    cls = SUPERNETS.get(space)
+    depth = cls.default_cells if cells is None else cells
+    return cls(C=channels, in_channels=in_channels, num_classes=num_classes, seed=seed, partial=partial,  # type: ignore[call-arg]
+               edge_norm=edge_norm, **{cls.cells_option: depth})  # fmt: skip
