@@ -34,9 +34,9 @@ from scipy.stats import kendalltau, spearmanr
 
 from archsearch.data import load_dataset
 from archsearch.evaluators import TrainEvaluator
-from archsearch.strategies.predictors import ENCODINGS, PREDICTORS, features, make_predictor
 from archsearch.evaluators.zero_cost import PROXIES, first_batch, score_model
 from archsearch.spaces import NB201Genotype, get_space
+from archsearch.strategies.predictors import ENCODINGS, PREDICTORS, features, make_predictor
 
 DATA_INDEPENDENT = [p for p in PROXIES if not PROXIES.get(p).needs_data]
 
