@@ -91,6 +91,11 @@ class Objective:
         """Which cost metrics must be measured before training to check the limits."""
         return set(self.limits)
 
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Objective:
+        """The objective :meth:`to_json` wrote (as a run's config records it)."""
+        return cls(metric=obj["metric"], limits=dict(obj["limits"]), objectives=tuple(obj["objectives"]))
+
     def to_json(self) -> dict[str, Any]:
         return {"metric": self.metric, "limits": self.limits, "objectives": list(self.objectives)}
 

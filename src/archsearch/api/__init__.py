@@ -132,8 +132,7 @@ def build_experiment(
     """The experiment a config describes, recording into ``out``."""
     space = get_space(config["space"], **config["space_options"])
     strategy = get_strategy(config["strategy"], space, seed=config["seed"], **config["strategy_options"])
-    obj = config["objective"]
-    objective = Objective(metric=obj["metric"], limits=dict(obj["limits"]), objectives=tuple(obj["objectives"]))
+    objective = Objective.from_json(config["objective"])
     evaluator = make_evaluator(config["evaluator"], space, config["evaluator_options"])
     executor = make_executor(config, evaluator)
     budget = Budget(config["budget"]["trials"], config["budget"]["seconds"])
@@ -281,3 +280,17 @@ def with_resumable_changes(
         out["workers"] = workers
     out["executor"].update({k: v for k, v in executor.items() if v is not None})
     return out
+
+
+def summarize_run(run_dir: str | Path, config: dict[str, Any]) -> tuple[Objective, SearchResult]:
+    """The objective and the result (best trials, front, failures, stop cause) of the search recorded in
+    ``run_dir`` under ``config``, read without writing."""
+    from archsearch.experiment import summarize
+    from archsearch.store import open_existing
+
+    objective = Objective.from_json(config["objective"])
+    store = open_existing(run_dir)
+    try:
+        return objective, summarize(store, get_space(config["space"], **config["space_options"]), objective)
+    finally:
+        store.close()

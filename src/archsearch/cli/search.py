@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from archsearch.api import build_experiment, make_config, resume_config
+from archsearch.api import build_experiment, make_config, resume_config, summarize_run
 from archsearch.benchmarking import run_benchmark, tabular_strategies
 from archsearch.cli.common import emit, positive_int
 from archsearch.cli.options import apply_config_file
@@ -22,11 +22,10 @@ from archsearch.cli.search_options import (
     search_parser,
 )
 from archsearch.errors import ArchsearchError
-from archsearch.experiment import Experiment, SearchResult, summarize
+from archsearch.experiment import Experiment, SearchResult
 from archsearch.objectives import Objective
 from archsearch.rundir import DB_NAME, describe, is_busy
 from archsearch.spaces import get_space
-from archsearch.store import open_existing
 from archsearch.strategies import STRATEGIES
 from archsearch.trial import Trial
 
@@ -230,13 +229,7 @@ def cmd_show(args: argparse.Namespace) -> None:
         _show_oneshot(args, meta, running)
         return
     config = resume_config(args.run, evaluator=meta["config"].get("evaluator"))  # shown, never built
-    obj = config["objective"]
-    objective = Objective(metric=obj["metric"], limits=dict(obj["limits"]), objectives=tuple(obj["objectives"]))
-    store = open_existing(args.run)
-    try:
-        result = summarize(store, get_space(config["space"], **config["space_options"]), objective)
-    finally:
-        store.close()
+    objective, result = summarize_run(args.run, config)
     if not args.json:
         print(
             f"{args.run}: {config['strategy']} on {config['space']} with the {config['evaluator']} evaluator{running}"

@@ -41,19 +41,11 @@ def _versions(data: RunData) -> str:
 
 
 def _search_page(data: RunData, png_dir: Any) -> Page:
-    from archsearch.experiment import summarize
-    from archsearch.objectives import Objective
-    from archsearch.spaces import get_space
-    from archsearch.store import open_existing
+    from archsearch.api import summarize_run
 
     config = data.config
     obj = config["objective"]
-    objective = Objective(metric=obj["metric"], limits=dict(obj["limits"]), objectives=tuple(obj["objectives"]))
-    store = open_existing(data.path)
-    try:
-        result = summarize(store, get_space(config["space"], **config["space_options"]), objective)
-    finally:
-        store.close()
+    objective, result = summarize_run(data.path, config)
     trials = data.trials
     finished = [t for t in trials if t.status != "running"]
     state = "being written now (the report shows what is recorded)" if data.busy else "not running"
