@@ -7,8 +7,8 @@ trained alone for a short budget, on Fashion-MNIST, on the CPU.
                                                                                          # benchmarks/proxies.py
 
 Protocol (printed): the supernet (NB201 space, ``--channels`` channels, 1 cell per stage) is trained by SPOS with
-uniform path sampling for ``--epochs`` epochs on a seeded ``--subset``-image subset of the training split (half for
-weights, as every one-shot method splits it); ``--n`` distinct cells are sampled with a seed; the stand-alone
+uniform path sampling for ``--epochs`` epochs on a seeded ``--subset``-image subset of the training split (all of it:
+SPOS has no architecture step to hold data back for); ``--n`` distinct cells are sampled with a seed; the stand-alone
 accuracy is benchmarks/proxies.py's protocol (same cells, same network width, ``--train-epochs`` epochs on a seeded
 ``--train-subset`` subset); both accuracies are on the 6,000-image validation split. The last line is one JSON object.
 """
