@@ -452,3 +452,19 @@ def test_the_proxy_evaluator_keeps_its_cheap_epochs_unless_epochs_is_given(tmp_p
     assert main(["search", "--evaluator", "proxy", "--epochs", "7", "--out", str(tmp_path / "b")]) == 130
     assert main(["search", "--out", str(tmp_path / "c")]) == 130
     assert seen == [None, 7, 5]  # proxy: its own 3; given: 7; the train evaluator: the search's default
+
+
+def test_a_readers_brief_probe_does_not_refuse_a_writer(tmp_path: Path) -> None:
+    import threading
+
+    from archsearch.rundir import LOCK_NAME, RunDirBusy, RunLock, _try_lock
+
+    tmp_path.mkdir(exist_ok=True)
+    probe = (tmp_path / LOCK_NAME).open("a+")
+    assert _try_lock(probe)  # a reader (is_busy) holding the lock for a moment
+    threading.Timer(0.1, probe.close).start()
+    lock = RunLock(tmp_path).acquire()  # waits the moment out
+    assert lock.held
+    with pytest.raises(RunDirBusy, match="being written by another archsearch process"):
+        RunLock(tmp_path).acquire()  # a real writer holds it: refused after the short wait
+    lock.release()

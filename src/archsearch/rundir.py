@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -60,6 +61,10 @@ class RunLock:
             return self
         self.run_dir.mkdir(parents=True, exist_ok=True)
         handle = self.path.open("a+")
+        # a reader's probe (is_busy) holds the lock for microseconds: try for a moment before calling it taken
+        deadline = time.monotonic() + 0.5
+        while not _try_lock(handle) and time.monotonic() < deadline:
+            time.sleep(0.02)
         if not _try_lock(handle):
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
@@ -99,10 +104,15 @@ def is_busy(run_dir: str | Path) -> bool:
     return False
 
 
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    """A connection to the SQLite file at ``path`` that cannot write to it."""
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+
+
 def _meta(path: Path) -> dict[str, Any]:
     import json
 
-    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    db = connect_readonly(path)
     try:
         rows = db.execute("SELECT name, value FROM meta").fetchall()
         trials = int(db.execute("SELECT COUNT(*) FROM trials").fetchone()[0])
@@ -153,7 +163,7 @@ def damaged_message(path: Path, exc: Exception) -> str:
     """The store at ``path`` is damaged: say so, and how much of it SQLite can still read."""
     readable = "nothing in it could be read"
     try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        db = connect_readonly(path)
         try:
             n = int(db.execute("SELECT COUNT(*) FROM trials").fetchone()[0])
             readable = f"{n} trial rows can still be read (sqlite3 {path} '.recover' salvages them)"

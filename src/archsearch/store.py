@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.errors import ArchsearchError
-from archsearch.rundir import DB_NAME, RunLock, damaged_message
+from archsearch.rundir import DB_NAME, RunLock, connect_readonly, damaged_message
 from archsearch.trial import RUNNING, Trial
 
 SCHEMA = """
@@ -65,7 +65,7 @@ class Store:
             self.lock = RunLock(self.run_dir).acquire()
         try:
             if readonly:
-                self.db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+                self.db = connect_readonly(self.path)
             else:
                 self.db = sqlite3.connect(self.path, isolation_level=None)
                 self.db.execute("PRAGMA journal_mode=WAL")

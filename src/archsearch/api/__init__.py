@@ -129,22 +129,28 @@ def build_experiment(
     on_trial: Callable[[Trial, Experiment], None] | None = None,
     store: Store | None = None,
 ) -> Experiment:
-    """The experiment a config describes, recording into ``out``."""
+    """The experiment a config describes, recording into ``out``. Everything is checked before the run directory is
+    written (bad options leave nothing behind), and its lock is taken before any worker process starts."""
     space = get_space(config["space"], **config["space_options"])
     strategy = get_strategy(config["strategy"], space, seed=config["seed"], **config["strategy_options"])
     objective = Objective.from_json(config["objective"])
     evaluator = make_evaluator(config["evaluator"], space, config["evaluator_options"])
-    executor = make_executor(config, evaluator)
     budget = Budget(config["budget"]["trials"], config["budget"]["seconds"])
     mf = config.get("multifidelity")
     fidelity = None if not mf else MultiFidelity(mf["kind"], mf["min"], mf["max"], mf["eta"], objective.metric)
+    store = store or Store(out)
+    try:
+        executor = make_executor(config, evaluator)
+    except BaseException:
+        store.close()
+        raise
     return Experiment(
         space,
         strategy,
         evaluator,
         objective,
         budget,
-        store or Store(out),
+        store,
         executor,
         seed=config["seed"],
         config=config,

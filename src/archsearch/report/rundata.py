@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.errors import ArchsearchError
-from archsearch.rundir import DB_NAME, ONESHOT_CHECKPOINT, damaged_message, describe, is_busy
+from archsearch.rundir import DB_NAME, ONESHOT_CHECKPOINT, connect_readonly, damaged_message, describe, is_busy
 from archsearch.spaces import genotype_from_json
 
 
@@ -80,7 +80,7 @@ def read_run(run_dir: str | Path) -> RunData:
 
 
 def _read_store(data: RunData) -> None:
-    db = sqlite3.connect(f"{(data.path / DB_NAME).resolve().as_uri()}?mode=ro", uri=True)
+    db = connect_readonly(data.path / DB_NAME)
     try:
         row = db.execute("SELECT progress FROM strategy WHERE id = 1").fetchone()
         data.progress = {} if row is None else json.loads(row[0])
