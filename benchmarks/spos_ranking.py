@@ -1,16 +1,23 @@
-"""How well SPOS's inherited weights rank NB201 sub-networks: Kendall tau between each sub-network's accuracy with
-the weights it inherits from a trained single-path supernet (after batch-norm recalibration) and its accuracy when
-trained alone for a short budget, on Fashion-MNIST, on the CPU.
+"""How well SPOS's inherited weights rank NB201 sub-networks, against how well a second stand-alone training does.
 
-    python benchmarks/spos_ranking.py --data-dir ../shared/data --threads 2
-    python benchmarks/spos_ranking.py --data-dir ../shared/data --reuse proxies.json   # stand-alone numbers of
-                                                                                         # benchmarks/proxies.py
+    python benchmarks/spos_ranking.py --data-dir ../shared/data --threads 1 --cache spos_standalone.json
 
-Protocol (printed): the supernet (NB201 space, ``--channels`` channels, 1 cell per stage) is trained by SPOS with
-uniform path sampling for ``--epochs`` epochs on a seeded ``--subset``-image subset of the training split (all of it:
-SPOS has no architecture step to hold data back for); ``--n`` distinct cells are sampled with a seed; the stand-alone
-accuracy is benchmarks/proxies.py's protocol (same cells, same network width, ``--train-epochs`` epochs on a seeded
-``--train-subset`` subset); both accuracies are on the 6,000-image validation split. The last line is one JSON object.
+Protocol (printed):
+
+1. ``--n`` distinct NB201 cells sampled with a seed are each trained alone twice, with seeds 0 and 1 (a network of
+   ``--channels`` channels, 1 cell per stage, ``--train-epochs`` epochs on a seeded ``--train-subset``-image subset
+   of Fashion-MNIST's training split, accuracy on the 6,000-image validation split). Kendall tau between the two
+   seeds is the **noise ceiling**: no evaluator can agree with a stand-alone training better than another stand-alone
+   training does. ``--cache`` keeps these numbers for later runs.
+2. For each path sampling (``fair``: FairNAS's strict fairness, ``uniform``: one path per step), an NB201 supernet of
+   the same width is trained by SPOS for ``--epochs`` epochs on a seeded ``--subset``-image subset. After each epoch
+   in ``--budgets`` the cells are scored with inherited weights (batch norms recalibrated on 8 batches) and Kendall
+   tau and Spearman rho against the mean of the two stand-alone accuracies are printed.
+3. After the last epoch of the fair supernet, regularized evolution scores ``--search-trials`` sub-networks with
+   inherited weights; its winner is trained alone with the same protocol (both seeds) and compared with the median of
+   the ``--n`` cells.
+
+The last line is one JSON object with every number.
 """
 
 from __future__ import annotations
@@ -21,30 +28,90 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from scipy.stats import kendalltau, spearmanr
 
-from archsearch.api.oneshot import oneshot
+from archsearch.api.oneshot_search import oneshot, subnetwork_search
 from archsearch.data import load_dataset
 from archsearch.evaluators import TrainEvaluator
 from archsearch.evaluators.supernet import SupernetEvaluator
-from archsearch.oneshot import default_config
+from archsearch.oneshot import build_supernet, default_config
+from archsearch.oneshot.search import load_checkpoint
 from archsearch.spaces import NB201Genotype, get_space
+from archsearch.store import Store
+
+SEEDS = (0, 1)
+
+
+def standalone(args: argparse.Namespace, space: Any, data: Any, cells: list[Any]) -> dict[str, list[float]]:
+    """Each cell's stand-alone validation accuracy for both seeds (read from ``--cache`` where present)."""
+    cache = Path(args.cache) if args.cache else None
+    known: dict[str, dict[str, float]] = json.loads(cache.read_text()) if cache and cache.exists() else {}
+    for seed in SEEDS:
+        trainer = TrainEvaluator(space, data, epochs=args.train_epochs, subset=args.train_subset, patience=None,
+                                 build={"channels": args.channels, "cells": 1}, augment=False, seed=seed)  # fmt: skip
+        for i, g in enumerate(cells):
+            entry = known.setdefault(g.key, {})
+            if str(seed) not in entry:
+                entry[str(seed)] = trainer.evaluate(g, seed=seed)["val_acc"]
+                print(f"  stand-alone seed {seed} {i + 1}/{len(cells)}: {entry[str(seed)]:.2f}%  {g}", flush=True)
+                if cache:
+                    cache.write_text(json.dumps(known))
+    return {str(s): [known[g.key][str(s)] for g in cells] for s in SEEDS}
+
+
+def ranking(a: list[float], b: list[float]) -> dict[str, float]:
+    """Kendall tau and Spearman rho of two score lists."""
+    return {"tau": float(kendalltau(a, b)[0]), "rho": float(spearmanr(a, b)[0])}
+
+
+def train_supernet(args: argparse.Namespace, space: Any, data: Any, cells: list[Any], target: list[float],
+                   sampling: str) -> tuple[list[dict[str, Any]], Any]:  # fmt: skip
+    """Train one SPOS supernet; at each budget score the cells with inherited weights. Returns the rows and the
+    trained supernet."""
+    budgets = {int(b) for b in args.budgets.split(",")} | {args.epochs}
+    rows: list[dict[str, Any]] = []
+    shadow = build_supernet("nb201", data.in_channels, data.num_classes, channels=args.channels, cells=1)
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+
+        def on_epoch(record: dict[str, Any]) -> None:
+            epoch = record["epoch"]  # 1-based
+            print(f"  {sampling} supernet epoch {epoch}: train acc {record['train_acc']:.1f}%", flush=True)
+            if epoch not in budgets:
+                return
+            seconds = time.perf_counter() - start
+            shadow.load_state_dict(load_checkpoint(Path(tmp) / "oneshot.pt")["method"]["net"])
+            evaluator = SupernetEvaluator(shadow, data, calibration_batches=8)
+            inherited = [evaluator.evaluate(g)["val_acc"] for g in cells]
+            row = {"sampling": sampling, "epochs": epoch, "train_seconds": seconds, **ranking(inherited, target),
+                   "inherited": inherited}  # fmt: skip
+            rows.append(row)
+            print(f"    after {epoch} epochs ({seconds:.0f}s): tau {row['tau']:.3f}, rho {row['rho']:.3f}", flush=True)
+
+        config = default_config("spos", epochs=args.epochs, seed=args.seed, path_sampling=sampling)
+        result = oneshot("spos", space, data.with_train_subset(args.subset, args.seed), tmp, config,
+                         {"channels": args.channels, "cells": 1}, on_epoch=on_epoch, subnetwork_trials=1)  # fmt: skip
+    return rows, result.supernet
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default=os.environ.get("ARCHSEARCH_DATA"))
     parser.add_argument("--n", type=int, default=50)
-    parser.add_argument("--epochs", type=int, default=10, help="supernet training epochs")
+    parser.add_argument("--epochs", type=int, default=20, help="supernet training epochs")
+    parser.add_argument("--budgets", default="5,10", help="epochs after which the supernet is also scored")
     parser.add_argument("--subset", type=int, default=10000, help="training images for the supernet")
     parser.add_argument("--channels", type=int, default=8)
     parser.add_argument("--train-epochs", type=int, default=2)
     parser.add_argument("--train-subset", type=int, default=5000)
-    parser.add_argument("--reuse", help="JSON line of benchmarks/proxies.py with a 'fashion' section (cells, val_acc)")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--samplings", default="fair,uniform")
+    parser.add_argument("--search-trials", type=int, default=100)
+    parser.add_argument("--cache", help="JSON file keeping the stand-alone accuracies between runs")
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if not args.data_dir:
@@ -52,72 +119,48 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     space = get_space("nb201")
     data = load_dataset("fashion-mnist", args.data_dir)
-    build = {"channels": args.channels, "cells": 1}
+    rng, seen = np.random.default_rng(args.seed + 1), {}
+    while len(seen) < args.n:
+        g = space.sample(rng)
+        seen.setdefault(g.key, g)
+    cells: list[NB201Genotype] = list(seen.values())
 
-    if args.reuse:
-        fashion = json.loads(Path(args.reuse).read_text().strip().splitlines()[-1])["fashion"]
-        cells = [NB201Genotype.from_string(c) for c in fashion["cells"]][: args.n]
-        standalone = list(fashion["val_acc"])[: args.n]
-        print(f"stand-alone accuracies of {len(cells)} cells from {args.reuse}")
-    else:
-        rng, seen = np.random.default_rng(args.seed + 1), {}
-        while len(seen) < args.n:
-            g = space.sample(rng)
-            seen.setdefault(g.key, g)
-        cells = list(seen.values())
-        trainer = TrainEvaluator(
-            space,
-            data,
-            epochs=args.train_epochs,
-            subset=args.train_subset,
-            patience=None,
-            build=build,
-            augment=False,
-            seed=args.seed,
-        )
-        standalone = []
-        for i, g in enumerate(cells):
-            standalone.append(trainer.evaluate(g)["val_acc"])
-            print(f"  stand-alone {i + 1}/{len(cells)}: {standalone[-1]:.2f}%  {g}", flush=True)
+    alone = standalone(args, space, data, cells)
+    target = [float(np.mean(v)) for v in zip(*alone.values())]
+    ceiling = ranking(alone["0"], alone["1"])
+    print(f"noise ceiling (seed 0 against seed 1): tau {ceiling['tau']:.3f}, rho {ceiling['rho']:.3f}", flush=True)
 
-    start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        result = oneshot(
-            "spos",
-            space,
-            data.with_train_subset(args.subset, args.seed),
-            tmp,
-            default_config("spos", epochs=args.epochs, seed=args.seed),
-            {"channels": args.channels, "cells": 1},
-            on_epoch=lambda r: print(f"  supernet epoch {r['epoch']}: train acc {r['train_acc']:.1f}%", flush=True),
-            subnetwork_trials=1,
-        )
-    train_s = time.perf_counter() - start
-    assert result.supernet is not None
-    evaluator = SupernetEvaluator(result.supernet, data, calibration_batches=8)
-    inherited = [evaluator.evaluate(g)["val_acc"] for g in cells]
-    tau = float(kendalltau(inherited, standalone)[0])
-    rho = float(spearmanr(inherited, standalone)[0])
-    print(
-        f"\nSPOS supernet: NB201, {args.channels} channels, 1 cell per stage, {args.epochs} epochs on {args.subset:,} "
-        f"Fashion-MNIST images ({train_s:.0f}s)\n{'inherited':>10} {'alone':>7}  cell"
-    )
-    for a, b, g in zip(inherited, standalone, cells):
-        print(f"{a:>10.2f} {b:>7.2f}  {g}")
-    print(f"\nKendall tau {tau:.3f}, Spearman rho {rho:.3f} over {len(cells)} sub-networks")
-    print(
-        json.dumps(
-            {
-                "n": len(cells),
-                "kendall_tau": tau,
-                "spearman_rho": rho,
-                "inherited": inherited,
-                "standalone": standalone,
-                "supernet_epochs": args.epochs,
-                "supernet_seconds": train_s,
-            }
-        )
-    )
+    rows: list[dict[str, Any]] = []
+    search: dict[str, Any] = {}
+    for sampling in args.samplings.split(","):
+        got, supernet = train_supernet(args, space, data, cells, target, sampling)
+        rows += got
+        if sampling == "fair" and args.search_trials:
+            with tempfile.TemporaryDirectory() as tmp:
+                store = Store(tmp, durable=False)
+                run = subnetwork_search(data, args.search_trials, "cpu")
+                winner, _ = run(supernet, space, store, default_config("spos", seed=args.seed))
+                store.close()
+            acc = standalone(args, space, data, [winner])
+            mean = float(np.mean([acc[s][0] for s in acc]))
+            search = {"winner": str(winner), "standalone": mean, "median_of_cells": float(np.median(target)),
+                      "rank_among_cells": int(sum(t > mean for t in target)) + 1}  # fmt: skip
+
+    print(f"\nNB201 on Fashion-MNIST, {args.channels} channels, 1 cell per stage; {len(cells)} cells; supernet on "
+          f"{args.subset:,} images; stand-alone {args.train_epochs} epochs on {args.train_subset:,} "
+          "images")  # fmt: skip
+    print(f"noise ceiling: tau {ceiling['tau']:.3f}, rho {ceiling['rho']:.3f} (two stand-alone seeds)")
+    print(f"{'sampling':<9} {'epochs':>6} {'seconds':>8} {'tau':>6} {'rho':>6} {'tau/ceiling':>11}")
+    for r in rows:
+        share = r["tau"] / ceiling["tau"] if ceiling["tau"] > 0 else float("nan")
+        print(f"{r['sampling']:<9} {r['epochs']:>6} {r['train_seconds']:>8.0f} {r['tau']:>6.3f} {r['rho']:>6.3f} "
+              f"{share:>10.0%}")  # fmt: skip
+    if search:
+        print(f"search: {args.search_trials} sub-networks by evolution on the fair supernet; winner {search['winner']} "
+              f"stand-alone {search['standalone']:.2f}% against the cells' median {search['median_of_cells']:.2f}% "
+              f"(rank {search['rank_among_cells']} of {len(cells) + 1})")  # fmt: skip
+    print(json.dumps({"n": len(cells), "ceiling": ceiling, "standalone": alone, "rows": rows, "search": search,
+                      "cells": [str(g) for g in cells]}))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -43,6 +43,10 @@ class OneShotConfig:
     warmup_epochs: int = 0  # epochs of weight training only before architecture steps begin
     # second-order DARTS: the finite-difference radius r of the Hessian-vector product (eps = r / |v|)
     fd_radius: float = 0.01
+    # SPOS's path sampling: "fair" (FairNAS's strict fairness: each step trains as many paths as the widest
+    # decision has choices, every choice of every decision exactly once, gradients summed before one update) or
+    # "uniform" (one uniformly sampled path per step, the original SPOS)
+    path_sampling: str = "fair"
     seed: int = 0
 
 
