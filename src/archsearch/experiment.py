@@ -14,10 +14,11 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from archsearch import costs
-from archsearch.errors import ArchsearchError
+from archsearch.errors import ArchsearchError, GenotypeError
 from archsearch.evaluators import Evaluator
 from archsearch.multifidelity import MultiFidelity
 from archsearch.objectives import DIRECTIONS, Objective
@@ -58,10 +59,23 @@ class SearchResult:
     extra: dict[str, Any] = field(default_factory=dict)
     #: the errors of failed trials, most frequent first, with how many trials each ended
     failures: list[tuple[str, int]] = field(default_factory=list)
+    #: the run's config and directory (set by :func:`archsearch.search`)
+    config: dict[str, Any] | None = None
+    run_dir: Path | None = None
 
     @property
     def winner(self) -> Trial | None:
         return self.best[0] if self.best else None
+
+    def to_json(self, top: int = 5) -> list[dict[str, Any]]:
+        """The records ``archsearch search --json`` prints: the ``top`` trials, the Pareto front, a summary."""
+        out = [{"rank": rank, **t.summary()} for rank, t in enumerate(self.best[:top], start=1)]
+        out += [{"front": True, **t.summary()} for t in self.front]
+        out.append({"summary": True, "trials": self.trials, "complete": len(self.best), "failed": self.failed,
+                    "infeasible": self.infeasible, "repeats": self.repeats, "seconds": self.seconds,
+                    "stop_reason": self.stop_reason, "hypervolume": self.hypervolume,
+                    "failures": [{"error": e, "trials": n} for e, n in self.failures]})  # fmt: skip
+        return out
 
 
 def _trial_seed(seed: int, number: int) -> int:
@@ -214,11 +228,26 @@ class Experiment:
         future = self.executor.submit(trial.genotype, trial.fidelity, trial.seed)
         self.in_flight[future] = (trial, started)
 
+    def _asked(self) -> Any:
+        """The strategy's next genotype, checked against the space: a strategy that hands out something else stops
+        the search with one error naming it (the trials recorded so far stay)."""
+        asked = self.strategy.ask(1)
+        if not isinstance(asked, (list, tuple)) or len(asked) != 1:
+            raise ArchsearchError(
+                f"strategy {self.strategy.name!r}: ask(1) must return a list of one genotype, got {asked!r}"[:300]
+            )
+        try:
+            return self.space.validate(asked[0])
+        except GenotypeError as exc:
+            raise ArchsearchError(
+                f"strategy {self.strategy.name!r} asked for a genotype that is not in space {self.space.name!r}: {exc}"
+            ) from None
+
     def _next(self, number: int) -> Trial | str:
         """Ask for one genotype and check it. Returns the trial to run, or what happened instead: ``"answered"``
         (evaluated before: told from the store), ``"recorded"`` (infeasible or unbuildable: stored as such) or
         ``"wait"`` (the same architecture is in flight)."""
-        genotype = self.space.validate(self.strategy.ask(1)[0])
+        genotype = self._asked()
         trial = Trial(number, genotype, genotype.key, seed=_trial_seed(self.seed, number))
         if self.fidelity is not None:
             trial.fidelity = self.fidelity.start(number)

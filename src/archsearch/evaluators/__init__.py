@@ -20,6 +20,68 @@ EVALUATORS.add("table", TableEvaluator)
 EVALUATORS.add("zero_cost", ZeroCostEvaluator)
 
 
+class FunctionEvaluator(Evaluator):
+    """An evaluator made from a function ``f(genotype, space, **options) -> {metric: value}`` (see
+    :func:`register_evaluator`)."""
+
+    name = "function"
+    function: Any = None
+
+    def __init__(self, space: str | Space[Any], **options: Any) -> None:
+        from archsearch.spaces import get_space
+
+        self.space = get_space(space)
+        self.options = options
+
+    def evaluate(self, genotype: Any, fidelity: float | None = None, seed: int | None = None) -> dict[str, float]:
+        metrics = type(self).function(genotype, self.space, **self.options)
+        if not isinstance(metrics, dict) or not all(isinstance(v, (int, float)) for v in metrics.values()):
+            raise ArchsearchError(
+                f"evaluator {self.name!r} must return a dict of metric name -> number, got {metrics!r}"[:300]
+            )
+        return {str(k): float(v) for k, v in metrics.items()}
+
+
+def register_evaluator(obj: Any = None, *, name: str | None = None) -> Any:
+    """Register an evaluator under a name: an :class:`Evaluator` subclass taking ``(space, **options)``, or a
+    function ``f(genotype, space, **options)`` returning metrics (``{"val_acc": ...}``). A decorator or a call;
+    ``name`` defaults to the class's ``name`` or the function's ``__name__``. Searches then name it like a built-in
+    (``evaluator="mine"``), and options given to the search reach it as keyword arguments."""
+
+    def register(target: Any) -> Any:
+        if isinstance(target, type) and issubclass(target, Evaluator):
+            if getattr(target, "__abstractmethods__", None):
+                raise ArchsearchError(f"evaluator {target.__name__} does not implement evaluate")
+            cls = target
+            key = name or getattr(target, "name", None)
+        elif callable(target) and not isinstance(target, type):
+            key = name or getattr(target, "__name__", None)
+            cls = type(
+                f"FunctionEvaluator_{key}", (FunctionEvaluator,), {"name": key, "function": staticmethod(target)}
+            )
+        else:
+            raise ArchsearchError(f"register_evaluator takes an Evaluator subclass or a function, got {target!r}")
+        if not isinstance(key, str) or not key.isidentifier():
+            raise ArchsearchError(f"an evaluator needs a name that is an identifier, got {key!r}")
+        cls.name = key
+        EVALUATORS.add(key, cls)
+        return target
+
+    return register if obj is None else register(obj)
+
+
+def accepts(name: str, option: str) -> bool:
+    """Whether the registered evaluator ``name`` takes keyword ``option`` (a function evaluator takes any)."""
+    import inspect
+
+    cls = EVALUATORS.get(name)
+    if issubclass(cls, FunctionEvaluator):
+        params = inspect.signature(cls.function).parameters
+    else:
+        params = inspect.signature(cls.__init__).parameters
+    return option in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
 def make_evaluator(name: str, space: str | Space[Any], options: dict[str, Any]) -> Evaluator:
     """Build an evaluator from its registered name, or ``package.module:Class`` for one of your own (importable
     wherever trials run, as worker processes and Ray tasks build their evaluator from this name), and JSON-able
@@ -51,4 +113,5 @@ __all__ = [
     "TrainEvaluator",
     "ZeroCostEvaluator",
     "make_evaluator",
+    "register_evaluator",
 ]

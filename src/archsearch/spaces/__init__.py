@@ -10,6 +10,7 @@ from archsearch.errors import GenotypeError
 from archsearch.registry import Registry
 from archsearch.spaces.base import Decision, Genotype, Space, uniform_chooser
 from archsearch.spaces.chain import ChainGenotype, ChainLayer, ChainSpace
+from archsearch.spaces.choices import Choices, ChoiceSpace
 from archsearch.spaces.darts import DartsGenotype, DartsSpace, published
 from archsearch.spaces.darts_genotypes import PUBLISHED
 from archsearch.spaces.nb201 import NB201Genotype, NB201Space
@@ -18,6 +19,33 @@ SPACES: Registry[type[Space[Any]]] = Registry("space")
 SPACES.add("nb201", NB201Space)
 SPACES.add("darts", DartsSpace)
 SPACES.add("chain", ChainSpace)
+
+
+#: the spaces whose text form :func:`guess_space` recognises
+BUILT_IN = ("nb201", "darts", "chain")
+
+
+def register_space(cls: type[Space[Any]] | None = None, *, name: str | None = None) -> Any:
+    """Register a space class (a decorator, or a call: ``register_space(MySpace)``) under its ``name`` attribute
+    (or ``name``), so every command, strategy, evaluator, the store and resume find it by that name. The class must
+    subclass :class:`Space` (:class:`ChoiceSpace` is the short way) and build with no arguments; check it with
+    :func:`archsearch.testing.space_suite.check_space`. Register it at import time of your module: worker processes
+    and a resumed search find it only if the module that registers it is imported again."""
+
+    def register(space_cls: type[Space[Any]]) -> type[Space[Any]]:
+        if not (isinstance(space_cls, type) and issubclass(space_cls, Space)):
+            raise GenotypeError("space", f"register_space takes a subclass of archsearch.Space, got {space_cls!r}")
+        key = name or getattr(space_cls, "name", None)
+        if not isinstance(key, str) or not key.isidentifier():
+            raise GenotypeError("space", f"{space_cls.__name__} needs a name that is an identifier, got {key!r}")
+        if getattr(space_cls, "__abstractmethods__", None):
+            missing = ", ".join(sorted(space_cls.__abstractmethods__))
+            raise GenotypeError("space", f"{space_cls.__name__} does not implement {missing}")
+        space_cls.name = key
+        SPACES.add(key, space_cls)
+        return space_cls
+
+    return register if cls is None else register(cls)
 
 
 def get_space(space: str | Space[Any], **options: Any) -> Space[Any]:
@@ -60,12 +88,16 @@ def guess_space(text: str) -> str:
     raise GenotypeError(
         "arch",
         f"cannot tell the space of {t[:60]!r}: expected an NB201 string '|op~0|+...', a DARTS 'Genotype(...)' "
-        f"or name ({', '.join(PUBLISHED)}), a chain 'add: ...', or a JSON object",
+        f"or name ({', '.join(PUBLISHED)}), a chain 'add: ...', or a JSON object; a registered space's own text "
+        "needs its name (--space)",
     )
 
 
 def parse_arch(text: str, space: str | Space[Any] | None = None) -> tuple[Space[Any], Any]:
     """Read an architecture from text in any space; with ``space`` the text must belong to it."""
+    if space is not None and get_space(space).name not in BUILT_IN:  # a registered space reads its own text
+        sp = get_space(space)
+        return sp, sp.parse(text)
     found = guess_space(text)
     if space is not None:
         sp = get_space(space)
@@ -77,11 +109,14 @@ def parse_arch(text: str, space: str | Space[Any] | None = None) -> tuple[Space[
 
 
 __all__ = [
+    "BUILT_IN",
     "PUBLISHED",
     "SPACES",
     "ChainGenotype",
     "ChainLayer",
     "ChainSpace",
+    "ChoiceSpace",
+    "Choices",
     "DartsGenotype",
     "DartsSpace",
     "Decision",
@@ -94,5 +129,6 @@ __all__ = [
     "guess_space",
     "parse_arch",
     "published",
+    "register_space",
     "uniform_chooser",
 ]

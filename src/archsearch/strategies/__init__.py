@@ -34,6 +34,27 @@ for _cls in (
     STRATEGIES.add(_cls.name, _cls)
 
 
+def register_strategy(cls: type[Strategy] | None = None, *, name: str | None = None) -> Any:
+    """Register a strategy class (a decorator, or a call) under its ``name`` attribute (or ``name``). It subclasses
+    :class:`Strategy`, takes ``(space, seed=0, **options)`` and implements ask / tell / state_dict /
+    load_state_dict; check it with :mod:`archsearch.testing.strategy_suite` (``examples/own_strategy.py``)."""
+
+    def register(strategy_cls: type[Strategy]) -> type[Strategy]:
+        if not (isinstance(strategy_cls, type) and issubclass(strategy_cls, Strategy)):
+            raise ArchsearchError(f"register_strategy takes a subclass of archsearch.Strategy, got {strategy_cls!r}")
+        key = name or getattr(strategy_cls, "name", None)
+        if not isinstance(key, str) or not key.isidentifier():
+            raise ArchsearchError(f"{strategy_cls.__name__} needs a name that is an identifier, got {key!r}")
+        if getattr(strategy_cls, "__abstractmethods__", None):
+            missing = ", ".join(sorted(strategy_cls.__abstractmethods__))
+            raise ArchsearchError(f"strategy {strategy_cls.__name__} does not implement {missing}")
+        strategy_cls.name = key
+        STRATEGIES.add(key, strategy_cls)
+        return strategy_cls
+
+    return register if cls is None else register(cls)
+
+
 def get_strategy(strategy: str | Strategy, space: str | Space[Any], seed: int = 0, **options: Any) -> Strategy:
     """A strategy by name for ``space`` (with its options), or the given strategy object unchanged."""
     if isinstance(strategy, Strategy):
@@ -68,4 +89,4 @@ def _check_option_type(strategy: str, name: str, value: Any, default: Any) -> No
         )
 
 
-__all__ = ["STRATEGIES", "Strategy", "get_strategy"]
+__all__ = ["STRATEGIES", "Strategy", "get_strategy", "register_strategy"]

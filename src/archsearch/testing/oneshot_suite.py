@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from archsearch.api.oneshot import oneshot
+from archsearch.api.oneshot_search import oneshot
 from archsearch.data import Data, from_tensors
 from archsearch.oneshot import METHODS, SUPERNETS, OneShotConfig, default_config
 from archsearch.oneshot.search import OneShotResult

@@ -85,3 +85,38 @@ def check_builds(
         assert torch.isfinite(logits).all(), f"{g}: non-finite output"
         for name, p in model.named_parameters():
             assert p.grad is None or torch.isfinite(p.grad).all(), f"{g}: non-finite gradient in {name}"
+
+
+class SpaceContractError(AssertionError):
+    """A space breaks one rule of the space contract; the message names the rule and what went wrong."""
+
+
+def check_space(space: str | Space[Any], n: int = 50, seed: int = 0, **build_options: Any) -> None:
+    """Every rule of the space contract on ``n`` sampled genotypes (a registered name or a space object): round trips
+    (JSON, text, decisions), operators (mutation, crossover, neighbours, encodings), networks (build, forward,
+    backward on 1x28x28 and 3x32x32 inputs, finite values). The first broken rule raises
+    :class:`SpaceContractError` naming it."""
+    from archsearch.spaces import SPACES, get_space
+
+    sp = get_space(space)
+    if sp.name not in SPACES or not isinstance(sp, SPACES.get(sp.name)):
+        raise SpaceContractError(
+            f"space {sp.name!r} breaks the rule 'registered: the space is registered under its name "
+            "(archsearch.register_space), so genotypes read back from JSON and run directories find it'"
+        )
+    rules = (
+        ("round trips: sampled genotypes are valid and survive JSON, text and decisions", check_roundtrip, {}),
+        ("operators: mutate, crossover and neighbours give valid genotypes, encodings one length", check_operators, {}),
+        ("networks: every genotype builds and runs forward and backward with finite values", check_builds,
+         build_options),
+    )  # fmt: skip
+    for rule, check, extra in rules:
+        try:
+            check(sp, n=n, seed=seed, **extra)
+        except SpaceContractError:
+            raise
+        except Exception as exc:  # any failure of the space's own code breaks the rule
+            what = str(exc) or type(exc).__name__
+            raise SpaceContractError(
+                f"space {sp.name!r} breaks the rule '{rule}': {type(exc).__name__}: {what}"
+            ) from exc

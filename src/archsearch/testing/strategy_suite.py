@@ -2,7 +2,11 @@
 
 ``drive`` plays the experiment's part without a store: it asks, answers repeated architectures from memory and
 tells results. The toy objective on the NB201 space scores the fraction of edges that match a hidden target cell,
-so the best value is exactly 1.0 and every strategy's progress is measurable.
+so the best value is exactly 1.0 and every strategy's progress is measurable. On any other space (your own, see
+``examples/own_space.py``) the toy objective is the fraction of decisions equal to a seeded random genotype.
+
+Every check takes ``space`` (a registered name); ``setup`` names a Python file that the fresh-process check runs
+first (the file that registers your space or strategy).
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
+from archsearch.errors import GenotypeError
 from archsearch.spaces import NB201Genotype, get_space
 from archsearch.strategies import STRATEGIES, Strategy, get_strategy
 from archsearch.trial import COMPLETE, Trial
@@ -25,6 +32,21 @@ TARGET = NB201Genotype.from_string(
 def toy_score(genotype: Any) -> float:
     """Fraction of edges equal to :data:`TARGET` (1.0 only for the target itself)."""
     return sum(a == b for a, b in zip(genotype.ops, TARGET.ops)) / len(TARGET.ops)
+
+
+def toy_objective(space: str = "nb201") -> Callable[[Any], float]:
+    """The toy score on ``space``: :func:`toy_score` on NB201, else the fraction of decisions equal to a genotype
+    drawn with seed 12345."""
+    sp = get_space(space)
+    if sp.name == "nb201":
+        return toy_score
+    target = {d.name: d.value for d in sp.decisions(sp.sample(np.random.default_rng(12345)))}
+
+    def score(genotype: Any) -> float:
+        decisions = sp.decisions(genotype)
+        return sum(target.get(d.name) == d.value for d in decisions) / max(len(target), len(decisions))
+
+    return score
 
 
 def drive(
@@ -56,45 +78,59 @@ def evaluations_to_best(name: str, seed: int, budget: int, **options: Any) -> in
     return next((i + 1 for i, (_, v) in enumerate(order) if v == 1.0), None)
 
 
-def check_valid_and_seeded(name: str, n: int = 30) -> None:
-    """Asked genotypes are valid; the same seed gives the same sequence, another seed another one."""
-    space = get_space("nb201")
-    first = drive(get_strategy(name, space, seed=0), n)
-    assert len(first) == n
-    for key, _ in first:
-        space.validate(NB201Genotype.from_string(key))
-    assert drive(get_strategy(name, space, seed=0), n) == first
-    assert drive(get_strategy(name, space, seed=1), n) != first
+def check_valid_and_seeded(name: str, n: int = 30, space: str = "nb201") -> None:
+    """Asked genotypes are valid and distinct by key where the space allows; the same seed gives the same sequence,
+    another seed another one."""
+    sp = get_space(space)
+    score = toy_objective(space)
+    asked: list[Any] = []
+
+    def recording(g: Any) -> float:
+        try:
+            sp.validate(g)
+        except GenotypeError as exc:
+            raise AssertionError(f"{name} asked for a genotype not in space {sp.name!r}: {exc}") from None
+        asked.append(g)
+        return score(g)
+
+    first = drive(get_strategy(name, sp, seed=0), n, recording)
+    assert len(first) == min(n, sp.size() or n), f"{name}: {len(first)} distinct evaluations of {n} asked for"
+    assert [g.key for g in asked] == [k for k, _ in first]
+    assert drive(get_strategy(name, sp, seed=0), n, score) == first, f"{name}: the same seed gave another sequence"
+    assert drive(get_strategy(name, sp, seed=1), n, score) != first, f"{name}: another seed gave the same sequence"
 
 
-def check_fresh_process(name: str, n: int = 20) -> None:
+def check_fresh_process(name: str, n: int = 20, space: str = "nb201", setup: str | None = None) -> None:
     """The same seed gives the same sequence in a fresh interpreter (no hidden global state)."""
     code = (
-        "import json\nfrom archsearch.strategies import get_strategy\n"
-        "from archsearch.testing.strategy_suite import drive\n"
-        f"print(json.dumps(drive(get_strategy({name!r}, 'nb201', seed=3), {n})))\n"
+        "import json, runpy\nfrom archsearch.strategies import get_strategy\n"
+        "from archsearch.testing.strategy_suite import drive, toy_objective\n"
+        + (f"runpy.run_path({setup!r}, run_name='archsearch_setup')\n" if setup else "")
+        + f"print(json.dumps(drive(get_strategy({name!r}, {space!r}, seed=3), {n}, toy_objective({space!r}))))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    here = drive(get_strategy(name, "nb201", seed=3), n)
-    assert [tuple(x) for x in json.loads(out)] == here
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, f"{name} in a fresh process failed: {run.stderr[-2000:]}"
+    here = drive(get_strategy(name, space, seed=3), n, toy_objective(space))
+    assert [tuple(x) for x in json.loads(run.stdout)] == here, f"{name}: a fresh process gave another sequence"
 
 
-def check_resume(name: str, before: int = 25, after: int = 25) -> None:
+def check_resume(name: str, before: int = 25, after: int = 25, space: str = "nb201") -> None:
     """A strategy restored from a JSON round trip of ``state_dict`` continues exactly like the original."""
-    space = get_space("nb201")
-    original = get_strategy(name, space, seed=5)
-    drive(original, before)
+    sp = get_space(space)
+    score = toy_objective(space)
+    original = get_strategy(name, sp, seed=5)
+    drive(original, before, score)
     state = json.loads(json.dumps(original.state_dict()))
-    restored = get_strategy(name, space, seed=999)
+    restored = get_strategy(name, sp, seed=999)
     restored.load_state_dict(state)
     # Both continue with the same memory of what was evaluated so repeats are answered alike.
     seen_scores: dict[str, float] = {}
 
     def remembered(g: Any) -> float:
-        seen_scores.setdefault(g.key, toy_score(g))
+        seen_scores.setdefault(g.key, score(g))
         return seen_scores[g.key]
 
-    assert drive(original, after, remembered) == drive(restored, after, remembered)
+    assert drive(original, after, remembered) == drive(restored, after, remembered), f"{name}: resumed differently"
 
 
 def registered() -> list[str]:
