@@ -239,15 +239,20 @@ def load_dataset(
     return data
 
 
+from archsearch.data.user import ACCEPTED, as_data, is_named  # noqa: E402 - it builds on the functions above
+
 __all__ = [
+    "ACCEPTED",
     "DATASETS",
     "Augment",
     "BatchLoader",
     "Data",
     "DataError",
     "Split",
+    "as_data",
     "data_root",
     "from_tensors",
     "from_torch_dataset",
+    "is_named",
     "load_dataset",
 ]
