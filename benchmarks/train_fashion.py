@@ -22,7 +22,7 @@ from archsearch.data import load_dataset
 from archsearch.data.loader import Augment
 from archsearch.nn.baseline import build_model
 from archsearch.spaces import NB201Genotype, get_space, published
-from archsearch.train import TrainConfig, train
+from archsearch.trainer import TrainConfig, train
 
 
 def best_nb201_cell(table: Path) -> str:

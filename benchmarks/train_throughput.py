@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from archsearch.data import Augment, load_dataset
 from archsearch.data.loader import Split
 from archsearch.nn.baseline import build_model
-from archsearch.train import TrainConfig, make_optimizer
+from archsearch.trainer import TrainConfig, make_optimizer
 
 
 class PerSampleDataset(torch.utils.data.Dataset):

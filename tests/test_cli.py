@@ -60,7 +60,7 @@ def test_cost_reads_json_files(tmp_path, capsys) -> None:
     [
         (["cost", "|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|"], "unknown op 'conv'"),
         (["cost", "DARTS_V9"], "cannot tell the space"),
-        (["cost", "DARTS_V2", "--width", "2"], "--width does not apply to space 'darts'"),
+        (["cost", "DARTS_V2", "--width", "2"], "build option 'width' does not apply to space 'darts'"),
         (["cost", "missing.json"], "missing.json: no such file"),
         (["cost", '{"space": "nb201"}'], "missing field"),
         (["cost", '{"space": "resnet", "arch": 1}'], "unknown space 'resnet'"),

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from archsearch.api.oneshot import oneshot
+from archsearch.api.oneshot_search import oneshot
 from archsearch.oneshot import default_config
 from archsearch.spaces import get_space
 from archsearch.testing.oneshot_suite import TINY_SUPERNET, tiny_data

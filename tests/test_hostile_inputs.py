@@ -324,18 +324,18 @@ def test_options_that_would_not_act_are_refused(argv, message, tmp_path, made_ta
 
 
 def test_every_training_option_reaches_the_trainer(tmp_path: Path, monkeypatch) -> None:
-    import archsearch.cli.search as cli_search
+    import archsearch.api.multitrial as multitrial
 
     captured = {}
-    real = cli_search.build_experiment
+    real = multitrial.build_experiment
 
-    def spy(config, out, on_trial=None):
-        experiment = real(config, out, on_trial)
+    def spy(config, out, on_trial=None, data=None):
+        experiment = real(config, out, on_trial, data=data)
         captured["config"] = experiment.evaluator.config
         captured["data"] = experiment.evaluator.data
         raise KeyboardInterrupt  # stop before any training
 
-    monkeypatch.setattr(cli_search, "build_experiment", spy)
+    monkeypatch.setattr(multitrial, "build_experiment", spy)
     toml = tmp_path / "c.toml"
     toml.write_text('device = "cpu"\nmax_seconds = 30.0\n')
     argv = [
@@ -439,15 +439,15 @@ def test_an_interrupt_does_not_count_repeats_twice(tmp_path: Path) -> None:
 
 
 def test_the_proxy_evaluator_keeps_its_cheap_epochs_unless_epochs_is_given(tmp_path: Path, monkeypatch) -> None:
-    import archsearch.cli.search as cli_search
+    import archsearch.api.multitrial as multitrial
 
     seen = []
 
-    def spy(config, out, on_trial=None):
+    def spy(config, out, on_trial=None, data=None):
         seen.append(config["evaluator_options"].get("epochs"))
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli_search, "build_experiment", spy)
+    monkeypatch.setattr(multitrial, "build_experiment", spy)
     assert main(["search", "--evaluator", "proxy", "--out", str(tmp_path / "a")]) == 130
     assert main(["search", "--evaluator", "proxy", "--epochs", "7", "--out", str(tmp_path / "b")]) == 130
     assert main(["search", "--out", str(tmp_path / "c")]) == 130

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from archsearch.api.oneshot import oneshot
+from archsearch.api.oneshot_search import oneshot
 from archsearch.data import from_tensors
 from archsearch.errors import ArchsearchError
 from archsearch.oneshot import default_config

@@ -10,7 +10,7 @@ from archsearch.data import from_tensors, load_dataset
 from archsearch.errors import ArchsearchError
 from archsearch.nn.baseline import BaselineCNN, build_model
 from archsearch.spaces import get_space, published
-from archsearch.train import TrainConfig, lr_factor, train
+from archsearch.trainer import TrainConfig, lr_factor, train
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ def test_adamw_warmup_and_schedule(digits) -> None:
 
 
 def test_weight_decay_skips_norms_and_biases() -> None:
-    from archsearch.train import make_optimizer
+    from archsearch.trainer import make_optimizer
 
     opt = make_optimizer(_small(), TrainConfig(weight_decay=0.1))
     decayed = {p.ndim for p in opt.param_groups[0]["params"]}

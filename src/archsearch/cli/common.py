@@ -86,22 +86,6 @@ def read_archs(items: Sequence[str], space: str | None) -> Iterator[tuple[Space[
             raise ArchsearchError(f"{where}: {exc}") from None
 
 
-def build_options(space: Space[Any], args: argparse.Namespace) -> dict[str, Any]:
-    """The space's build options given on the command line; one that does not apply to the space is an error."""
-    given = {
-        "channels": args.channels,
-        "cells": args.cells,
-        "width": args.width,
-        "drop_path": getattr(args, "drop_path", None) or None,
-    }
-    if args.auxiliary:
-        given["auxiliary"] = True
-    options = {k: v for k, v in given.items() if v is not None}
-    allowed = space.build_options()
-    for name in options:
-        if name not in allowed:
-            raise ArchsearchError(
-                f"--{name} does not apply to space {space.name!r} (its options: "
-                f"{', '.join('--' + o for o in allowed if o != 'drop_path') or 'none'})"
-            )
-    return options
+def build_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The build options given on the command line (``None``: not given); the API checks them against each space."""
+    return {"channels": args.channels, "cells": args.cells, "width": args.width, "auxiliary": args.auxiliary or None}

@@ -6,76 +6,45 @@ import argparse
 import json
 from typing import Any
 
-import numpy as np
-
-from archsearch import costs
+from archsearch import api
 from archsearch.cli.common import build_options, emit, input_shape, positive_int, read_archs
-from archsearch.devices import check_device
-from archsearch.spaces import SPACES, get_space
+from archsearch.spaces import SPACES
 
 
 def cmd_spaces(args: argparse.Namespace) -> None:
     """List the registered spaces with their size and ops."""
-    for name in SPACES:
-        space = get_space(name)
-        size = space.size()
+    for info in api.spaces():
+        size = info.size
         size_text = f"{size:,}" if size is not None and size < 10**9 else (f"{size:.3g}" if size else "unbounded")
-        emit(
-            args,
-            {"name": name, "size": size, "ops": space.ops(), "description": space.description},
-            f"{name:<8} {size_text:>12}  {space.description}\n{'':<8} ops: {', '.join(space.ops())}",
-        )
+        text = f"{info.name:<8} {size_text:>12}  {info.description}\n{'':<8} ops: {', '.join(info.ops)}"
+        emit(args, info.to_json(), text)
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
     """Print ``--n`` random genotypes of a space as JSON, one per line."""
-    space = get_space(args.space)
-    rng = np.random.default_rng(args.seed)
-    for _ in range(args.n):
-        genotype = space.sample(rng)
+    for genotype in api.sample(args.space, n=args.n, seed=args.seed):
         print(json.dumps(genotype.to_json()) if args.json or not args.text else str(genotype), flush=True)
 
 
 def cmd_cost(args: argparse.Namespace) -> None:
     """Parameters, multiply-adds and latency of each architecture given."""
-    shape = args.input_shape
-    check_device(args.device)
-    for n, (space, genotype) in enumerate(read_archs(args.arch, args.space)):
-        if n == 0 and not args.json:
-            print(f"{'space':<6} {'params':>10} {'MACs':>10} {'latency':>10}  arch")
-        model = space.build(
-            genotype,
-            in_channels=shape[0],
-            num_classes=args.classes,
-            input_size=shape[1],
-            seed=0,
-            **build_options(space, args),
-        )
-        cost = costs.measure(
-            model,
-            shape,
-            device=args.device,
-            latency=not args.no_latency,
-            memory=args.memory,
-            batch_size=args.batch_size,
-            threads=args.threads,
-            runs=args.runs,
-        )
-        record = {
-            "arch": str(genotype),
-            "space": space.name,
-            "key": genotype.key,
-            "input_shape": list(shape),
-            **cost.to_json(),
-        }
-        latency = "-" if cost.latency_ms is None else f"{cost.latency_ms:.2f}ms"
-        text = f"{space.name:<6} {cost.params / 1e6:>9.6f}M {cost.flops / 1e6:>9.2f}M {latency:>10}  {genotype}"
-        if cost.train_peak_mb is not None:
-            text += (
-                f"\n{'':<6} peak memory: forward {cost.forward_peak_mb:.1f} MiB, "
-                f"train step {cost.train_peak_mb:.1f} MiB"
-            )
-        emit(args, record, text)
+    if not args.json:
+        print(f"{'space':<6} {'params':>10} {'MACs':>10} {'latency':>10}  arch")
+
+    def row(record: api.CostRecord) -> None:
+        latency = "-" if record.latency_ms is None else f"{record.latency_ms:.2f}ms"
+        r = record
+        text = f"{r.space:<6} {r.params / 1e6:>9.6f}M {r.flops / 1e6:>9.2f}M {latency:>10}  {r.arch}"
+        if record.train_peak_mb is not None:
+            text += (f"\n{'':<6} peak memory: forward {record.forward_peak_mb:.1f} MiB, "
+                     f"train step {record.train_peak_mb:.1f} MiB")  # fmt: skip
+        emit(args, record.to_json(), text)
+
+    api.cost(
+        [g for _, g in read_archs(args.arch, args.space)], space=args.space, input_shape=args.input_shape,
+        classes=args.classes, build=build_options(args), latency=not args.no_latency, memory=args.memory,
+        batch_size=args.batch_size, device=args.device, threads=args.threads, runs=args.runs, on_record=row,
+    )  # fmt: skip
 
 
 def add_core_commands(command: Any) -> None:

@@ -9,23 +9,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from archsearch.api.oneshot import oneshot
+from archsearch import api
+from archsearch.api import oneshot_search, retraining
 from archsearch.cli.common import emit, positive_int
-from archsearch.cli.options import NOT_OPTIONS, flag, option_actions
-from archsearch.cli.train import load_data
-from archsearch.data import load_dataset
+from archsearch.cli.options import NOT_OPTIONS, default_of, flag, option_actions
 from archsearch.errors import ArchsearchError
-from archsearch.oneshot import METHODS, SUPERNETS, default_config
-from archsearch.oneshot.search import OneShotResult
-from archsearch.report.plots import (
-    alpha_separation,
-    genotype_cells,
-    plot_alpha_evolution,
-    plot_op_frequency,
-    threshold_epochs,
-)
+from archsearch.oneshot import METHODS, SUPERNETS, OneShotConfig, build_supernet, default_config
 from archsearch.rundir import describe
-from archsearch.spaces import get_space
 
 
 def _supernet_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -96,18 +86,6 @@ def _epoch_line(r: dict[str, Any]) -> str:
     return f"epoch {r['epoch']}: {train}{val}  {r['seconds']:.0f}s{arch}"
 
 
-def _plots(result: OneShotResult, op_names: list[str], edges: list[int] | None) -> list[Path]:
-    paths = [plot_op_frequency(genotype_cells(result.genotype), op_names, result.run_dir / "op_frequency.png")]
-    cell_types = sorted({t for r in result.history for t in r.get("probabilities", {})})
-    for cell_type in cell_types:
-        paths.append(
-            plot_alpha_evolution(
-                result.history, op_names, result.run_dir / f"alphas_{cell_type}.png", cell_type, edges=edges
-            )
-        )
-    return paths
-
-
 def cmd_oneshot(args: argparse.Namespace) -> None:
     """Run a one-shot search and print the derived genotype (and, with --retrain, it beside the baseline). Under
     ``torchrun --nproc_per_node N`` the search is data-parallel; rank 0 prints, plots and retrains."""
@@ -174,8 +152,6 @@ def _take_run_settings(args: argparse.Namespace, given: set[str]) -> None:
 
 
 def _oneshot(args: argparse.Namespace, world: Any, device: str) -> None:
-    data = load_data(args)
-    space = get_space(args.space)
     config = _config(args)
     collapse_control = config.skip_penalty > 0 or config.max_skips is not None
     if args.batch_size % world.size:
@@ -186,7 +162,6 @@ def _oneshot(args: argparse.Namespace, world: Any, device: str) -> None:
             "connections in the normal cell): DARTS tends to fill its normal cell with parameter-free skip "
             "connections as it trains, which ruins the derived network; --no-collapse-control turns it off"
         )
-    out = Path(args.out)
     bar = _EpochBar(sys.stderr.isatty() and not args.json and world.main, config.epochs)
 
     def on_epoch(record: dict[str, Any]) -> None:
@@ -198,61 +173,34 @@ def _oneshot(args: argparse.Namespace, world: Any, device: str) -> None:
             print(_epoch_line(record), flush=True)
 
     try:
-        result = oneshot(
-            args.method,
-            space,
-            data,
-            out,
-            config,
-            _supernet_options(args),
-            device=device,
-            resume=args.resume,
-            on_epoch=on_epoch,
-            on_step=bar.step,
-            subnetwork_trials=args.spos_trials,
+        result = api.oneshot(
+            args.method, args.space, args.dataset, Path(args.out), config, _supernet_options(args), device=device,
+            resume=args.resume, on_epoch=on_epoch, on_step=bar.step, subnetwork_trials=args.spos_trials,
             extra_meta={"cli_options": {d: getattr(args, d) for d in _setting_dests() if hasattr(args, d)}},
-        )
+            data_dir=args.data_dir, subset=args.subset, image_size=args.image_size,
+            plot_edges=[int(e) for e in args.plot_edges.split(",")] if args.plot_edges else None,
+        )  # fmt: skip
     except ValueError as exc:
         raise ArchsearchError(str(exc)) from None
     finally:
         bar.close()
     if not world.main:
         return
-    edges = [int(e) for e in args.plot_edges.split(",")] if args.plot_edges else None
-    learned = bool(result.history) and "probabilities" in result.history[-1]
-    plots = _plots(result, list(SUPERNETS.get(args.space).op_names), edges) if learned else []
-    cell_types = sorted(result.history[-1]["probabilities"]) if learned else []
-    thresholds = {t: threshold_epochs(result.history, t) for t in cell_types}
-    separation = alpha_separation(result.history)
     emit(
         args,
-        {
-            "method": args.method,
-            "genotype": str(result.genotype),
-            "stopped": result.stopped,
-            "epochs": len(result.history),
-            "skips": result.history[-1].get("skips") if result.history else None,
-            "threshold_epochs": thresholds,
-            "alpha_separation": separation,
-            "notes": result.notes,
-            "plots": [str(p) for p in plots],
-            "run_dir": str(out),
-        },
+        result.to_json(),
         f"\n{args.method} on {args.space}: {result.genotype}\n  {result.stopped}"
         + "".join(f"\n  note: {n}" for n in result.notes)
-        + "".join(f"\n  {line}" for line in separation)
-        + "".join(f"\n  plot: {p}" for p in plots),
+        + "".join(f"\n  {line}" for line in result.alpha_separation)
+        + "".join(f"\n  plot: {p}" for p in result.plots),
     )
     if args.retrain:
         from archsearch.cli.retrain import retrain_beside_baseline
 
-        build = {"channels": args.retrain_channels, "cells": args.retrain_cells}
-        if args.retrain_subset:  # a different seeded subset of the full training split than the search's
-            data = load_dataset(args.dataset, args.data_dir, image_size=args.image_size).with_train_subset(
-                args.retrain_subset, seed=args.seed
-            )
-        build = {k: v for k, v in build.items() if v}
-        retrain_beside_baseline(args, data, space, result.genotype, build, run_dir=args.out)
+        build = {k: v for k, v in {"channels": args.retrain_channels, "cells": args.retrain_cells}.items() if v}
+        # the search's data, or a different seeded subset of the full training split
+        retrain_beside_baseline(args, result.genotype, args.dataset, args.space, build, run_dir=args.out,
+                                subset=args.retrain_subset or args.subset, image_size=args.image_size)  # fmt: skip
 
 
 def _setting_dests() -> list[str]:
@@ -275,9 +223,14 @@ def _oneshot_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="folder holding the dataset files (default: $ARCHSEARCH_DATA)")
     p.add_argument("--subset", type=positive_int, help="search on a seeded random subset of N training examples")
     p.add_argument("--image-size", type=positive_int, help="resize the images of an image folder to N x N")
-    p.add_argument("--epochs", type=positive_int, default=10)
-    p.add_argument("--batch-size", type=positive_int, default=64)
-    p.add_argument("--channels", type=positive_int, default=16, help="supernet initial channels")
+    p.add_argument("--epochs", type=positive_int, default=default_of(OneShotConfig, "epochs"))
+    p.add_argument("--batch-size", type=positive_int, default=default_of(OneShotConfig, "batch_size"))
+    p.add_argument(
+        "--channels",
+        type=positive_int,
+        default=default_of(build_supernet, "channels"),
+        help="supernet initial channels",
+    )
     p.add_argument(
         "--cells",
         type=positive_int,
@@ -287,18 +240,28 @@ def _oneshot_arguments(p: argparse.ArgumentParser) -> None:
         ),
     )
     p.add_argument("--partial", type=positive_int, help="PC-DARTS partial-channel K (pcdarts default 4)")
-    p.add_argument("--w-lr", type=float, default=0.025)
-    p.add_argument("--alpha-lr", type=float, default=3e-4)
-    p.add_argument("--warmup-epochs", type=int, default=0, help="epochs of weight training before alpha steps")
+    p.add_argument("--w-lr", type=float, default=default_of(OneShotConfig, "w_lr"))
+    p.add_argument("--alpha-lr", type=float, default=default_of(OneShotConfig, "alpha_lr"))
+    p.add_argument(
+        "--warmup-epochs",
+        type=int,
+        default=default_of(OneShotConfig, "warmup_epochs"),
+        help="epochs of weight training before alpha steps",
+    )
     p.add_argument("--skip-penalty", type=float, help="weight of the skip-connection penalty (darts default 0.1)")
     p.add_argument("--max-skips", type=int, help="stop when the normal cell derives more skips (darts default 2)")
     p.add_argument("--no-collapse-control", action="store_true", help="no skip penalty and no early stop")
-    p.add_argument("--spos-trials", type=positive_int, default=100, help="SPOS: sub-networks the evolution scores")
+    p.add_argument(
+        "--spos-trials",
+        type=positive_int,
+        default=default_of(oneshot_search.oneshot, "subnetwork_trials"),
+        help="SPOS: sub-networks the evolution scores",
+    )
     p.add_argument("--plot-edges", help="comma-separated edge indices for the alpha plots (default: all)")
     p.add_argument("--out", required=True, help="run directory (checkpoint, store, plots)")
     p.add_argument("--resume", action="store_true", help="continue the search in --out from its last epoch")
     p.add_argument("--retrain", action="store_true", help="train the derived genotype beside the baseline")
-    p.add_argument("--retrain-epochs", type=positive_int, default=10)
+    p.add_argument("--retrain-epochs", type=positive_int, default=default_of(retraining.retrain, "epochs"))
     p.add_argument("--retrain-channels", type=positive_int, help="channels of the retrained network")
     p.add_argument("--retrain-cells", type=positive_int, help="cells of the retrained network")
     p.add_argument(
@@ -306,6 +269,6 @@ def _oneshot_arguments(p: argparse.ArgumentParser) -> None:
         type=positive_int,
         help="retrain on a seeded random subset of N training examples (default: the data the search used)",
     )
-    p.add_argument("--lr", type=float, default=0.05, help="learning rate of the retraining")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=float, default=default_of(retraining.retrain, "lr"), help="retraining learning rate")
+    p.add_argument("--device", default=default_of(oneshot_search.oneshot, "device"))
+    p.add_argument("--seed", type=int, default=default_of(OneShotConfig, "seed"))

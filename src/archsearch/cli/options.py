@@ -103,3 +103,20 @@ def refuse_unused(given: set[str], used: set[str], why: str) -> None:
     if unused:
         names = ", ".join(flag(d) for d in unused)
         raise ArchsearchError(f"{names} {'has' if len(unused) == 1 else 'have'} no effect {why}; drop {names}")
+
+
+def default_of(definition: Any, name: str) -> Any:
+    """The default of parameter ``name`` of a function, or of field ``name`` of a dataclass: the command line takes
+    its defaults from the API's definitions, so the two cannot differ."""
+    import dataclasses
+    import inspect
+
+    if dataclasses.is_dataclass(definition):
+        for f in dataclasses.fields(definition):
+            if f.name == name:
+                return f.default
+        raise KeyError(f"{definition.__name__} has no field {name!r}")
+    default = inspect.signature(definition).parameters[name].default
+    if default is inspect.Parameter.empty:
+        raise KeyError(f"{definition.__name__}({name}) has no default")
+    return default

@@ -4,62 +4,37 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
+from archsearch import api
 from archsearch.cli.common import emit, read_archs
 from archsearch.errors import ArchsearchError
-from archsearch.rundir import is_busy
 from archsearch.spaces import SPACES
 
 
 def cmd_report(args: argparse.Namespace) -> None:
     """Write the run's report (and its figures as PNGs with --png); with --watch, rewrite it while the run goes."""
-    import time
 
-    from archsearch.report.html import watch
-    from archsearch.report.run_report import build_run_report
-
-    def build() -> Path:
-        start = time.perf_counter()
-        path = build_run_report(args.run, args.out, args.png)
-        build.seconds = time.perf_counter() - start  # type: ignore[attr-defined]
-        return path
-
-    def written(path: Path) -> None:
-        size = path.stat().st_size
-        emit(
-            args,
-            {"report": str(path), "bytes": size, "seconds": round(build.seconds, 3), "png": args.png},  # type: ignore[attr-defined]
-            f"wrote {path} ({size / 1024:.0f} KiB in {build.seconds:.1f}s)"  # type: ignore[attr-defined]
-            + (f"; figures as PNG in {args.png}" if args.png else ""),
-        )
+    def written(report: api.ReportFile) -> None:
+        emit(args, report.to_json(), f"wrote {report.path} ({report.bytes / 1024:.0f} KiB in {report.seconds:.1f}s)"
+             + (f"; figures as PNG in {report.png}" if report.png else ""))  # fmt: skip
 
     if args.watch:
-        watch(build, lambda: is_busy(args.run), 5.0 if args.every is None else args.every, written)
+        api.watch_report(args.run, args.out, args.png, every=5.0 if args.every is None else args.every,
+                         on_write=written)  # fmt: skip
     else:
         if args.every is not None:
             raise ArchsearchError("--every sets how often --watch rewrites the report; it needs --watch")
-        written(build())
+        written(api.report(args.run, args.out, args.png))
 
 
 def cmd_draw(args: argparse.Namespace) -> None:
     """Draw one architecture: ``--out cell.svg`` (DARTS: ``cell_normal.svg`` and ``cell_reduce.svg``)."""
-    from archsearch.report.drawings import draw, save_figure
-
     archs = list(read_archs([args.arch], args.space))
     if len(archs) != 1:
         raise ArchsearchError(f"draw takes one architecture, got {len(archs)}")
-    _, genotype = archs[0]
-    out = Path(args.out)
-    if out.suffix.lower() not in (".svg", ".png"):
-        raise ArchsearchError(f"{out}: --out must end in .svg or .png")
-    figures = draw(genotype)
-    written = []
-    for part, fig in figures:
-        path = out if len(figures) == 1 else out.with_name(f"{out.stem}_{part}{out.suffix}")
-        written.append(str(save_figure(fig, path)))
-    emit(args, {"arch": str(genotype), "files": written}, "\n".join(f"wrote {w}" for w in written))
+    drawing = api.draw(archs[0][1], args.out)
+    emit(args, drawing.to_json(), "\n".join(f"wrote {w}" for w in drawing.files))
 
 
 def add_report_commands(command: Any) -> None:

@@ -7,26 +7,19 @@ import json
 import sys
 from typing import Any
 
-from archsearch.api import build_experiment, make_config, resume_config, summarize_run
-from archsearch.benchmarking import run_benchmark, tabular_strategies
+from archsearch import api
 from archsearch.cli.common import emit, positive_int
 from archsearch.cli.options import apply_config_file
 from archsearch.cli.search_options import (
     check_search_options,
-    evaluator_options,
-    key_values,
-    multifidelity_options,
     resume_search,
-    run_options,
     search_arguments,
+    search_kwargs,
     search_parser,
 )
 from archsearch.errors import ArchsearchError
 from archsearch.experiment import Experiment, SearchResult
 from archsearch.objectives import Objective
-from archsearch.rundir import DB_NAME, describe, is_busy
-from archsearch.spaces import get_space
-from archsearch.strategies import STRATEGIES
 from archsearch.trial import Trial
 
 
@@ -82,23 +75,8 @@ STOP_REASONS = {
 
 def _print_result(args: argparse.Namespace, result: SearchResult, objective: Objective, top: int) -> None:
     if args.json:
-        for t in result.best[:top]:
-            print(json.dumps({"rank": result.best.index(t) + 1, **t.summary()}))
-        for t in result.front:
-            print(json.dumps({"front": True, **t.summary()}))
-        summary = {
-            "summary": True,
-            "trials": result.trials,
-            "complete": len(result.best),
-            "failed": result.failed,
-            "infeasible": result.infeasible,
-            "repeats": result.repeats,
-            "seconds": result.seconds,
-            "stop_reason": result.stop_reason,
-            "hypervolume": result.hypervolume,
-            "failures": [{"error": e, "trials": n} for e, n in result.failures],
-        }
-        print(json.dumps(summary))
+        for record in result.to_json(top):
+            print(json.dumps(record))
         return
     stop = STOP_REASONS.get(result.stop_reason, result.stop_reason or "nothing yet (no trial recorded)")
     print(
@@ -163,131 +141,62 @@ def _no_winner(result: SearchResult) -> str | None:
 
 
 def cmd_search(args: argparse.Namespace) -> None:
-    """Run (or resume) a search and print the best architectures."""
+    """Run (or resume) a search and print the best architectures; with --retrain, retrain the winner."""
     given = set(getattr(args, "given", set()))
     if args.config:
         given |= apply_config_file(args, search_parser(), given)
     if args.resume:
-        config = resume_search(args, given)
+        options = resume_search(args, given)
     else:
         check_search_options(args, given)
-        config = make_config(
-            space=args.space,
-            strategy=args.strategy,
-            dataset=args.dataset,
-            evaluator=args.evaluator,
-            table=args.table,
-            trials=args.trials,
-            seconds=args.time,
-            metric=args.metric,
-            constraints=args.constraint or (),
-            objectives=args.objectives or "",
-            seed=args.seed,
-            workers=args.workers,
-            executor=args.executor,
-            trial_timeout=args.trial_timeout,
-            retries=args.retries,
-            ray_address=args.ray_address,
-            cpus_per_trial=args.cpus_per_trial,
-            gpus_per_trial=args.gpus_per_trial,
-            evaluator_options=None if args.table else evaluator_options(args, given),
-            strategy_options=key_values(args.strategy_option or []),
-            multifidelity=multifidelity_options(args),
-        )
-        config["cli_options"] = run_options(args)
-    progress = _Progress(
-        config["budget"]["trials"],
-        config["budget"]["seconds"],
-        enabled=(not args.json and sys.stderr.isatty()) or args.progress,
-    )
+        options = search_kwargs(args, given)
+    progress = _Progress(args.trials, args.time, enabled=(not args.json and sys.stderr.isatty()) or args.progress)
     with progress:
-        experiment = build_experiment(config, args.out, on_trial=progress.update)
-        try:
-            result = experiment.run(resume=args.resume)
-        finally:
-            experiment.store.close()
-    _print_result(args, result, experiment.objective, args.top)
+        result = api.search(**options, on_trial=progress.update)
+    objective = Objective.from_json(result.config["objective"]) if result.config else Objective()
+    _print_result(args, result, objective, args.top)
     failure = _no_winner(result)
     if failure:
         raise ArchsearchError(failure)
     if args.retrain:
         from archsearch.cli.retrain import retrain_winner
 
-        retrain_winner(args, config, result)
+        retrain_winner(args, result, given)
 
 
 def cmd_show(args: argparse.Namespace) -> None:
     """Print what a run directory holds: a search's top trials, failures and Pareto front, or a one-shot search's
     result. Reads only."""
-    kind, meta = describe(args.run)
-    running = " (a process is writing it now)" if is_busy(args.run) else ""
-    if kind == "nothing":
-        raise ArchsearchError(f"{args.run}: no run here (no {DB_NAME} and no one-shot checkpoint)")
-    if kind == "empty":
-        raise ArchsearchError(f"{args.run}: the store holds no run yet (no config and no trial recorded){running}")
-    if kind == "oneshot":
-        _show_oneshot(args, meta, running)
+    view = api.show(args.run)
+    running = " (a process is writing it now)" if view.busy else ""
+    if view.oneshot is not None:
+        o = view.oneshot
+        state = f"derived {o.genotype}\n  {o.stopped}" if o.genotype else "no genotype derived yet"
+        emit(args, o.to_json(), f"{args.run}: a one-shot search ({o.method} on {o.space}, {o.epochs} epochs)"
+             f"{running}\n  {state}")  # fmt: skip
         return
-    config = resume_config(args.run, evaluator=meta["config"].get("evaluator"))  # shown, never built
-    objective, result = summarize_run(args.run, config)
+    config = view.config or {}
     if not args.json:
-        print(
-            f"{args.run}: {config['strategy']} on {config['space']} with the {config['evaluator']} evaluator{running}"
-        )
-    _print_result(args, result, objective, args.top)
-
-
-def _show_oneshot(args: argparse.Namespace, meta: dict[str, Any], running: str) -> None:
-    info = meta.get("oneshot") or {}
-    found = meta.get("oneshot_result")
-    genotype = None if not found else str(get_space(found["genotype"]["space"]).from_json(found["genotype"]))
-    record = {
-        "oneshot": True,
-        "method": info.get("method"),
-        "space": info.get("space"),
-        "epochs": (info.get("config") or {}).get("epochs"),
-        "genotype": genotype,
-        "stopped": None if not found else found.get("stopped"),
-        "trials": meta.get("_trials", 0),
-    }
-    state = f"derived {genotype}\n  {record['stopped']}" if genotype else "no genotype derived yet"
-    emit(
-        args,
-        record,
-        f"{args.run}: a one-shot search ({record['method']} on {record['space']}, {record['epochs']} epochs)"
-        f"{running}\n  {state}",
-    )
+        what = f"{config['strategy']} on {config['space']} with the {config['evaluator']} evaluator"
+        print(f"{args.run}: {what}{running}")
+    _print_result(args, view.result, view.objective, args.top)
 
 
 def cmd_benchmark(args: argparse.Namespace) -> None:
     """Every strategy against a tabular benchmark, many seeds: mean and std of the reported figure of each pick."""
-    if args.space != "nb201":
-        raise ArchsearchError(f"the benchmark runs on the nb201 table; --space must be nb201, not {args.space}")
-    names = tabular_strategies() if args.strategies == "all" else [s.strip() for s in args.strategies.split(",")]
-    for name in names:
-        STRATEGIES.get(name)
     if not args.json:
         print(f"{args.queries} queries, {args.seeds} seeds; reported: test_acc_200ep of the pick by valid_acc_12ep")
         print(f"{'strategy':<12} {'mean':>7} {'std':>6} {'runs':>5} {'ms/trial':>9} {'repeats/run':>12}")
-    if args.png and not args.report:
-        raise ArchsearchError("--png writes the report's figures; it needs --report FILE.html")
-    scores = []
-    for name in names:
-        (score,) = run_benchmark(args.table, [name], args.queries, args.seeds, jobs=args.jobs)
-        scores.append(score)
-        row = score.to_json()
-        emit(
-            args,
-            row,
-            f"{name:<12} {row['mean']:>7.2f} {row['std']:>6.2f} {row['runs']:>5} "
-            f"{row['ms_per_trial']:>9.3f} {row['repeats_per_run']:>12.1f}",
-        )
-    if args.report:
-        from archsearch.evaluators import Table
-        from archsearch.report.run_report import build_benchmark_report
 
-        path = build_benchmark_report(scores, Table(args.table), args.queries, args.report, args.png)
-        emit(args, {"report": str(path), "bytes": path.stat().st_size}, f"wrote {path}")
+    def row(score: Any) -> None:
+        r = score.to_json()
+        emit(args, r, f"{r['strategy']:<12} {r['mean']:>7.2f} {r['std']:>6.2f} {r['runs']:>5} "
+             f"{r['ms_per_trial']:>9.3f} {r['repeats_per_run']:>12.1f}")  # fmt: skip
+
+    result = api.benchmark(args.table, args.strategies, queries=args.queries, seeds=args.seeds, jobs=args.jobs,
+                           space=args.space, report=args.report, png=args.png, on_score=row)  # fmt: skip
+    if result.report is not None:
+        emit(args, result.to_json()[-1], f"wrote {result.report}")
 
 
 def add_search_commands(command: Any) -> None:

@@ -8,9 +8,9 @@ import argparse
 import json
 from typing import Any
 
-from archsearch.api import resume_config, with_resumable_changes
+from archsearch.api import RESUME_CHANGES, resume_config, retraining, with_resumable_changes
 from archsearch.cli.common import positive_int
-from archsearch.cli.options import NOT_OPTIONS, flag, option_actions, refuse_unused
+from archsearch.cli.options import NOT_OPTIONS, default_of, flag, option_actions, refuse_unused
 from archsearch.cli.train import add_training_arguments
 from archsearch.errors import ArchsearchError
 from archsearch.spaces import SPACES
@@ -86,8 +86,9 @@ def run_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def resume_search(args: argparse.Namespace, given: set[str]) -> dict[str, Any]:
-    """The run's config, with the changes a resume may make; ``args`` takes the run's settings. An option that
-    contradicts the run is an error naming the option and the recorded value."""
+    """The arguments of :func:`archsearch.search` that resume the run in ``--out`` with the changes a resume may
+    make; ``args`` takes the run's settings. An option that contradicts the run is an error naming the option and
+    the recorded value."""
     config = resume_config(args.out, args.evaluator if "evaluator" in given else None)
     recorded = config.get("cli_options")
     if recorded is None:  # started from the Python API: compare what the config holds
@@ -116,24 +117,37 @@ def resume_search(args: argparse.Namespace, given: set[str]) -> dict[str, Any]:
     for dest, value in recorded.items():
         if hasattr(args, dest):
             setattr(args, dest, value)
-    changes = {d: getattr(args, d) for d in given & RESUMABLE if d in ("trials", "time", "workers")}
-    executor = {
-        d: getattr(args, d)
-        for d in given & {"trial_timeout", "retries", "ray_address", "cpus_per_trial", "gpus_per_trial", "executor"}
-    }
-    if "executor" in executor:
-        executor["kind"] = executor.pop("executor")
-    updated = with_resumable_changes(
-        config, trials=changes.get("trials"), seconds=changes.get("time"), workers=changes.get("workers"), **executor
-    )
+    changes = {d: getattr(args, d) for d in given & RESUMABLE if d in ("trials", "time", *RESUME_CHANGES)}
+    with_resumable_changes(config, trials=changes.get("trials"), seconds=changes.get("time"))  # checks the budget
     if not args.json:
-        before = {"trials": config["budget"]["trials"], "time": config["budget"]["seconds"], "workers":
-                  config["workers"]}  # fmt: skip
-        for dest, value in sorted({**changes, **executor}.items()):
-            was = before.get(dest, config.get("executor", {}).get("kind" if dest == "kind" else dest))
-            if value != was:
-                print(f"resuming with {flag('executor' if dest == 'kind' else dest)} {value} (the run had {was})")
-    return updated
+        executor = config.get("executor", {})
+        before = {"trials": config["budget"]["trials"], "time": config["budget"]["seconds"], **executor,
+                  "workers": config["workers"], "executor": executor.get("kind", "process")}  # fmt: skip
+        for dest, value in sorted(changes.items()):
+            if value != before.get(dest):
+                print(f"resuming with {flag(dest)} {value} (the run had {before.get(dest)})")
+    args.trials = changes.get("trials", config["budget"]["trials"])
+    args.time = changes.get("time", config["budget"]["seconds"])
+    kwargs: dict[str, Any] = {"out": args.out, "resume": True, "budget": changes.pop("trials", None),
+                              "seconds": changes.pop("time", None), **changes}  # fmt: skip
+    if "evaluator" in given:
+        kwargs["evaluator"] = args.evaluator
+    return kwargs
+
+
+def search_kwargs(args: argparse.Namespace, given: set[str]) -> dict[str, Any]:
+    """The arguments of :func:`archsearch.search` that the command line's options make."""
+    return {
+        "space": args.space, "strategy": args.strategy, "dataset": args.dataset, "evaluator": args.evaluator,
+        "table": args.table, "budget": args.trials, "seconds": args.time, "out": args.out, "metric": args.metric,
+        "constraints": args.constraint or (), "objectives": args.objectives or "", "seed": args.seed,
+        "workers": args.workers, "executor": args.executor, "trial_timeout": args.trial_timeout,
+        "retries": args.retries, "ray_address": args.ray_address, "cpus_per_trial": args.cpus_per_trial,
+        "gpus_per_trial": args.gpus_per_trial,
+        "evaluator_options": None if args.table else evaluator_options(args, given),
+        "strategy_options": key_values(args.strategy_option or []), "multifidelity": multifidelity_options(args),
+        "record": run_options(args),
+    }  # fmt: skip
 
 
 def evaluator_options(args: argparse.Namespace, given: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
@@ -264,9 +278,12 @@ def search_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cells", type=positive_int)
     p.add_argument("--width", type=float, help="channel multiplier of the evaluated networks")
     p.add_argument("--retrain", action="store_true", help="train the winner at full budget beside the baseline")
-    p.add_argument("--retrain-epochs", type=positive_int, default=20)
+    p.add_argument("--retrain-epochs", type=positive_int, default=default_of(retraining.retrain, "epochs"))
     p.add_argument("--top", type=positive_int, default=5)
     p.add_argument("--config", help="a TOML file with any of these options")
     p.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is not a tty")
     add_training_arguments(p)
-    p.set_defaults(epochs=5, patience=3)
+    from archsearch.evaluators import TrainEvaluator
+
+    # a search's trials train briefly with early stopping: the train evaluator's own defaults
+    p.set_defaults(epochs=default_of(TrainEvaluator, "epochs"), patience=default_of(TrainEvaluator, "patience"))

@@ -15,7 +15,7 @@ from archsearch.data import Data, load_dataset
 from archsearch.errors import ArchsearchError
 from archsearch.evaluators.base import Evaluator
 from archsearch.spaces import Space, get_space
-from archsearch.train import TrainConfig, train
+from archsearch.trainer import TrainConfig, train
 
 
 class TrainEvaluator(Evaluator):
@@ -28,7 +28,7 @@ class TrainEvaluator(Evaluator):
         space: str | Space[Any],
         dataset: str | Data = "digits",
         data_dir: str | None = None,
-        epochs: int = 10,
+        epochs: int = 5,
         batch_size: int = 128,
         lr: float = 0.05,
         patience: int | None = 3,

@@ -41,6 +41,20 @@ class OneShotResult:
     search_trials: int = 0  # SPOS: sub-networks scored with inherited weights
     notes: list[str] = field(default_factory=list)  # what the derivation had to do beyond its rule
     supernet: Supernet | None = None  # the trained supernet (e.g. for a SupernetEvaluator)
+    # filled by archsearch.api.oneshot: the plots written, per cell type the epoch each edge's top weight passed 0.6,
+    # and in words how far the architecture weights separated from uniform
+    plots: list[Path] = field(default_factory=list)
+    threshold_epochs: dict[str, dict[int, int | None]] = field(default_factory=dict)
+    alpha_separation: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The record ``archsearch oneshot --json`` prints at the end."""
+        return {
+            "method": self.method, "genotype": str(self.genotype), "stopped": self.stopped,
+            "epochs": len(self.history), "skips": self.history[-1].get("skips") if self.history else None,
+            "threshold_epochs": self.threshold_epochs, "alpha_separation": self.alpha_separation,
+            "notes": self.notes, "plots": [str(p) for p in self.plots], "run_dir": str(self.run_dir),
+        }  # fmt: skip
 
 
 def _halves(data: Data, seed: int) -> tuple[Split, Split]:

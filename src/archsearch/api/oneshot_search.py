@@ -10,13 +10,14 @@ from typing import Any
 
 import torch
 
-from archsearch.data import Data
+from archsearch.data import Data, as_data
 from archsearch.errors import ArchsearchError
 from archsearch.experiment import Budget, Experiment
 from archsearch.objectives import Objective
-from archsearch.oneshot import METHODS, OneShotConfig, Supernet
+from archsearch.oneshot import METHODS, SUPERNETS, OneShotConfig, Supernet
+from archsearch.oneshot.distributed import current_world
 from archsearch.oneshot.search import OneShotResult, SubnetworkSearch, run_oneshot
-from archsearch.spaces import Space
+from archsearch.spaces import Space, get_space
 from archsearch.store import Store
 from archsearch.strategies import get_strategy
 
@@ -41,7 +42,7 @@ def subnetwork_search(data: Data, trials: int, device: Any, strategy: str = "evo
 def oneshot(
     method: str,
     space: str | Space[Any],
-    data: Data,
+    dataset: Any,
     run_dir: str | Path,
     config: OneShotConfig | None = None,
     supernet_options: dict[str, Any] | None = None,
@@ -51,11 +52,23 @@ def oneshot(
     on_step: Callable[[int, int], None] | None = None,
     subnetwork_trials: int = 100,
     extra_meta: dict[str, Any] | None = None,
+    data_dir: str | Path | None = None,
+    subset: int | None = None,
+    image_size: int | None = None,
+    plots: bool = True,
+    plot_edges: list[int] | None = None,
 ) -> OneShotResult:
-    """Run one-shot ``method`` (a name in :data:`archsearch.oneshot.METHODS`) on ``space``'s supernet; see
-    :func:`archsearch.oneshot.search.run_oneshot`. SPOS scores ``subnetwork_trials`` sub-networks afterwards."""
+    """Run one-shot ``method`` (a name in :data:`archsearch.oneshot.METHODS`) on ``space``'s supernet over
+    ``dataset`` (anything :func:`archsearch.data.as_data` takes; ``subset``: a seeded subset of its training split),
+    recording in ``run_dir``; see :func:`archsearch.oneshot.search.run_oneshot`. SPOS scores ``subnetwork_trials``
+    sub-networks afterwards. A method that learns architecture weights gets, on the main process, PNG plots of
+    their evolution (``plot_edges``: only these edges) and of the derived ops in ``run_dir`` (unless ``plots`` is
+    off), and the result says how far they separated."""
+    data = as_data(dataset, data_dir, image_size=image_size)
+    if subset:
+        data = data.with_train_subset(subset, seed=(config or OneShotConfig()).seed)
     search = subnetwork_search(data, subnetwork_trials, device) if METHODS.get(method).searches_subnetworks else None
-    return run_oneshot(
+    result = run_oneshot(
         method,
         space,
         data,
@@ -69,3 +82,24 @@ def oneshot(
         subnetwork_search=search,
         extra_meta=extra_meta,
     )
+    learned = bool(result.history) and "probabilities" in result.history[-1]
+    if learned:
+        from archsearch.report.plots import alpha_separation, threshold_epochs
+
+        cell_types = sorted(result.history[-1]["probabilities"])
+        result.threshold_epochs = {t: threshold_epochs(result.history, t) for t in cell_types}
+        result.alpha_separation = alpha_separation(result.history)
+        if plots and current_world().main:
+            result.plots = _plots(result, list(SUPERNETS.get(get_space(space).name).op_names), plot_edges)
+    return result
+
+
+def _plots(result: OneShotResult, op_names: list[str], edges: list[int] | None) -> list[Path]:
+    """The derived ops' frequency and each cell type's architecture weights by epoch, as PNGs in the run."""
+    from archsearch.report.plots import genotype_cells, plot_alpha_evolution, plot_op_frequency
+
+    paths = [plot_op_frequency(genotype_cells(result.genotype), op_names, result.run_dir / "op_frequency.png")]
+    for cell_type in sorted({t for r in result.history for t in r.get("probabilities", {})}):
+        paths.append(plot_alpha_evolution(result.history, op_names, result.run_dir / f"alphas_{cell_type}.png",
+                                          cell_type, edges=edges))  # fmt: skip
+    return paths
