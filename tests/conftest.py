@@ -7,6 +7,19 @@ import numpy as np
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _registries_restored():
+    """Spaces, strategies and evaluators a test registers (its own, or the examples') are gone after it."""
+    from archsearch.evaluators import EVALUATORS
+    from archsearch.spaces import SPACES
+    from archsearch.strategies import STRATEGIES
+
+    saved = [(r, r.snapshot()) for r in (SPACES, STRATEGIES, EVALUATORS)]
+    yield
+    for registry, snapshot in saved:
+        registry.restore(snapshot)
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The shared data folder from ARCHSEARCH_DATA. Unset: the test skips with the reason. Set (as `.ci/run` sets

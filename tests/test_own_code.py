@@ -19,15 +19,12 @@ from archsearch.testing.space_suite import SpaceContractError, check_space
 from archsearch.testing.strategy_suite import check_fresh_process, check_resume, check_valid_and_seeded
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-_loaded: dict[str, dict[str, Any]] = {}
 
 
 def example(name: str) -> dict[str, Any]:
-    """Run ``examples/<name>.py`` once per session as a module (its registrations happen; its ``__main__`` part
-    does not) and return its namespace."""
-    if name not in _loaded:
-        _loaded[name] = runpy.run_path(str(EXAMPLES / f"{name}.py"), run_name=f"archsearch_example_{name}")
-    return _loaded[name]
+    """Run ``examples/<name>.py`` as a module (its registrations happen, undone after the test by the conftest's
+    registry fixture; its ``__main__`` part does not) and return its namespace."""
+    return runpy.run_path(str(EXAMPLES / f"{name}.py"), run_name=f"archsearch_example_{name}")
 
 
 BUILT_IN_STRATEGIES = [s for s in STRATEGIES.names() if s != "one_plus_one"]
@@ -126,7 +123,7 @@ def test_registering_something_that_is_not_a_space_or_strategy_is_refused() -> N
     with pytest.raises(ArchsearchError, match=r"subclass of archsearch\.Space"):
         register_space(dict)  # type: ignore[arg-type]
     with pytest.raises(ArchsearchError, match="already registered"):
-        register_space(type(archsearch.get_space("nb201")))
+        register_space(type(archsearch.get_space("darts")), name="nb201")
     with pytest.raises(ArchsearchError, match=r"subclass of archsearch\.Strategy"):
         archsearch.register_strategy(object)  # type: ignore[arg-type]
     with pytest.raises(ArchsearchError, match="an Evaluator subclass or a function"):

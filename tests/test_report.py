@@ -123,7 +123,7 @@ def test_draw_writes_svg_and_png_for_every_space(tmp_path: Path, capsys) -> None
     assert (tmp_path / "darts_normal.svg").is_file() and (tmp_path / "darts_reduce.png").is_file()
     assert (tmp_path / "nb201.png").read_bytes().startswith(b"\x89PNG")
     assert main(["draw", "DARTS_V2", "--out", str(tmp_path / "x.pdf")]) == 2
-    assert "--out must end in .svg or .png" in capsys.readouterr().err
+    assert "must end in .svg or .png" in capsys.readouterr().err
 
 
 def test_the_darts_v2_drawing_has_the_papers_edges() -> None:

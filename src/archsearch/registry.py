@@ -27,10 +27,24 @@ class Registry(Generic[T]):
         return decorate
 
     def add(self, name: str, obj: T) -> None:
-        """Register ``obj`` under ``name``; a duplicate name raises :class:`RegistryError`."""
+        """Register ``obj`` under ``name``; a duplicate name raises :class:`RegistryError`, except that a class or
+        function defined again under the same module and name (a notebook cell run twice, a module reloaded)
+        replaces its earlier definition."""
         if name in self._items:
-            raise RegistryError(f"{self.kind} {name!r} is already registered")
+            old = self._items[name]
+            same = getattr(old, "__module__", None), getattr(old, "__qualname__", None)
+            if old is not obj and (same[1] is None or same != (getattr(obj, "__module__", None),
+                                                                 getattr(obj, "__qualname__", None))):  # fmt: skip
+                raise RegistryError(f"{self.kind} {name!r} is already registered")
         self._items[name] = obj
+
+    def snapshot(self) -> dict[str, T]:
+        """The registrations now (for :meth:`restore`: tests that register their own pieces put things back)."""
+        return dict(self._items)
+
+    def restore(self, snapshot: dict[str, T]) -> None:
+        """Undo every registration made since ``snapshot``."""
+        self._items = dict(snapshot)
 
     def get(self, name: str) -> T:
         """The object registered as ``name``; an unknown name raises with the list of allowed names."""

@@ -15,6 +15,7 @@ from archsearch.cli.common import emit, positive_int
 from archsearch.cli.options import NOT_OPTIONS, default_of, flag, option_actions
 from archsearch.errors import ArchsearchError
 from archsearch.oneshot import METHODS, SUPERNETS, OneShotConfig, build_supernet, default_config
+from archsearch.oneshot.spos import PATH_SAMPLING
 from archsearch.rundir import describe
 
 
@@ -33,6 +34,7 @@ def _config(args: argparse.Namespace) -> Any:
         "w_lr": args.w_lr,
         "alpha_lr": args.alpha_lr,
         "warmup_epochs": args.warmup_epochs,
+        "path_sampling": args.path_sampling,
         "seed": args.seed,
     }
     if args.no_collapse_control:
@@ -119,7 +121,7 @@ def _check_options(args: argparse.Namespace, given: set[str]) -> None:
     if not method.collapse_control:
         unused |= {"skip_penalty", "max_skips", "no_collapse_control"}
     if not method.searches_subnetworks:
-        unused.add("spos_trials")
+        unused |= {"spos_trials", "path_sampling"}
     if not method.learns_arch:
         unused |= {"alpha_lr", "plot_edges"}
     if not args.retrain:
@@ -256,6 +258,12 @@ def _oneshot_arguments(p: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=default_of(oneshot_search.oneshot, "subnetwork_trials"),
         help="SPOS: sub-networks the evolution scores",
+    )
+    p.add_argument(
+        "--path-sampling",
+        choices=PATH_SAMPLING,
+        default=default_of(OneShotConfig, "path_sampling"),
+        help="SPOS: fair (FairNAS: every op of every edge trained once per step) or uniform (one path)",
     )
     p.add_argument("--plot-edges", help="comma-separated edge indices for the alpha plots (default: all)")
     p.add_argument("--out", required=True, help="run directory (checkpoint, store, plots)")

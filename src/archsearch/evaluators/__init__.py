@@ -56,15 +56,15 @@ def register_evaluator(obj: Any = None, *, name: str | None = None) -> Any:
             key = name or getattr(target, "name", None)
         elif callable(target) and not isinstance(target, type):
             key = name or getattr(target, "__name__", None)
-            cls = type(
-                f"FunctionEvaluator_{key}", (FunctionEvaluator,), {"name": key, "function": staticmethod(target)}
-            )
+            # named after the function, so defining the same function again replaces it and another one clashes
+            cls = type(f"FunctionEvaluator_{key}", (FunctionEvaluator,), {"name": key, "function": staticmethod(target),
+                       "__module__": target.__module__, "__qualname__": getattr(target, "__qualname__", key)})  # fmt: skip
         else:
             raise ArchsearchError(f"register_evaluator takes an Evaluator subclass or a function, got {target!r}")
         if not isinstance(key, str) or not key.isidentifier():
             raise ArchsearchError(f"an evaluator needs a name that is an identifier, got {key!r}")
+        EVALUATORS.add(key, cls)  # first: a refused name changes nothing
         cls.name = key
-        EVALUATORS.add(key, cls)
         return target
 
     return register if obj is None else register(obj)

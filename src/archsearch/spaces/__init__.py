@@ -41,8 +41,8 @@ def register_space(cls: type[Space[Any]] | None = None, *, name: str | None = No
         if getattr(space_cls, "__abstractmethods__", None):
             missing = ", ".join(sorted(space_cls.__abstractmethods__))
             raise GenotypeError("space", f"{space_cls.__name__} does not implement {missing}")
+        SPACES.add(key, space_cls)  # first: a refused name changes nothing
         space_cls.name = key
-        SPACES.add(key, space_cls)
         return space_cls
 
     return register if cls is None else register(cls)

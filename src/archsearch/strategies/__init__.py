@@ -48,8 +48,8 @@ def register_strategy(cls: type[Strategy] | None = None, *, name: str | None = N
         if getattr(strategy_cls, "__abstractmethods__", None):
             missing = ", ".join(sorted(strategy_cls.__abstractmethods__))
             raise ArchsearchError(f"strategy {strategy_cls.__name__} does not implement {missing}")
+        STRATEGIES.add(key, strategy_cls)  # first: a refused name changes nothing
         strategy_cls.name = key
-        STRATEGIES.add(key, strategy_cls)
         return strategy_cls
 
     return register if cls is None else register(cls)

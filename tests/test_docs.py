@@ -1,0 +1,181 @@
+"""The documentation runs: every Python block and shell command of the README (and of docs/*.md) is executed here on
+tiny budgets, in order, in one scratch directory (so `show runs/x` reads the run an earlier line made), and every
+file of examples/ runs as a script. Budgets are cut by the rewrites below (fewer trials, seeds, epochs, a small
+training subset); a command that cannot run on this machine is listed with the reason. `make docs` builds the API
+reference from the docstrings, offline (tested here too)."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+BIN = Path(sys.executable).parent
+
+#: commands that cannot run here, and why (matched as substrings of the command)
+CANNOT_RUN = {
+    "make ": "the two set-up commands are what CI itself runs",
+    "--device cuda": "needs a GPU",
+    "--ray-address auto": "needs a running Ray cluster",
+    " ... ": "a placeholder for the options shown above it",
+    "ray start": "starts a cluster",
+    "pip install": "installs packages",
+}
+#: options whose value is cut to a tiny budget
+TINY = {"--trials": lambda n: min(n, 2), "--seeds": lambda n: min(n, 2), "--queries": lambda n: min(n, 6),
+        "--n": lambda n: min(n, 3), "--subset": lambda n: min(n, 200), "--retrain-epochs": lambda n: 1,
+        "--retrain-subset": lambda n: min(n, 200), "--spos-trials": lambda n: 2, "--workers": lambda n: min(n, 2),
+        "--epochs": lambda n: math.ceil(n / 10), "--time": lambda n: min(n, 120)}  # fmt: skip
+TRAINING_COMMANDS = ("train", "search", "oneshot")
+NEEDS_SHARED = ("fashion-mnist", "cifar10", "mnist", "../shared/data", "T.csv")
+
+
+def blocks(path: Path) -> list[tuple[str, str, int]]:
+    """(language, code, first line number) of each fenced block."""
+    out, lines = [], path.read_text().splitlines()
+    i = 0
+    while i < len(lines):
+        m = re.match(r"^```(\w*)\s*$", lines[i])
+        if m:
+            j = i + 1
+            while not lines[j].startswith("```"):
+                j += 1
+            out.append((m.group(1), "\n".join(lines[i + 1 : j]), i + 2))
+            i = j
+        i += 1
+    return out
+
+
+def shell_commands(code: str) -> list[str]:
+    """The commands of a shell block: continuation lines joined, comments dropped."""
+    joined = re.sub(r"\\\n\s*", " ", code)
+    commands = []
+    for line in joined.splitlines():
+        line = re.sub(r"\s+#.*$", "", line).strip()
+        if line.startswith("archsearch") or line.startswith("torchrun") or line.startswith("make "):
+            commands.append(line)
+    return commands
+
+
+def tiny(command: str) -> str:
+    """``command`` on a tiny budget."""
+    parts = shlex.split(command)
+    for i, part in enumerate(parts[:-1]):
+        if part in TINY and re.fullmatch(r"\d+", parts[i + 1]):
+            parts[i + 1] = str(TINY[part](int(parts[i + 1])))
+    verb = parts[1] if len(parts) > 1 else ""
+    if verb in TRAINING_COMMANDS and "--resume" not in parts:
+        if "--epochs" not in parts and "--config" not in parts:
+            parts += ["--epochs", "1"]
+        dataset = parts[parts.index("--dataset") + 1] if "--dataset" in parts else "digits"
+        if dataset != "digits" and "--subset" not in parts:
+            parts += ["--subset", "200"]
+    return shlex.join(parts).replace("'|'", "|")
+
+
+def _shared() -> Path | None:
+    root = os.environ.get("ARCHSEARCH_DATA")
+    return Path(root) if root and Path(root).is_dir() else None
+
+
+def _documented() -> list[tuple[str, str, str]]:
+    """(id, language, code) of every block that runs, in document order."""
+    out = []
+    for path in DOCUMENTS:
+        for lang, code, line in blocks(path):
+            if lang in ("python", "bash"):
+                out.append((f"{path.name}:{line}", lang, code))
+    return out
+
+
+def _scratch(tmp: Path) -> None:
+    """The files the documented commands name: a TOML config, a table, a shared-data link."""
+    (tmp / "search.toml").write_text(
+        'space = "nb201"\nstrategy = "random"\ntrials = 2\nepochs = 1\nout = "runs/toml"\n'
+    )
+    shared = _shared()
+    if shared is not None:
+        (tmp / "T.csv").symlink_to(shared / "nb201" / "nb201_cifar10.csv")
+        (tmp.parent / "shared").mkdir(exist_ok=True)
+        if not (tmp.parent / "shared" / "data").exists():
+            (tmp.parent / "shared" / "data").symlink_to(shared)
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("docs") / "work"
+    root.mkdir()
+    _scratch(root)
+    return root
+
+
+def _run_shell(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "MPLBACKEND": "Agg"}
+    return subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+
+
+@pytest.mark.parametrize(("where", "lang", "code"), _documented(), ids=[d[0] for d in _documented()])
+def test_documented_example_runs(where: str, lang: str, code: str, scratch: Path, monkeypatch) -> None:
+    if lang == "python":
+        code = re.sub(r"budget=\d+", "budget=3", code)
+        code = re.sub(r"\bepochs=\d+", "epochs=1", code)
+        code = re.sub(r'"epochs": \d+', '"epochs": 1', code)
+        monkeypatch.chdir(scratch)
+        exec(compile(code, where, "exec"), {"__name__": f"docs_{where}"})
+        return
+    skipped = []
+    for command in shell_commands(code):
+        reason = next((why for key, why in CANNOT_RUN.items() if key in f" {command} "), None)
+        if reason is None and _shared() is None and any(k in command for k in NEEDS_SHARED):
+            reason = "needs the shared data (ARCHSEARCH_DATA)"
+        if reason is not None:
+            skipped.append(f"{command[:60]}: {reason}")
+            continue
+        run = _run_shell(tiny(command), scratch)
+        assert run.returncode == 0, f"{where}: `{tiny(command)}` exited {run.returncode}:\n{run.stderr[-3000:]}"
+    if skipped and len(skipped) == len(shell_commands(code)):
+        pytest.skip("; ".join(skipped))
+
+
+@pytest.mark.parametrize("script", sorted((ROOT / "examples").glob("*.py")), ids=lambda p: p.name)
+def test_example_script_runs(script: Path, tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "best:" in run.stdout
+
+
+def test_the_tiny_budget_rewrite() -> None:
+    assert tiny("archsearch search --trials 50 --out runs/x") == "archsearch search --trials 2 --out runs/x --epochs 1"
+    assert tiny("archsearch oneshot --dataset fashion-mnist --epochs 20") == (
+        "archsearch oneshot --dataset fashion-mnist --epochs 2 --subset 200"
+    )
+    assert tiny("archsearch sample --space chain --n 3 | archsearch cost -") == (
+        "archsearch sample --space chain --n 3 | archsearch cost -"
+    )
+
+
+def test_the_api_reference_builds_offline(tmp_path: Path) -> None:
+    mkdocs = shutil.which("mkdocs", path=str(BIN))
+    if mkdocs is None:
+        pytest.fail("mkdocs is not installed (it is in the dev extra: pip install -e '.[dev]')")
+    run = subprocess.run([mkdocs, "build", "--strict", "--site-dir", str(tmp_path / "site")], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+
+    def text(page: str) -> str:
+        return re.sub(r"<[^>]+>", "", (tmp_path / "site" / page / "index.html").read_text())
+
+    api_page = text("reference/api")
+    for name in ("search(", "oneshot(", "retrain(", "train(", "score(", "benchmark(", "cost(", "show(", "report("):
+        assert name in api_page, f"the API reference lacks {name}"
+    assert "ChoiceSpace" in text("reference/spaces") and "register_strategy" in text("reference/strategies")
