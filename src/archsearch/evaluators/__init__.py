@@ -57,8 +57,9 @@ def register_evaluator(obj: Any = None, *, name: str | None = None) -> Any:
         elif callable(target) and not isinstance(target, type):
             key = name or getattr(target, "__name__", None)
             # named after the function, so defining the same function again replaces it and another one clashes
-            cls = type(f"FunctionEvaluator_{key}", (FunctionEvaluator,), {"name": key, "function": staticmethod(target),
-                       "__module__": target.__module__, "__qualname__": getattr(target, "__qualname__", key)})  # fmt: skip
+            body = {"name": key, "function": staticmethod(target), "__module__": target.__module__,
+                    "__qualname__": getattr(target, "__qualname__", key)}  # fmt: skip
+            cls = type(f"FunctionEvaluator_{key}", (FunctionEvaluator,), body)
         else:
             raise ArchsearchError(f"register_evaluator takes an Evaluator subclass or a function, got {target!r}")
         if not isinstance(key, str) or not key.isidentifier():
