@@ -31,6 +31,8 @@ def make_config(
     dataset: str = "digits",
     evaluator: str | None = None,
     table: str | None = None,
+    table_signal: str = "valid_acc_12ep",
+    table_report: str = "test_acc_200ep",
     trials: int = 50,
     seconds: float | None = None,
     metric: str = "val_acc",
@@ -49,16 +51,17 @@ def make_config(
     evaluator_options: dict[str, Any] | None = None,
     multifidelity: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A validated search config. ``table`` selects the tabular evaluator; else ``evaluator`` (default ``train``)
-    trains on ``dataset``."""
+    """A validated search config. ``table`` selects the tabular evaluator (a CSV with an ``arch`` column of the
+    space's genotype texts; ``table_signal`` is the column searched, ``table_report`` the one reported); else
+    ``evaluator`` (default ``train``) trains on ``dataset``."""
     get_strategy(strategy, get_space(space, **(space_options or {})), seed=seed, **(strategy_options or {}))
     ev_options = dict(evaluator_options or {})
     if table is not None:
         if evaluator not in (None, "table"):
             raise ArchsearchError(f"--table searches a tabular benchmark; it cannot go with evaluator {evaluator!r}")
-        if space != "nb201":
-            raise ArchsearchError(f"a tabular benchmark holds nb201 cells; the space must be nb201, not {space!r}")
         evaluator, ev_options = "table", {"table": str(Path(table).resolve())}
+        if (table_signal, table_report) != ("valid_acc_12ep", "test_acc_200ep"):
+            ev_options.update(signal=table_signal, report=table_report)
     else:
         evaluator = evaluator or "train"
         if evaluator == "table":

@@ -8,7 +8,7 @@ import argparse
 import json
 from typing import Any
 
-from archsearch.api import RESUME_CHANGES, resume_config, retraining, with_resumable_changes
+from archsearch.api import RESUME_CHANGES, multitrial, resume_config, retraining, with_resumable_changes
 from archsearch.cli.common import positive_int
 from archsearch.cli.options import NOT_OPTIONS, default_of, flag, option_actions, refuse_unused
 from archsearch.cli.train import add_training_arguments
@@ -42,6 +42,7 @@ def _used_options(args: argparse.Namespace) -> tuple[set[str], str]:
     used = set(ALWAYS)
     evaluator = args.evaluator or "train"
     if args.table:
+        used |= {"table_signal", "table_report"}
         what = "with --table (a tabular benchmark trains no network)"
     elif evaluator in ("train", "proxy"):
         used |= DATA | BUILD | TRAINING
@@ -139,7 +140,8 @@ def search_kwargs(args: argparse.Namespace, given: set[str]) -> dict[str, Any]:
     """The arguments of :func:`archsearch.search` that the command line's options make."""
     return {
         "space": args.space, "strategy": args.strategy, "dataset": args.dataset, "evaluator": args.evaluator,
-        "table": args.table, "budget": args.trials, "seconds": args.time, "out": args.out, "metric": args.metric,
+        "table": args.table, "table_signal": args.table_signal, "table_report": args.table_report,
+        "budget": args.trials, "seconds": args.time, "out": args.out, "metric": args.metric,
         "constraints": args.constraint or (), "objectives": args.objectives or "", "seed": args.seed,
         "workers": args.workers, "executor": args.executor, "trial_timeout": args.trial_timeout,
         "retries": args.retries, "ray_address": args.ray_address, "cpus_per_trial": args.cpus_per_trial,
@@ -254,7 +256,17 @@ def search_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--min-epochs", type=float, default=1.0, help="lowest rung for --fidelity (default 1)")
     p.add_argument("--eta", type=int, default=3, help="reduction factor for --fidelity (default 3)")
-    p.add_argument("--table", help="search a tabular benchmark CSV (nb201 format) instead of training")
+    p.add_argument("--table", help="search a tabular benchmark CSV (an arch column of the space's genotype texts)")
+    p.add_argument(
+        "--table-signal",
+        default=default_of(multitrial.make_config, "table_signal"),
+        help="the table's column the search maximises (default NB201's valid_acc_12ep)",
+    )
+    p.add_argument(
+        "--table-report",
+        default=default_of(multitrial.make_config, "table_report"),
+        help="the table's column reported for the winner, never searched (default test_acc_200ep)",
+    )
     p.add_argument("--trials", type=positive_int, default=50)
     p.add_argument("--time", type=float, help="wall-clock budget in seconds")
     p.add_argument("--out", default="runs/search", help="run directory (the store lives here)")

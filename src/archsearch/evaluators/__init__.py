@@ -101,7 +101,7 @@ def make_evaluator(name: str, space: str | Space[Any], options: dict[str, Any]) 
             raise ArchsearchError(f"evaluator {name!r}: {exc}") from None
     cls = EVALUATORS.get(name)
     if cls is TableEvaluator:
-        return TableEvaluator(**options)
+        return TableEvaluator(space=space, **options)
     return cls(space, **options)  # type: ignore[call-arg]
 
 
