@@ -180,6 +180,18 @@ def test_draw(monkeypatch, capsys, tmp_path: Path) -> None:
     assert str(rec.args[0]) == NB201 and rec.args[1] == str(tmp_path / "c.svg")
 
 
+def test_export(monkeypatch, capsys, tmp_path: Path) -> None:
+    from archsearch.exporting import Exported
+
+    exported = Exported("onnx", [str(tmp_path / "model.onnx")], 1e-7, "onnxruntime", 3, 17)
+    rec = Recorder(exported)
+    argv = ["export", "DARTS_V2", "--format", "onnx", "--out", str(tmp_path), "--input-shape", "1,28,28",
+            "--num-classes", "5", "--channels", "8"]  # fmt: skip
+    assert _run(monkeypatch, capsys, "export", rec, argv) == [exported.to_json()]
+    assert rec.args[1:] == ("onnx", str(tmp_path)) and rec.kwargs["input_shape"] == (1, 28, 28)
+    assert rec.kwargs["num_classes"] == 5 and rec.kwargs["build"]["channels"] == 8
+
+
 def test_every_command_is_covered_here() -> None:
     parser = build_parser()
     commands = set(parser._subparsers._group_actions[0].choices)  # type: ignore[union-attr]

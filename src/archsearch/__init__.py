@@ -1,9 +1,9 @@
 """archsearch: neural architecture search for PyTorch.
 
 The public API: one function per command (``search``, ``oneshot``, ``retrain``, ``train``, ``score``,
-``benchmark``, ``cost``, ``show``, ``report``, ``draw``, ``sample``, ``spaces``; see :mod:`archsearch.api`), search
-spaces and their genotypes, the registries for your own space, strategy and evaluator, the op registry and cost
-metrics.
+``benchmark``, ``cost``, ``show``, ``report``, ``draw``, ``export``, ``sample``, ``spaces``; see
+:mod:`archsearch.api`), search spaces and their genotypes, the registries for your own space, strategy and
+evaluator, the op registry and cost metrics.
 """
 
 from archsearch import api
@@ -11,6 +11,7 @@ from archsearch.api import (
     benchmark,
     cost,
     draw,
+    export,
     oneshot,
     report,
     retrain,
@@ -74,6 +75,7 @@ __all__ = [
     "count_flops",
     "count_params",
     "draw",
+    "export",
     "genotype_from_json",
     "get_space",
     "measure",

@@ -14,10 +14,12 @@ function           command
 ``spaces``         ``archsearch spaces``; ``sample``: ``archsearch sample``
 ``show``           ``archsearch show``: what a run directory holds, read without writing
 ``report``         ``archsearch report``: the run's self-contained HTML page; ``draw``: ``archsearch draw``
+``export``         ``archsearch export``: a found network as ONNX, ``torch.export``, TorchScript or model.py
 =================  =======================================================================================
 """
 
 from archsearch.api.benchmarking import benchmark
+from archsearch.api.exports import export
 from archsearch.api.multitrial import (
     EXECUTORS,
     RESUME_CHANGES,
@@ -66,6 +68,7 @@ __all__ = [
     "check_stored_evaluator",
     "cost",
     "draw",
+    "export",
     "make_config",
     "make_executor",
     "oneshot",

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from archsearch.data import as_data
 from archsearch.errors import ArchsearchError
 from archsearch.experiment import SearchResult
@@ -17,6 +19,7 @@ from archsearch.store import Store
 from archsearch.trainer import EpochRecord, TrainConfig, TrainResult, train
 
 BASELINE = "the hand-designed baseline CNN"
+WINNER_WEIGHTS = "retrained_winner.pt"
 
 
 @dataclass
@@ -126,7 +129,11 @@ def retrain(
         if on_model is not None:
             on_model(out.models[name])
     if run_dir is not None:
-        record: dict[str, Any] = {"dataset": data.name, "train_examples": len(data.train), "epochs": epochs}
+        network = {"space": space_obj.name, "genotype": genotype.to_json(), "input_shape": [c, size, size],
+                   "num_classes": data.num_classes, "build": dict(build or {}), "weights": WINNER_WEIGHTS}  # fmt: skip
+        record: dict[str, Any] = {"dataset": data.name, "train_examples": len(data.train), "epochs": epochs,
+                                  "winner_network": network}  # fmt: skip
+        torch.save(models["winner"][1].state_dict(), Path(run_dir) / WINNER_WEIGHTS)  # `archsearch export` reads it
         for name, m in out.models.items():
             record[name] = {**m.to_json(), "history": [vars(h) for h in m.result.history]}
         store = Store(run_dir)

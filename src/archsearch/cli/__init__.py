@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from archsearch.cli.core import add_core_commands
+from archsearch.cli.export import add_export_command
 from archsearch.cli.oneshot import add_oneshot_command
 from archsearch.cli.options import given_options
 from archsearch.cli.report import add_report_commands
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_oneshot_command(command)
     add_score_command(command)
     add_report_commands(command)
+    add_export_command(command)
     return parser
 
 

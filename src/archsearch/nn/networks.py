@@ -177,7 +177,7 @@ class ChainNetwork(nn.Module):
         outputs: list[torch.Tensor] = []
         for layer, resample, inputs in zip(self.layers, self.resamplers, self.inputs):
             if inputs:
-                size = (x.shape[-2], x.shape[-1])
+                size = (int(x.shape[-2]), int(x.shape[-1]))  # constants when traced: exporters need a fixed size
                 extra = [r(outputs[j], size) for r, j in zip(resample, inputs)]
                 if self.merge == "add":
                     for e in extra:

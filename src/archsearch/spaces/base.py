@@ -149,6 +149,13 @@ class Space(ABC, Generic[G]):
     ) -> nn.Module:
         """The network of ``genotype`` (see :meth:`build`)."""
 
+    def network_call(
+        self, genotype: G, in_channels: int, num_classes: int, input_size: int, **options: Any
+    ) -> tuple[type[nn.Module], dict[str, Any]] | None:
+        """The network of ``genotype`` as a class of ``archsearch.nn`` and keyword arguments of plain values (what a
+        standalone ``model.py`` calls), or ``None`` when the space builds its networks with code of its own."""
+        return None
+
     def build(
         self,
         genotype: G,

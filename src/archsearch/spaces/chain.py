@@ -337,11 +337,18 @@ class ChainSpace(Space[ChainGenotype]):
     def build_network(
         self, genotype: ChainGenotype, in_channels: int, num_classes: int, input_size: int, **options: Any
     ) -> nn.Module:
+        cls, kwargs = self.network_call(genotype, in_channels, num_classes, input_size, **options)
+        return cls(**kwargs)
+
+    def network_call(
+        self, genotype: ChainGenotype, in_channels: int, num_classes: int, input_size: int, **options: Any
+    ) -> tuple[type[nn.Module], dict[str, Any]]:
         width = float(options.get("width", 1.0))
         if width <= 0:
             raise GenotypeError("width", f"must be positive, got {width}")
         specs = [ChainLayerSpec(la.op, la.kernel, la.channels, la.stride, la.inputs) for la in genotype.layers]
-        return ChainNetwork(specs, genotype.merge, num_classes=num_classes, in_channels=in_channels, width=width)
+        return ChainNetwork, {"layers": specs, "merge": genotype.merge, "num_classes": num_classes,
+                              "in_channels": in_channels, "width": width}  # fmt: skip
 
     def complexity(self, genotype: ChainGenotype) -> float:
         """Layers, plus half a layer per skip connection."""

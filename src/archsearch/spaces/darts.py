@@ -294,20 +294,19 @@ class DartsSpace(Space[DartsGenotype]):
     def build_network(
         self, genotype: DartsGenotype, in_channels: int, num_classes: int, input_size: int, **options: Any
     ) -> nn.Module:
+        cls, kwargs = self.network_call(genotype, in_channels, num_classes, input_size, **options)
+        return cls(**kwargs)
+
+    def network_call(
+        self, genotype: DartsGenotype, in_channels: int, num_classes: int, input_size: int, **options: Any
+    ) -> tuple[type[nn.Module], dict[str, Any]]:
         opts = {**self.build_options(), **options}
-        return DartsNetwork(
-            genotype.normal,
-            genotype.normal_concat,
-            genotype.reduce,
-            genotype.reduce_concat,
-            C=opts["channels"],
-            layers=opts["cells"],
-            num_classes=num_classes,
-            in_channels=in_channels,
-            auxiliary=opts["auxiliary"],
-            drop_path_prob=opts["drop_path"],
-            input_size=input_size,
-        )
+        return DartsNetwork, {
+            "normal": list(genotype.normal), "normal_concat": list(genotype.normal_concat),
+            "reduce": list(genotype.reduce), "reduce_concat": list(genotype.reduce_concat), "C": opts["channels"],
+            "layers": opts["cells"], "num_classes": num_classes, "in_channels": in_channels,
+            "auxiliary": opts["auxiliary"], "drop_path_prob": opts["drop_path"], "input_size": input_size,
+        }  # fmt: skip
 
     def size(self) -> int:
         per_node = [len(_pairs(node)) * len(DARTS_OPS) ** 2 for node in range(2, 2 + STEPS)]

@@ -179,10 +179,15 @@ class NB201Space(Space[NB201Genotype]):
     def build_network(
         self, genotype: NB201Genotype, in_channels: int, num_classes: int, input_size: int, **options: Any
     ) -> nn.Module:
+        cls, kwargs = self.network_call(genotype, in_channels, num_classes, input_size, **options)
+        return cls(**kwargs)
+
+    def network_call(
+        self, genotype: NB201Genotype, in_channels: int, num_classes: int, input_size: int, **options: Any
+    ) -> tuple[type[nn.Module], dict[str, Any]]:
         opts = {**self.build_options(), **options}
-        return NB201Network(
-            genotype.edges(), C=opts["channels"], cells=opts["cells"], num_classes=num_classes, in_channels=in_channels
-        )
+        return NB201Network, {"edges": genotype.edges(), "C": opts["channels"], "cells": opts["cells"],
+                              "num_classes": num_classes, "in_channels": in_channels}  # fmt: skip
 
     def size(self) -> int:
         return len(NB201_OPS) ** len(NB201_EDGES)

@@ -1,0 +1,90 @@
+"""Exporting a found network: from a run directory (its winner, with the retrained weights when the run retrained
+it) or from an architecture, in any format of :mod:`archsearch.exporting`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from archsearch.api.tools import check_build, genotypes, show
+from archsearch.errors import ArchsearchError
+from archsearch.exporting import Exported, export_network
+from archsearch.rundir import describe
+from archsearch.spaces import Space, get_space
+
+
+def _from_run(run: Path, input_shape: Any, num_classes: Any, build: dict[str, Any]) -> tuple[Any, ...]:
+    """(space, genotype, input shape, classes, build options, weights file or None) of a run's winner."""
+    _, meta = describe(run)
+    retrained = (meta.get("retrain") or {}).get("winner_network")
+    if retrained and (run / retrained["weights"]).is_file():
+        space = get_space(retrained["space"])
+        shape = tuple(input_shape or retrained["input_shape"])
+        return (space, space.from_json(retrained["genotype"]), shape, num_classes or retrained["num_classes"],
+                {**retrained["build"], **build}, run / retrained["weights"])  # fmt: skip
+    view = show(run)
+    if view.oneshot is not None:
+        if view.oneshot.genotype is None:
+            raise ArchsearchError(f"{run}: the one-shot search derived no genotype yet; nothing to export")
+        space = get_space(view.oneshot.space or "")
+        genotype, options = space.parse(view.oneshot.genotype), {}
+    else:
+        if view.result is None or view.result.winner is None:
+            raise ArchsearchError(f"{run}: the search has no finished trial; nothing to export")
+        config = view.config or {}
+        space = get_space(config["space"], **config.get("space_options", {}))
+        genotype, options = view.result.winner.genotype, dict(config.get("evaluator_options", {}).get("build", {}))
+        dataset = config.get("evaluator_options", {}).get("dataset")
+        if input_shape is None and isinstance(dataset, str) and not config.get("in_memory_data"):
+            from archsearch.data import as_data
+
+            data = as_data(dataset, config["evaluator_options"].get("data_dir"))
+            input_shape, num_classes = data.input_shape, num_classes or data.num_classes
+    if input_shape is None:
+        raise ArchsearchError(f"{run}: the run holds no data shape (a table or in-memory data); give input_shape "
+                              "(--input-shape C,H,W) and num_classes")  # fmt: skip
+    return space, genotype, tuple(input_shape), num_classes or 10, {**options, **build}, None
+
+
+def export(
+    arch: Any,
+    format: str,
+    out: str | Path,
+    space: str | Space[Any] | None = None,
+    input_shape: Sequence[int] | None = None,
+    num_classes: int | None = None,
+    weights: str | Path | None = None,
+    build: dict[str, Any] | None = None,
+) -> Exported:
+    """Export ``arch`` to the folder ``out`` as ``format`` (``onnx``, ``pt2``, ``torchscript`` or ``python``) and check
+    the written file against PyTorch. ``arch`` is a run directory (its winner: the retrained network and weights when
+    the run retrained it, else the winner as searched, freshly initialised) or an architecture (a genotype or its
+    text) with ``input_shape`` (default 3,32,32) and ``num_classes`` (default 10). ``weights``: a state dict file
+    (``model.pt`` of ``archsearch train --save``, ``weights.pt``) to load first."""
+    given = {k: v for k, v in (build or {}).items() if v is not None}
+    if isinstance(arch, (str, Path)) and Path(arch).is_dir():
+        sp, genotype, shape, classes, options, stored = _from_run(Path(arch), input_shape, num_classes, given)
+    else:
+        ((sp, genotype),) = genotypes([arch], space)
+        shape, classes, options, stored = tuple(input_shape or (3, 32, 32)), num_classes or 10, given, None
+    if len(shape) != 3:
+        raise ArchsearchError(f"input_shape is C,H,W, got {shape}")
+    c, h, _ = (int(v) for v in shape)
+    model = sp.build(genotype, c, classes, h, seed=0, **check_build(sp, options))
+    source_of_weights = weights or stored
+    if source_of_weights is not None:
+        try:
+            state = torch.load(source_of_weights, map_location="cpu", weights_only=True)
+            model.load_state_dict(state)
+        except (RuntimeError, OSError, KeyError, TypeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ArchsearchError(f"{source_of_weights}: not weights of this network ({first[:200]})") from None
+    source = None
+    if format == "python":
+        from archsearch.standalone import standalone_source
+
+        source = standalone_source(sp, genotype, c, classes, h, check_build(sp, options))
+    return export_network(model, (c, h, h), format, out, source)

@@ -1,0 +1,89 @@
+"""Export round trips: every format for every built-in space, each checked against PyTorch by the export itself on a
+batch of another size than the one traced; the standalone model.py in a fresh interpreter with archsearch hidden;
+a run directory's winner with its retrained weights; and the errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import archsearch
+from archsearch import ArchsearchError
+from archsearch.exporting import FORMATS, TOLERANCE
+
+TINY = {"nb201": {"channels": 4, "cells": 1}, "darts": {"channels": 4, "cells": 3}, "chain": {"width": 0.125}}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("space", sorted(TINY))
+def test_every_format_round_trips_for_every_space(space: str, fmt: str, tmp_path: Path) -> None:
+    genotype = archsearch.get_space(space).sample(np.random.default_rng(4))
+    exported = archsearch.export(genotype, fmt, tmp_path, input_shape=(1, 28, 28), num_classes=7, build=TINY[space])
+    assert exported.max_abs_diff <= TOLERANCE and exported.batch_checked == 3  # tiny networks: small logits
+    assert all(Path(f).is_file() for f in exported.files)
+    if fmt == "onnx":
+        assert exported.opset in (17, 18) and "onnxruntime" in exported.checked_with
+
+
+def test_the_standalone_model_needs_nothing_but_torch(tmp_path: Path) -> None:
+    genotype = archsearch.get_space("darts").sample(np.random.default_rng(1))
+    archsearch.export(genotype, "python", tmp_path, input_shape=(3, 16, 16), build={"channels": 4, "cells": 3})
+    source = (tmp_path / "model.py").read_text()
+    imports = [line for line in source.splitlines() if line.startswith(("import ", "from "))]
+    assert imports and not [line for line in imports if "archsearch" in line]
+    code = (
+        "import sys; sys.modules['archsearch'] = None; sys.path.insert(0, sys.argv[1]); import torch, model; "
+        "net = model.load(sys.argv[1] + '/weights.pt'); print(tuple(net(torch.randn(5, 3, 16, 16)).shape))"
+    )
+    run = subprocess.run([sys.executable, "-I", "-c", code, str(tmp_path)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "(5, 10)"
+
+
+def test_a_run_exports_its_retrained_winner(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    result = archsearch.search(space="nb201", strategy="random", budget=2, out=run,
+                               evaluator_options={"epochs": 1, "build": {"channels": 4, "cells": 1}})  # fmt: skip
+    plain = archsearch.export(run, "python", tmp_path / "plain")  # the winner as searched: digits' shape
+    assert "(1, 8, 8)" in (tmp_path / "plain" / "model.py").read_text() and plain.max_abs_diff == 0.0
+    archsearch.retrain(result, epochs=1, run_dir=run)
+    archsearch.export(run, "python", tmp_path / "py")
+    saved = torch.load(run / "retrained_winner.pt", weights_only=True)
+    exported = torch.load(tmp_path / "py" / "weights.pt", weights_only=True)
+    assert saved.keys() == exported.keys() and all(torch.equal(saved[k], exported[k]) for k in saved)
+    onnx = archsearch.export(run, "onnx", tmp_path / "onnx")
+    assert onnx.max_abs_diff <= TOLERANCE
+
+
+def test_export_errors_name_the_problem(tmp_path: Path) -> None:
+    with pytest.raises(ArchsearchError, match="unknown export format 'tflite'"):
+        archsearch.export("DARTS_V2", "tflite", tmp_path / "a")
+    model_pt = tmp_path / "other.pt"
+    torch.save({"w": torch.zeros(1)}, model_pt)
+    with pytest.raises(ArchsearchError, match=r"other\.pt: not weights of this network"):
+        archsearch.export("DARTS_V2", "pt2", tmp_path / "b", weights=model_pt, build={"channels": 4, "cells": 3})
+    assert not (tmp_path / "b" / "model.pt2").exists()
+    empty = tmp_path / "empty"
+    archsearch.search(space="nb201", strategy="random", budget=1, out=empty, constraints=["params<=1"],
+                      evaluator_options={"epochs": 1, "build": {"channels": 4, "cells": 1}})  # fmt: skip
+    with pytest.raises(ArchsearchError, match="no finished trial; nothing to export"):
+        archsearch.export(empty, "onnx", tmp_path / "c")
+    with pytest.raises(ArchsearchError, match="build option 'width' does not apply to space 'nb201'"):
+        archsearch.export(
+            "|none~0|+|none~0|none~1|+|none~0|none~1|skip_connect~2|", "onnx", tmp_path, build={"width": 2}
+        )
+
+
+def test_a_space_of_your_own_exports_to_every_format_but_model_py(tmp_path: Path) -> None:
+    import runpy
+
+    runpy.run_path(str(Path(__file__).parent.parent / "examples" / "own_space.py"), run_name="example")
+    genotype = archsearch.get_space("conv_blocks").sample(np.random.default_rng(0))
+    assert archsearch.export(genotype, "onnx", tmp_path, input_shape=(1, 8, 8)).max_abs_diff <= TOLERANCE
+    with pytest.raises(ArchsearchError, match="builds its networks with code of its own"):
+        archsearch.export(genotype, "python", tmp_path, input_shape=(1, 8, 8))
