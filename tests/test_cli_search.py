@@ -100,7 +100,7 @@ def test_benchmark_jobs_give_the_same_picks(table: str) -> None:
     ("argv", "message"),
     [
         (["search", "--table", "missing.csv", "--out", "{tmp}"], "no such table file"),
-        (["search", "--space", "darts", "--table", "{table}", "--out", "{tmp}"], "must be nb201"),
+        (["search", "--space", "darts", "--table", "{table}", "--out", "{tmp}"], "does not read as a darts genotype"),
         (["search", "--constraint", "depth<=3", "--out", "{tmp}"], "METRIC<=VALUE"),
         (["show", "{tmp}/nothing"], "no run here"),
     ],
