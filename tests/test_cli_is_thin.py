@@ -122,6 +122,21 @@ def test_search_with_retrain_calls_retrain_with_the_search_result(monkeypatch, c
     assert retrained.args[0] is result and retrained.kwargs["epochs"] == 4 and retrained.kwargs["lr"] == 0.1
 
 
+def test_search_with_export_calls_export_with_the_run(monkeypatch, capsys, tmp_path: Path) -> None:
+    from archsearch.exporting import Exported
+
+    result = _search_result(api.make_config(trials=2))
+    monkeypatch.setattr(api, "search", Recorder(result))
+    exported = Exported("pt2", [str(tmp_path / "e" / "model.pt2")], 0.0, "torch.export.load", 3)
+    rec = Recorder(exported)
+    argv = ["search", "--out", str(tmp_path / "r"), "--export", "pt2", "--export-dir", str(tmp_path / "e")]
+    out = _run(monkeypatch, capsys, "export", rec, argv)
+    assert out == [*result.to_json(), {"export": exported.to_json()}]
+    assert rec.args == (str(tmp_path / "r"), "pt2", str(tmp_path / "e"))
+    assert main(["search", "--out", str(tmp_path / "x"), "--export-dir", str(tmp_path / "e")]) == 2
+    assert "it needs --export FORMAT" in capsys.readouterr().err
+
+
 def test_show(monkeypatch, capsys, tmp_path: Path) -> None:
     config = api.make_config()
     view = api.RunView(tmp_path, False, config, None, _search_result(config))
@@ -256,11 +271,12 @@ def test_every_search_option_reaches_a_parameter_of_the_api() -> None:
     renamed = {"trials": "budget", "time": "seconds", "constraint": "constraints", "strategy_option":
                "strategy_options", "evaluator_option": "evaluator_options", "fidelity": "multifidelity",
                "min_epochs": "multifidelity", "eta": "multifidelity", "retrain_epochs": "epochs",
+               "export": "format", "export_dir": "out",
                "warmup": "warmup_epochs", "no_augment": "augment", "channels": "build", "cells": "build"}  # fmt: skip
     cli_only = {"top", "progress", "config", "retrain"}
     search_params = _parameters(api.search, api.make_config)
     evaluator_params = _parameters(TrainEvaluator.__init__, TrainConfig) | {"proxy"}
-    retrain_params = _parameters(api.retrain)
+    retrain_params = _parameters(api.retrain) | _parameters(api.export)
     for dest in _actions("search"):
         if dest in cli_only:
             continue

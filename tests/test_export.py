@@ -87,3 +87,13 @@ def test_a_space_of_your_own_exports_to_every_format_but_model_py(tmp_path: Path
     assert archsearch.export(genotype, "onnx", tmp_path, input_shape=(1, 8, 8)).max_abs_diff <= TOLERANCE
     with pytest.raises(ArchsearchError, match="builds its networks with code of its own"):
         archsearch.export(genotype, "python", tmp_path, input_shape=(1, 8, 8))
+
+
+def test_a_search_exports_its_winner_at_the_end(tmp_path: Path, capsys) -> None:
+    from archsearch.cli import main
+
+    argv = ["search", "--space", "nb201", "--strategy", "random", "--trials", "2", "--epochs", "1", "--channels", "4",
+            "--cells", "1", "--out", str(tmp_path / "r"), "--export", "onnx"]  # fmt: skip
+    assert main(argv) == 0
+    assert (tmp_path / "r" / "export" / "model.onnx").is_file()
+    assert "checked with onnxruntime" in capsys.readouterr().out

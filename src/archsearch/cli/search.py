@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from archsearch import api
@@ -145,6 +146,8 @@ def cmd_search(args: argparse.Namespace) -> None:
     given = set(getattr(args, "given", set()))
     if args.config:
         given |= apply_config_file(args, search_parser(), given)
+    if "export_dir" in given and not args.export:
+        raise ArchsearchError("--export-dir says where --export writes; it needs --export FORMAT")
     if args.resume:
         options = resume_search(args, given)
     else:
@@ -162,6 +165,11 @@ def cmd_search(args: argparse.Namespace) -> None:
         from archsearch.cli.retrain import retrain_winner
 
         retrain_winner(args, result, given)
+    if args.export:  # the winner (retrained, when it was) for deployment
+        from archsearch.exporting import describe
+
+        exported = api.export(args.out, args.export, args.export_dir or str(Path(args.out) / "export"))
+        emit(args, {"export": exported.to_json()}, describe(exported))
 
 
 def cmd_show(args: argparse.Namespace) -> None:

@@ -13,6 +13,7 @@ from archsearch.cli.common import positive_int
 from archsearch.cli.options import NOT_OPTIONS, default_of, flag, option_actions, refuse_unused
 from archsearch.cli.train import add_training_arguments
 from archsearch.errors import ArchsearchError
+from archsearch.exporting import FORMATS
 from archsearch.spaces import SPACES
 from archsearch.strategies import STRATEGIES
 
@@ -21,7 +22,7 @@ from archsearch.strategies import STRATEGIES
 RESUMABLE = frozenset(
     {
         "trials", "time", "workers", "executor", "ray_address", "cpus_per_trial", "gpus_per_trial", "trial_timeout",
-        "retries", "progress", "top", "retrain", "retrain_epochs", "out",
+        "retries", "progress", "top", "retrain", "retrain_epochs", "out", "export", "export_dir",
     }
 )  # fmt: skip
 DATA = {"dataset", "data_dir", "subset", "image_size"}
@@ -34,6 +35,7 @@ TRAINING = {
 ALWAYS = {
     "space", "strategy", "strategy_option", "evaluator", "table", "trials", "time", "out", "seed", "workers",
     "executor", "trial_timeout", "constraint", "objectives", "metric", "retrain", "top", "progress", "fidelity",
+    "export", "export_dir",
 }  # fmt: skip
 
 
@@ -292,6 +294,8 @@ def search_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--retrain", action="store_true", help="train the winner at full budget beside the baseline")
     p.add_argument("--retrain-epochs", type=positive_int, default=default_of(retraining.retrain, "epochs"))
     p.add_argument("--top", type=positive_int, default=5)
+    p.add_argument("--export", choices=FORMATS, help="at the end, export the winner (retrained when --retrain) so")
+    p.add_argument("--export-dir", help="where --export writes (default OUT/export)")
     p.add_argument("--config", help="a TOML file with any of these options")
     p.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is not a tty")
     add_training_arguments(p)
