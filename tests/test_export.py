@@ -16,7 +16,13 @@ import archsearch
 from archsearch import ArchsearchError
 from archsearch.exporting import FORMATS, TOLERANCE
 
-TINY = {"nb201": {"channels": 4, "cells": 1}, "darts": {"channels": 4, "cells": 3}, "chain": {"width": 0.125}}
+TINY = {
+    "nb201": {"channels": 4, "cells": 1},
+    "darts": {"channels": 4, "cells": 3},
+    "chain": {"width": 0.125},
+    "macro": {"width": 0.125},
+    "mobile": {"width": 0.125, "head": 32},
+}
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

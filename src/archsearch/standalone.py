@@ -19,7 +19,7 @@ from archsearch.errors import ArchsearchError
 
 #: the modules of archsearch.nn a network can be made of, in dependency order
 SOURCES = ("archsearch.nn.conv", "archsearch.nn.ops", "archsearch.nn.heads", "archsearch.nn.cells",
-           "archsearch.nn.networks")  # fmt: skip
+           "archsearch.nn.networks", "archsearch.nn.mobile")  # fmt: skip
 
 SHIMS = '''
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,16 +14,20 @@ from archsearch.spaces.chain import ChainGenotype, ChainLayer, ChainSpace
 from archsearch.spaces.choices import Choices, ChoiceSpace
 from archsearch.spaces.darts import DartsGenotype, DartsSpace, published
 from archsearch.spaces.darts_genotypes import PUBLISHED
+from archsearch.spaces.macro import MacroGenotype, MacroSpace
+from archsearch.spaces.mobile import MobileGenotype, MobileLayer, MobileSpace
 from archsearch.spaces.nb201 import NB201Genotype, NB201Space
 
 SPACES: Registry[type[Space[Any]]] = Registry("space")
 SPACES.add("nb201", NB201Space)
 SPACES.add("darts", DartsSpace)
 SPACES.add("chain", ChainSpace)
+SPACES.add("macro", MacroSpace)
+SPACES.add("mobile", MobileSpace)
 
 
 #: the spaces whose text form :func:`guess_space` recognises
-BUILT_IN = ("nb201", "darts", "chain")
+BUILT_IN = ("nb201", "darts", "chain", "macro", "mobile")
 
 
 def register_space(cls: type[Space[Any]] | None = None, *, name: str | None = None) -> Any:
@@ -77,6 +82,10 @@ def guess_space(text: str) -> str:
         return "darts"
     if t.startswith(("add:", "concat:")):
         return "chain"
+    if t.isdigit():
+        return "macro"
+    if re.fullmatch(r"k\d.*", t):
+        return "mobile"
     if t.startswith("{"):
         try:
             obj = json.loads(t)
@@ -88,7 +97,8 @@ def guess_space(text: str) -> str:
     raise GenotypeError(
         "arch",
         f"cannot tell the space of {t[:60]!r}: expected an NB201 string '|op~0|+...', a DARTS 'Genotype(...)' "
-        f"or name ({', '.join(PUBLISHED)}), a chain 'add: ...', or a JSON object; a registered space's own text "
+        f"or name ({', '.join(PUBLISHED)}), a chain 'add: ...', a macro '02012100', a mobile 'k3e6-k5e3se|...', "
+        "or a JSON object; a registered space's own text "
         "needs its name (--space)",
     )
 
@@ -121,6 +131,11 @@ __all__ = [
     "DartsSpace",
     "Decision",
     "Genotype",
+    "MacroGenotype",
+    "MacroSpace",
+    "MobileGenotype",
+    "MobileLayer",
+    "MobileSpace",
     "NB201Genotype",
     "NB201Space",
     "Space",

@@ -15,6 +15,8 @@ TINY_BUILD: dict[str, dict[str, Any]] = {
     "nb201": {"channels": 4, "cells": 1},
     "darts": {"channels": 4, "cells": 3, "auxiliary": True, "drop_path": 0.2},
     "chain": {"width": 0.0625},
+    "macro": {"width": 0.125},
+    "mobile": {"width": 0.125, "head": 32},
 }
 
 
