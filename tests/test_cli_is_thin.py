@@ -104,11 +104,13 @@ def test_search(monkeypatch, capsys, tmp_path: Path) -> None:
     result = _search_result(config)
     rec = Recorder(result)
     argv = ["search", "--out", str(tmp_path / "r"), "--trials", "2", "--strategy", "random", "--epochs", "3",
-            "--constraint", "params<=1M", "--top", "1"]  # fmt: skip
+            "--constraint", "params<=1M", "--top", "1", "--latency-table", "t.json", "--latency-target", "eager",
+            "--latency-threads", "2"]  # fmt: skip
     assert _run(monkeypatch, capsys, "search", rec, argv) == result.to_json(top=1)
     kw = rec.kwargs
     assert (kw["budget"], kw["strategy"], kw["out"], kw["constraints"]) == (2, "random", str(tmp_path / "r"),
                                                                            ["params<=1M"])  # fmt: skip
+    assert (kw["latency_table"], kw["latency_target"], kw["latency_threads"]) == ("t.json", "eager", 2)
     assert kw["evaluator_options"]["epochs"] == 3 and kw["record"]["strategy"] == "random"
 
 
@@ -207,10 +209,36 @@ def test_export(monkeypatch, capsys, tmp_path: Path) -> None:
     assert rec.kwargs["num_classes"] == 5 and rec.kwargs["build"]["channels"] == 8
 
 
+def test_latency(monkeypatch, capsys) -> None:
+    record = api.LatencyRecord("made up", "macro", "onnxruntime", [1, 8, 8], 4, 2, 1.0, 0.9, 1.1, 0.8, 1.2, 7, 0.95)
+    rec = Recorder([record], "on_record", [record])
+    argv = ["latency", "01201201", "--target", "onnxruntime", "--batch-size", "4", "--threads", "2", "--repeats", "7",
+            "--warmup", "0", "--input-shape", "1,8,8", "--width", "0.5", "--latency-table", "t.json"]  # fmt: skip
+    assert _run(monkeypatch, capsys, "latency", rec, argv) == [record.to_json()]
+    assert str(rec.args[0]) == "01201201" and rec.args[1] == "onnxruntime"
+    kw = rec.kwargs
+    assert (kw["batch_size"], kw["threads"], kw["repeats"], kw["warmup"]) == (4, 2, 7, 0)
+    assert kw["input_shape"] == (1, 8, 8) and kw["build"]["width"] == 0.5 and kw["latency_table"] == "t.json"
+
+
+def test_latency_table(monkeypatch, capsys, tmp_path: Path) -> None:
+    written = api.TableWritten(str(tmp_path / "t.json"), "mobile", "eager", 1, 1, [1, 28, 28], 99, 0.01, 1.05, 3, 2.0)
+    rec = Recorder(written)
+    argv = ["latency-table", "--space", "mobile", "--target", "eager", "--out", str(tmp_path / "t.json"),
+            "--input-shape", "1,28,28", "--num-classes", "10", "--width", "0.25", "--head", "64", "--calibrate", "3",
+            "--repeats", "5"]  # fmt: skip
+    assert _run(monkeypatch, capsys, "latency_table", rec, argv) == [written.to_json()]
+    assert rec.args == ("mobile", str(tmp_path / "t.json"))
+    kw = rec.kwargs
+    assert kw["target"] == "eager" and kw["input_shape"] == (1, 28, 28) and kw["num_classes"] == 10
+    assert kw["build"]["width"] == 0.25 and kw["build"]["head"] == 64 and kw["calibrate"] == 3 and kw["repeats"] == 5
+
+
 def test_every_command_is_covered_here() -> None:
     parser = build_parser()
     commands = set(parser._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
-    tested = {name.removeprefix("test_") for name in globals() if name.startswith("test_")}
+    tested = {name.removeprefix("test_").replace("_", "-") for name in globals() if name.startswith("test_")}
+    tested |= {name.removeprefix("test_") for name in globals() if name.startswith("test_")}
     assert commands <= tested, f"commands without a thin-shell test: {sorted(commands - tested)}"
 
 
@@ -228,6 +256,10 @@ SIGNATURES: dict[str, tuple[Any, dict[str, str], set[str]]] = {
     "sample": (api.sample, {}, {"text"}),
     "show": (api.show, {"run": "run_dir"}, {"top"}),
     "draw": (api.draw, {}, set()),
+    "latency": (api.latency, {"target": "targets", "channels": "build", "cells": "build", "width": "build",
+                              "head": "build", "auxiliary": "build"}, set()),
+    "latency-table": (api.latency_table, {"channels": "build", "cells": "build", "width": "build", "head": "build",
+                                          "auxiliary": "build"}, {"verbose"}),
 }  # fmt: skip
 
 

@@ -1,7 +1,8 @@
 """archsearch: neural architecture search for PyTorch.
 
 The public API: one function per command (``search``, ``oneshot``, ``retrain``, ``train``, ``score``,
-``benchmark``, ``cost``, ``show``, ``report``, ``draw``, ``export``, ``sample``, ``spaces``; see
+``benchmark``, ``cost``, ``show``, ``report``, ``draw``, ``export``, ``latency``, ``latency_table``, ``sample``,
+``spaces``; see
 :mod:`archsearch.api`), search spaces and their genotypes, the registries for your own space, strategy and
 evaluator, the op registry and cost metrics.
 """
@@ -12,6 +13,8 @@ from archsearch.api import (
     cost,
     draw,
     export,
+    latency,
+    latency_table,
     oneshot,
     report,
     retrain,
@@ -78,6 +81,8 @@ __all__ = [
     "export",
     "genotype_from_json",
     "get_space",
+    "latency",
+    "latency_table",
     "measure",
     "measure_latency",
     "oneshot",

@@ -110,6 +110,7 @@ class Experiment:
         self.finished: dict[str, Trial] = {}  # key -> first finished trial of that architecture
         self.in_flight: dict[Future[dict[str, float]], tuple[Trial, float]] = {}
         self.cost_cache: dict[str, dict[str, float]] = {}
+        self.latency_table: Any = None  # the objective's latency table, read at its first use
         self.repeats = 0
         self.saved_repeats = 0  # the repeats count that goes with the strategy state last written
         self.consecutive_repeats = 0
@@ -169,14 +170,26 @@ class Experiment:
             values["params"] = float(costs.count_params(model))
             values["flops"] = float(costs.count_flops(model, shape))
         if "latency_ms" in needed:
-            values["latency_ms"] = costs.measure_latency(
-                model, shape, self.objective.latency_batch_size, self.objective.latency_device
-            )
+            values["latency_ms"] = self._latency(genotype, model, shape)
         for mode in ("forward", "train"):
             if f"{mode}_peak_mb" in needed:
                 values[f"{mode}_peak_mb"] = costs.peak_memory_mb(model, shape, mode=mode)
         self.cost_cache[genotype.key] = values
         return values
+
+    def _latency(self, genotype: Any, model: Any, shape: Any) -> float:
+        """``latency_ms``: predicted by the objective's latency table, else measured on its target."""
+        o = self.objective
+        if o.latency_table is not None:
+            if self.latency_table is None:
+                from archsearch.latency_table import LatencyTable
+
+                self.latency_table = LatencyTable.from_json(o.latency_table, "the search's latency table")
+            return self.latency_table.predict(genotype, self.space)
+        from archsearch.latency import measure
+
+        return measure(model, shape, o.latency_target, o.latency_batch_size, o.latency_threads,
+                       device=o.latency_device).median_ms  # fmt: skip
 
     def _finish(self, trial: Trial, started: float) -> None:
         self.done += 1

@@ -58,13 +58,18 @@ def _batch(input_shape: tuple[int, int, int], n: int, seed: int = 0) -> torch.Te
     return torch.randn(n, *input_shape, generator=torch.Generator().manual_seed(seed))
 
 
-def _onnx(model: nn.Module, example: torch.Tensor, path: Path, check: torch.Tensor) -> tuple[Any, str]:
+def _onnxruntime() -> Any:
     try:
         import onnxruntime as ort
     except ImportError:
         raise ArchsearchError("ONNX export is checked by ONNX Runtime: pip install onnx onnxruntime "
                               "(or archsearch[export])") from None  # fmt: skip
-    how, opset = "TorchScript-based exporter", OPSET
+    return ort
+
+
+def write_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> tuple[str, int]:
+    """Write ``model`` as ONNX with a dynamic batch dimension: the TorchScript-based exporter (opset 17), or the
+    torch.export-based one (opset 18) for what the first cannot express. Returns (which exporter, opset)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         axes = {"input": {0: "batch"}, "logits": {0: "batch"}}
@@ -79,7 +84,13 @@ def _onnx(model: nn.Module, example: torch.Tensor, path: Path, check: torch.Tens
                 raise ArchsearchError(f"this network needs the torch.export-based ONNX exporter ({str(exc)[:120]}): "
                                       "pip install onnxscript") from None  # fmt: skip
             _dynamo_onnx(model, example, path)
-            how, opset = "torch.export-based exporter", DYNAMO_OPSET
+            return "torch.export-based exporter", DYNAMO_OPSET
+    return "TorchScript-based exporter", OPSET
+
+
+def _onnx(model: nn.Module, example: torch.Tensor, path: Path, check: torch.Tensor) -> tuple[Any, str]:
+    ort = _onnxruntime()
+    how, opset = write_onnx(model, example, path)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     out = session.run(None, {session.get_inputs()[0].name: check.numpy()})[0]
     return torch.from_numpy(out), f"onnxruntime {ort.__version__} (CPU execution provider; {how}, opset {opset})"
@@ -223,4 +234,4 @@ def describe(exported: Exported) -> str:
             f"{exported.batch_checked}: max |difference| {exported.max_abs_diff:.2e}")  # fmt: skip
 
 
-__all__ = ["FORMATS", "Exported", "describe", "export_network"]
+__all__ = ["FORMATS", "Exported", "describe", "export_network", "write_onnx"]

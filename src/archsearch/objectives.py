@@ -58,6 +58,11 @@ class Objective:
     objectives: tuple[str, ...] = ()
     latency_device: str = "cpu"
     latency_batch_size: int = 1
+    #: the runtime ``latency_ms`` is measured on (eager, torchscript, onnxruntime) and its thread count
+    latency_target: str = "eager"
+    latency_threads: int = 1
+    #: a latency lookup table (its JSON) that predicts ``latency_ms`` instead of measuring it
+    latency_table: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         for name in (self.metric, *self.objectives):
@@ -88,16 +93,21 @@ class Objective:
         return {k: (float(costs[k]), v) for k, v in self.limits.items() if k in costs and costs[k] > v}
 
     def needed_costs(self) -> set[str]:
-        """Which cost metrics must be measured before training to check the limits."""
-        return set(self.limits)
+        """Which cost metrics must be measured before training: those limited, and those among the objectives."""
+        return set(self.limits) | {o for o in self.objectives if o in COST_METRICS}
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Objective:
         """The objective :meth:`to_json` wrote (as a run's config records it)."""
-        return cls(metric=obj["metric"], limits=dict(obj["limits"]), objectives=tuple(obj["objectives"]))
+        latency = {k: obj[k] for k in ("latency_target", "latency_threads", "latency_table") if k in obj}
+        return cls(metric=obj["metric"], limits=dict(obj["limits"]), objectives=tuple(obj["objectives"]), **latency)
 
     def to_json(self) -> dict[str, Any]:
-        return {"metric": self.metric, "limits": self.limits, "objectives": list(self.objectives)}
+        out: dict[str, Any] = {"metric": self.metric, "limits": self.limits, "objectives": list(self.objectives)}
+        if "latency_ms" in self.needed_costs():
+            out.update(latency_target=self.latency_target, latency_threads=self.latency_threads,
+                       latency_table=self.latency_table)  # fmt: skip
+        return out
 
 
 def _as_max(points: np.ndarray, directions: Sequence[bool]) -> np.ndarray:

@@ -15,11 +15,14 @@ function           command
 ``show``           ``archsearch show``: what a run directory holds, read without writing
 ``report``         ``archsearch report``: the run's self-contained HTML page; ``draw``: ``archsearch draw``
 ``export``         ``archsearch export``: a found network as ONNX, ``torch.export``, TorchScript or model.py
+``latency``        ``archsearch latency``: measured on PyTorch eager, TorchScript, ONNX Runtime
+``latency_table``  ``archsearch latency-table``: a per-block lookup table that predicts latency
 =================  =======================================================================================
 """
 
 from archsearch.api.benchmarking import benchmark
 from archsearch.api.exports import export
+from archsearch.api.latency import LatencyRecord, TableWritten, latency, latency_table
 from archsearch.api.multitrial import (
     EXECUTORS,
     RESUME_CHANGES,
@@ -55,6 +58,7 @@ __all__ = [
     "BenchmarkResult",
     "CostRecord",
     "Drawing",
+    "LatencyRecord",
     "OneShotRun",
     "ReportFile",
     "RetrainResult",
@@ -62,6 +66,7 @@ __all__ = [
     "RunView",
     "ScoreResult",
     "SpaceInfo",
+    "TableWritten",
     "TrainRecord",
     "benchmark",
     "build_experiment",
@@ -69,6 +74,8 @@ __all__ = [
     "cost",
     "draw",
     "export",
+    "latency",
+    "latency_table",
     "make_config",
     "make_executor",
     "oneshot",

@@ -49,6 +49,38 @@ def _from_run(run: Path, input_shape: Any, num_classes: Any, build: dict[str, An
     return space, genotype, tuple(input_shape), num_classes or 10, {**options, **build}, None
 
 
+def network_of(
+    arch: Any,
+    space: str | Space[Any] | None = None,
+    input_shape: Sequence[int] | None = None,
+    num_classes: int | None = None,
+    weights: str | Path | None = None,
+    build: dict[str, Any] | None = None,
+) -> tuple[Space[Any], Any, torch.nn.Module, tuple[int, int, int], int, dict[str, Any]]:
+    """(space, genotype, network with its weights, input shape, classes, build options) of a run directory's winner
+    (retrained weights when the run retrained it) or of an architecture (default input 3,32,32 and 10 classes)."""
+    given = {k: v for k, v in (build or {}).items() if v is not None}
+    if isinstance(arch, (str, Path)) and Path(arch).is_dir():
+        sp, genotype, shape, classes, options, stored = _from_run(Path(arch), input_shape, num_classes, given)
+    else:
+        ((sp, genotype),) = genotypes([arch], space)
+        shape, classes, options, stored = tuple(input_shape or (3, 32, 32)), num_classes or 10, given, None
+    if len(shape) != 3:
+        raise ArchsearchError(f"input_shape is C,H,W, got {shape}")
+    c, h, _ = (int(v) for v in shape)
+    options = check_build(sp, options)
+    model = sp.build(genotype, c, classes, h, seed=0, **options)
+    source_of_weights = weights or stored
+    if source_of_weights is not None:
+        try:
+            state = torch.load(source_of_weights, map_location="cpu", weights_only=True)
+            model.load_state_dict(state)
+        except (RuntimeError, OSError, KeyError, TypeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ArchsearchError(f"{source_of_weights}: not weights of this network ({first[:200]})") from None
+    return sp, genotype, model, (c, h, h), classes, options
+
+
 def export(
     arch: Any,
     format: str,
@@ -64,27 +96,10 @@ def export(
     the run retrained it, else the winner as searched, freshly initialised) or an architecture (a genotype or its
     text) with ``input_shape`` (default 3,32,32) and ``num_classes`` (default 10). ``weights``: a state dict file
     (``model.pt`` of ``archsearch train --save``, ``weights.pt``) to load first."""
-    given = {k: v for k, v in (build or {}).items() if v is not None}
-    if isinstance(arch, (str, Path)) and Path(arch).is_dir():
-        sp, genotype, shape, classes, options, stored = _from_run(Path(arch), input_shape, num_classes, given)
-    else:
-        ((sp, genotype),) = genotypes([arch], space)
-        shape, classes, options, stored = tuple(input_shape or (3, 32, 32)), num_classes or 10, given, None
-    if len(shape) != 3:
-        raise ArchsearchError(f"input_shape is C,H,W, got {shape}")
-    c, h, _ = (int(v) for v in shape)
-    model = sp.build(genotype, c, classes, h, seed=0, **check_build(sp, options))
-    source_of_weights = weights or stored
-    if source_of_weights is not None:
-        try:
-            state = torch.load(source_of_weights, map_location="cpu", weights_only=True)
-            model.load_state_dict(state)
-        except (RuntimeError, OSError, KeyError, TypeError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ArchsearchError(f"{source_of_weights}: not weights of this network ({first[:200]})") from None
+    sp, genotype, model, shape, classes, options = network_of(arch, space, input_shape, num_classes, weights, build)
     source = None
     if format == "python":
         from archsearch.standalone import standalone_source
 
-        source = standalone_source(sp, genotype, c, classes, h, check_build(sp, options))
-    return export_network(model, (c, h, h), format, out, source)
+        source = standalone_source(sp, genotype, shape[0], classes, shape[1], options)
+    return export_network(model, shape, format, out, source)

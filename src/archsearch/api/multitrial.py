@@ -6,6 +6,7 @@ the same space, strategy, evaluator and objective by name and continues.
 
 from __future__ import annotations
 
+import inspect
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,7 +22,7 @@ from archsearch.objectives import Objective
 from archsearch.rundir import DB_NAME, describe
 from archsearch.spaces import get_space
 from archsearch.store import Store
-from archsearch.strategies import get_strategy
+from archsearch.strategies import STRATEGIES, get_strategy
 from archsearch.trial import Trial
 
 
@@ -38,6 +39,9 @@ def make_config(
     metric: str = "val_acc",
     constraints: Sequence[str] = (),
     objectives: str = "",
+    latency_table: str | Path | None = None,
+    latency_target: str | None = None,
+    latency_threads: int = 1,
     seed: int = 0,
     workers: int = 1,
     executor: str = "process",
@@ -75,6 +79,8 @@ def make_config(
             metric = "zc_score"  # the zero-cost evaluator trains nothing, so it has no accuracy to maximise
     objective = Objective.from_strings(metric, constraints, objectives)
     named = {objective.metric, *objective.objectives, *objective.limits}
+    _latency_settings(objective, named, space, latency_table, latency_target, latency_threads)
+    strategy_options = _strategy_objectives(strategy, objective, strategy_options)
     if evaluator == "table" and "test_acc" in named:
         raise ArchsearchError(
             "test_acc is the table's reported figure, kept for the report: a search that selects by it (as metric, "
@@ -128,6 +134,58 @@ def make_config(
     }
 
 
+def _latency_settings(objective: Objective, named: set[str], space: str, table: str | Path | None,
+                      target: str | None, threads: int) -> None:  # fmt: skip
+    """Put how ``latency_ms`` is measured (or predicted by a latency table) into ``objective``; refuse settings that
+    would act on nothing."""
+    from archsearch.latency import check_target
+    from archsearch.latency_table import LatencyTable
+
+    given = [n for n, v in (("latency_table", table), ("latency_target", target)) if v is not None]
+    if threads != 1:
+        given.append("latency_threads")
+    if given and "latency_ms" not in named:
+        raise ArchsearchError(f"{', '.join(given)} set how latency_ms is measured, but no constraint or objective "
+                              "uses latency_ms (e.g. --constraint latency_ms<=5 or --objectives "
+                              "val_acc,latency_ms)")  # fmt: skip
+    if threads < 1:
+        raise ArchsearchError(f"latency_threads must be >= 1, got {threads}")
+    objective.latency_threads = threads
+    if target is not None:
+        objective.latency_target = check_target(target)
+    if table is not None:
+        lut = LatencyTable.load(table)
+        lut.check(get_space(space).name, target, where=str(table))
+        objective.latency_table, objective.latency_target = lut.to_json(), lut.target
+        objective.latency_threads, objective.latency_batch_size = lut.threads, lut.batch_size
+
+
+def _strategy_objectives(strategy: str, objective: Objective, options: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A multi-objective strategy (one taking ``objectives``) is given the search's objectives."""
+    if not isinstance(strategy, str) or "objectives" not in inspect.signature(STRATEGIES.get(strategy)).parameters:
+        return options
+    given = dict(options or {})
+    if "objectives" in given:
+        raise ArchsearchError(f"strategy {strategy} optimises the search's objectives: give them as --objectives")
+    if len(objective.objectives) < 2:
+        raise ArchsearchError(f"strategy {strategy} is multi-objective: name two or more --objectives "
+                              "(e.g. val_acc,latency_ms)")  # fmt: skip
+    return {**given, "objectives": list(objective.objectives)}
+
+
+def check_latency_table(objective: Objective, evaluator: Any) -> None:
+    """A search's latency table must be for the networks its evaluator builds (input shape, classes, build)."""
+    if objective.latency_table is None:
+        return
+    from archsearch.latency_table import LatencyTable
+
+    data = getattr(evaluator, "data", None)
+    table = LatencyTable.from_json(objective.latency_table, "the search's latency table")
+    table.check(table.space, None, data.input_shape if data is not None else None,
+                data.num_classes if data is not None else None, getattr(evaluator, "build_options", None),
+                where="the latency table")  # fmt: skip
+
+
 def build_experiment(
     config: dict[str, Any],
     out: str | Path,
@@ -154,6 +212,7 @@ def build_experiment(
             )
         ev_options["dataset"] = data
     evaluator = make_evaluator(config["evaluator"], space, ev_options)
+    check_latency_table(objective, evaluator)
     budget = Budget(config["budget"]["trials"], config["budget"]["seconds"])
     mf = config.get("multifidelity")
     fidelity = None if not mf else MultiFidelity(mf["kind"], mf["min"], mf["max"], mf["eta"], objective.metric)

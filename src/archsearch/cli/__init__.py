@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 from archsearch.cli.core import add_core_commands
 from archsearch.cli.export import add_export_command
+from archsearch.cli.latency import add_latency_commands
 from archsearch.cli.oneshot import add_oneshot_command
 from archsearch.cli.options import given_options
 from archsearch.cli.report import add_report_commands
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_score_command(command)
     add_report_commands(command)
     add_export_command(command)
+    add_latency_commands(command)
     return parser
 
 

@@ -88,4 +88,10 @@ def read_archs(items: Sequence[str], space: str | None) -> Iterator[tuple[Space[
 
 def build_options(args: argparse.Namespace) -> dict[str, Any]:
     """The build options given on the command line (``None``: not given); the API checks them against each space."""
-    return {"channels": args.channels, "cells": args.cells, "width": args.width, "auxiliary": args.auxiliary or None}
+    return {
+        "channels": args.channels,
+        "cells": args.cells,
+        "width": args.width,
+        "auxiliary": args.auxiliary or None,
+        "head": getattr(args, "head", None),
+    }

@@ -35,7 +35,7 @@ TRAINING = {
 ALWAYS = {
     "space", "strategy", "strategy_option", "evaluator", "table", "trials", "time", "out", "seed", "workers",
     "executor", "trial_timeout", "constraint", "objectives", "metric", "retrain", "top", "progress", "fidelity",
-    "export", "export_dir",
+    "export", "export_dir", "latency_table", "latency_target", "latency_threads",
 }  # fmt: skip
 
 
@@ -145,6 +145,8 @@ def search_kwargs(args: argparse.Namespace, given: set[str]) -> dict[str, Any]:
         "table": args.table, "table_signal": args.table_signal, "table_report": args.table_report,
         "budget": args.trials, "seconds": args.time, "out": args.out, "metric": args.metric,
         "constraints": args.constraint or (), "objectives": args.objectives or "", "seed": args.seed,
+        "latency_table": args.latency_table, "latency_target": args.latency_target,
+        "latency_threads": args.latency_threads,
         "workers": args.workers, "executor": args.executor, "trial_timeout": args.trial_timeout,
         "retries": args.retries, "ray_address": args.ray_address, "cpus_per_trial": args.cpus_per_trial,
         "gpus_per_trial": args.gpus_per_trial,
@@ -288,6 +290,17 @@ def search_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metric", default="val_acc")
     p.add_argument("--constraint", action="append", help="a limit checked before training, e.g. params<=1M")
     p.add_argument("--objectives", help="several objectives for a Pareto front, e.g. val_acc,params")
+    p.add_argument(
+        "--latency-table",
+        metavar="FILE.json",
+        help="predict latency_ms with this table (archsearch latency-table) instead of measuring it",
+    )
+    p.add_argument(
+        "--latency-target",
+        choices=("eager", "torchscript", "onnxruntime"),
+        help="where latency_ms is measured (default eager; a table's own target)",
+    )
+    p.add_argument("--latency-threads", type=positive_int, default=1, help="threads when measuring latency_ms")
     p.add_argument("--channels", type=positive_int)
     p.add_argument("--cells", type=positive_int)
     p.add_argument("--width", type=float, help="channel multiplier of the evaluated networks")

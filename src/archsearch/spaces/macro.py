@@ -159,6 +159,11 @@ class MacroSpace(Space[MacroGenotype]):
         cls, kwargs = self.network_call(genotype, in_channels, num_classes, input_size, **options)
         return cls(**kwargs)
 
+    def block_cover(self) -> list[MacroGenotype]:
+        """Genotypes whose networks together hold every block any network of the space holds (a layer's block
+        depends only on its position and choice): one per choice, every layer making it."""
+        return [MacroGenotype((c,) * LAYERS) for c in CHOICES]
+
     def size(self) -> int:
         return len(CHOICES) ** LAYERS
 

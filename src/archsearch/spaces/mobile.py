@@ -238,6 +238,13 @@ class MobileSpace(Space[MobileGenotype]):
         cls, kwargs = self.network_call(genotype, in_channels, num_classes, input_size, **options)
         return cls(**kwargs)
 
+    def block_cover(self) -> list[MobileGenotype]:
+        """Genotypes whose networks together hold every block any network of the space holds: a layer's block
+        depends only on its stage, whether it is the stage's first, and its choices, so one genotype per layer
+        choice, every stage at its greatest depth and every layer making that choice."""
+        return [MobileGenotype(tuple((MobileLayer(k, e, se),) * max(d) for _, _, d in self.stages))
+                for k in KERNELS for e in EXPANSIONS for se in SE]  # fmt: skip
+
     # --- size, text, JSON ----------------------------------------------------------------------------------------
     def size(self) -> int:
         per_layer = len(KERNELS) * len(EXPANSIONS) * len(SE)

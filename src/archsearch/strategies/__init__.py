@@ -15,6 +15,7 @@ from archsearch.strategies.evolution import RegularizedEvolution
 from archsearch.strategies.genetic import GeneticSearch
 from archsearch.strategies.guided_evolution import GuidedEvolution
 from archsearch.strategies.local import LocalSearch
+from archsearch.strategies.nsga2 import NSGA2
 from archsearch.strategies.progressive import ProgressiveSearch
 from archsearch.strategies.random import RandomSearch
 from archsearch.strategies.reinforce import Reinforce
@@ -30,6 +31,7 @@ for _cls in (
     ProgressiveSearch,
     Bananas,
     GuidedEvolution,
+    NSGA2,
 ):
     STRATEGIES.add(_cls.name, _cls)
 

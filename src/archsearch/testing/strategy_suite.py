@@ -65,7 +65,9 @@ def drive(
             strategy.tell([seen[g.key].answer(g)])
             continue
         value = score(g)
-        trial = Trial(len(order), g, g.key, COMPLETE, {"val_acc": value}, value)
+        # params: a second objective for multi-objective strategies (the space's cheap size measure)
+        metrics = {"val_acc": value, "params": strategy.space.complexity(g)}
+        trial = Trial(len(order), g, g.key, COMPLETE, metrics, value)
         seen[g.key] = trial
         order.append((g.key, value))
         strategy.tell([trial])

@@ -1,0 +1,93 @@
+"""``archsearch latency`` (measured on a deployment runtime) and ``archsearch latency-table`` (a per-block lookup
+table that predicts it)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from archsearch import api
+from archsearch.cli.common import build_options, emit, input_shape, positive_int, read_archs
+from archsearch.errors import ArchsearchError
+from archsearch.latency import TARGETS
+from archsearch.spaces import SPACES
+
+
+def cmd_latency(args: argparse.Namespace) -> None:
+    """Latency of a run's winner or an architecture on each target."""
+    arch: Any = args.arch
+    if not Path(args.arch).is_dir():
+        archs = list(read_archs([args.arch], args.space))
+        if len(archs) != 1:
+            raise ArchsearchError(f"latency takes one architecture, got {len(archs)}")
+        arch = archs[0][1]
+
+    def row(r: api.LatencyRecord) -> None:
+        predicted = "" if r.predicted_ms is None else f", predicted {r.predicted_ms:.3f} ms"
+        text = (f"{r.target:<12} {r.median_ms:8.3f} ms median (IQR {r.q25_ms:.3f}-{r.q75_ms:.3f}, {r.repeats} runs, "
+                f"batch {r.batch_size}, {r.threads} thread(s){predicted})")  # fmt: skip
+        emit(args, r.to_json(), text)
+
+    api.latency(arch, args.target, space=args.space, input_shape=args.input_shape, num_classes=args.num_classes,
+                weights=args.weights, build=build_options(args), batch_size=args.batch_size, threads=args.threads,
+                warmup=args.warmup, repeats=args.repeats, latency_table=args.latency_table,
+                on_record=row)  # fmt: skip
+
+
+def cmd_latency_table(args: argparse.Namespace) -> None:
+    """Measure every distinct block of a space on a target and save the table."""
+
+    def progress(n: int, key: str, ms: float) -> None:
+        if not args.json and args.verbose:
+            print(f"{n:4d} {ms:8.3f} ms  {key}", file=sys.stderr, flush=True)
+
+    written = api.latency_table(args.space, args.out, target=args.target, input_shape=args.input_shape,
+                                num_classes=args.num_classes, build=build_options(args), threads=args.threads,
+                                batch_size=args.batch_size, warmup=args.warmup, repeats=args.repeats,
+                                calibrate=args.calibrate, on_block=progress)  # fmt: skip
+    w = written
+    emit(args, w.to_json(), f"wrote {w.path}: {w.blocks} blocks of space {w.space} on {w.target} ({w.threads} "
+                            f"thread(s), batch {w.batch_size}) in {w.built_seconds:.1f} s; calibration scale "
+                            f"{w.scale:.3f} from {w.calibrated_on} whole networks")  # fmt: skip
+
+
+def _build_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--width", type=float, help="channel multiplier (chain, macro, mobile)")
+    p.add_argument("--head", type=positive_int, help="head conv channels (mobile, default 1280)")
+    p.add_argument("--channels", type=positive_int, help="initial channels (nb201, darts)")
+    p.add_argument("--cells", type=positive_int, help="cells (nb201, darts)")
+    p.set_defaults(auxiliary=False)
+
+
+def add_latency_commands(command: Any) -> None:
+    """Register ``latency`` and ``latency-table`` with the ``command`` factory of the main parser."""
+    p = command("latency", cmd_latency, "latency of a run's winner or an architecture on deployment runtimes")
+    p.add_argument("arch", metavar="RUN_DIR|ARCH", help="a run directory (its winner) or an architecture")
+    p.add_argument("--target", default="eager,onnxruntime",
+                   help=f"comma-separated runtimes among {', '.join(TARGETS)} (default eager,onnxruntime)")  # fmt: skip
+    p.add_argument("--space", choices=SPACES.names(), help="the architecture's space (a registered space's text)")
+    p.add_argument("--input-shape", type=input_shape, help="C,H,W (default: the run's data, else 3,32,32)")
+    p.add_argument("--num-classes", type=positive_int, help="classes (default: the run's data, else 10)")
+    p.add_argument("--weights", help="a state dict file to load first")
+    p.add_argument("--batch-size", type=positive_int, default=1)
+    p.add_argument("--threads", type=positive_int, default=1)
+    p.add_argument("--warmup", type=int, default=10, help="untimed calls first (default 10)")
+    p.add_argument("--repeats", type=positive_int, default=50, help="timed calls; the median is reported")
+    p.add_argument("--latency-table", metavar="FILE", help="also print this table's prediction")
+    _build_arguments(p)
+
+    p = command("latency-table", cmd_latency_table, "measure every block of a space on a runtime: a lookup table")
+    p.add_argument("--space", required=True, choices=("macro", "mobile"))
+    p.add_argument("--target", default="onnxruntime", choices=TARGETS)
+    p.add_argument("--out", required=True, metavar="FILE.json")
+    p.add_argument("--input-shape", type=input_shape, default=(3, 224, 224), help="C,H,W (default 3,224,224)")
+    p.add_argument("--num-classes", type=positive_int, default=1000)
+    p.add_argument("--threads", type=positive_int, default=1)
+    p.add_argument("--batch-size", type=positive_int, default=1)
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--repeats", type=positive_int, default=50)
+    p.add_argument("--calibrate", type=int, default=10, help="whole networks measured for the scale (default 10)")
+    p.add_argument("--verbose", action="store_true", help="print each block's latency as it is measured")
+    _build_arguments(p)

@@ -1,0 +1,157 @@
+"""Inference latency measured on the runtime a network is deployed to: PyTorch eager, TorchScript (traced and frozen)
+or ONNX Runtime's CPU execution provider, for a batch size and a thread count, after warm-up, as the median of
+repeated runs with its spread (the interquartile range).
+
+Each target is prepared once (traced, or exported to ONNX and loaded in a session) and then timed call by call with
+``time.perf_counter``; on a GPU the device is synchronised around each call. Written by hand: the timing loop is a
+dozen lines, and no library times all three runtimes the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from archsearch.errors import ArchsearchError
+
+TARGETS = ("eager", "torchscript", "onnxruntime")
+
+
+@dataclass
+class Latency:
+    """Milliseconds per inference call: median, quartiles, extremes, and how it was measured."""
+
+    target: str
+    median_ms: float
+    q25_ms: float
+    q75_ms: float
+    min_ms: float
+    max_ms: float
+    repeats: int
+    batch_size: int
+    threads: int
+
+    @property
+    def spread(self) -> float:
+        """Interquartile range relative to the median."""
+        return (self.q75_ms - self.q25_ms) / self.median_ms if self.median_ms > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "spread": self.spread}
+
+    def text(self) -> str:
+        return (f"{self.median_ms:.3f} ms median on {self.target} (IQR {self.q25_ms:.3f}-{self.q75_ms:.3f}, "
+                f"{self.repeats} runs, batch {self.batch_size}, {self.threads} thread(s))")  # fmt: skip
+
+
+def check_target(target: str) -> str:
+    """``target`` if it is a runtime latency can be measured on, else an error naming the allowed ones."""
+    if target not in TARGETS:
+        raise ArchsearchError(f"unknown latency target {target!r} (allowed: {', '.join(TARGETS)})")
+    return target
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """PyTorch's intra-op thread count set to ``n`` for the block."""
+    if n < 1:
+        raise ArchsearchError(f"threads must be >= 1, got {n}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def prepare(model: nn.Module, example: torch.Tensor, target: str, threads: int = 1) -> Callable[[], Any]:
+    """A function that runs one inference of ``model`` on ``example`` on ``target`` (ready to be timed)."""
+    check_target(target)
+    model = model.eval()
+    if target == "eager":
+
+        def run_eager() -> Any:
+            with torch.inference_mode():
+                return model(example)
+
+        return run_eager
+    if target == "torchscript":
+        with warnings.catch_warnings(), torch.no_grad():  # TorchScript is deprecated in this PyTorch
+            warnings.simplefilter("ignore")
+            frozen = torch.jit.freeze(torch.jit.trace(model, example, check_trace=False))
+
+        def run_script() -> Any:
+            with torch.no_grad():
+                return frozen(example)
+
+        return run_script
+    from archsearch.exporting import _onnxruntime, write_onnx
+
+    ort = _onnxruntime()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.onnx"
+        with torch.no_grad():
+            write_onnx(model, example, path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    feed = {session.get_inputs()[0].name: example.cpu().numpy()}
+    return lambda: session.run(None, feed)
+
+
+def time_calls(run: Callable[[], Any], warmup: int, repeats: int, device: torch.device | None = None) -> list[float]:
+    """Milliseconds of each of ``repeats`` calls of ``run`` after ``warmup`` untimed ones."""
+    sync = torch.cuda.synchronize if device is not None and device.type == "cuda" else (lambda: None)
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeats):
+        sync()
+        start = time.perf_counter()
+        run()
+        sync()
+        times.append((time.perf_counter() - start) * 1000.0)
+    return times
+
+
+def summarize(target: str, times: Sequence[float], batch_size: int, threads: int) -> Latency:
+    """The :class:`Latency` of a list of call times."""
+    q = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
+    return Latency(target, statistics.median(times), q[0], q[2], min(times), max(times), len(times), batch_size,
+                   threads)  # fmt: skip
+
+
+def measure(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    target: str = "eager",
+    batch_size: int = 1,
+    threads: int = 1,
+    warmup: int = 5,
+    repeats: int = 30,
+    device: str = "cpu",
+) -> Latency:
+    """Latency of ``model`` on ``target`` for a batch of ``batch_size`` images of ``input_shape`` (C, H, W)."""
+    check_target(target)
+    if batch_size < 1 or repeats < 1 or warmup < 0:
+        raise ArchsearchError(f"need batch_size >= 1, repeats >= 1, warmup >= 0; got {batch_size}, {repeats}, {warmup}")
+    if target == "onnxruntime" and device != "cpu":
+        raise ArchsearchError("onnxruntime latency is measured with its CPU execution provider: use --device cpu")
+    dev = torch.device(device)
+    example = torch.randn(batch_size, *input_shape, generator=torch.Generator().manual_seed(0)).to(dev)
+    with torch_threads(threads):
+        run = prepare(model.to(dev), example, target, threads)
+        times = time_calls(run, warmup, repeats, dev)
+    return summarize(target, times, batch_size, threads)

@@ -1,0 +1,251 @@
+"""A latency lookup table: every distinct block of a mobile-style space measured once on a target, so a network's
+latency is predicted by adding up its blocks, without building or running it (as ProxylessNAS, FBNet and Once-for-All
+do; nn-Meter predicts per fused kernel).
+
+A block's key is its configuration and its input shape (``mb e6 k5 se 24->40 s2 @24x56x56``); the stem and the head
+are blocks too. Each block is measured alone on the target (a one-block model on a batch of its input shape), so
+each measurement holds one call's fixed cost (the runtime's dispatch, ONNX Runtime's session call); the table also
+measures that cost alone (a one-element ReLU) and a prediction counts it once: ``sum(blocks) - (n - 1) * overhead``.
+
+A block run alone finds its weights and input in the caches and its buffers ready; inside a network it does not, so
+the plain sum runs low (by about 6% for PyTorch eager and 9% for ONNX Runtime at 224x224 on the CPU this was written
+on). Building a table therefore also measures a few whole networks (``calibrate``, sampled with a fixed seed) and
+stores the median ratio of measured to summed latency as ``scale``; a prediction is the sum times that scale.
+
+The table is a JSON file (it never holds code) recording the space, target, threads, batch size, input shape, classes
+and build options it was built for; using it for another is refused with what differs.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from archsearch.errors import ArchsearchError
+from archsearch.latency import check_target, measure
+from archsearch.nn.mobile import MobileBlockSpec, MobileHead, MobileNetwork, MobileStem, make_block
+from archsearch.spaces import Space, get_space
+
+FORMAT = "archsearch latency table"
+CALIBRATION_SEED = 20_261_130  # networks measured whole for the scale; benchmarks evaluate on other seeds
+VERSION = 1
+
+
+def _after(size: int, kernel: int, stride: int) -> int:
+    return (size + 2 * (kernel // 2) - kernel) // stride + 1
+
+
+def _block_key(spec: MobileBlockSpec, shape: tuple[int, int, int]) -> str:
+    where = f"{spec.in_channels}->{spec.out_channels} s{spec.stride} @{shape[0]}x{shape[1]}x{shape[2]}"
+    if spec.kind == "skip":
+        return f"skip {where}"
+    return f"mb e{spec.expansion} k{spec.kernel}{' se' if spec.se else ''} {where}"
+
+
+def network_blocks(
+    space: Space[Any], genotype: Any, input_shape: tuple[int, int, int], num_classes: int, build: Mapping[str, Any]
+) -> list[tuple[str, Callable[[], nn.Module], tuple[int, int, int]]]:
+    """(key, module factory, input shape) of every block of ``genotype``'s network, stem and head included."""
+    c, h, _ = input_shape
+    call = space.network_call(genotype, c, num_classes, h, **build)
+    if call is None or call[0] is not MobileNetwork:
+        raise ArchsearchError(
+            f"latency tables add up blocks of MobileNet-style networks (spaces macro, mobile); space {space.name!r} "
+            "builds other networks: constrain latency_ms measured on the network instead (no --latency-table)"
+        )
+    kw = call[1]
+    stem, stride = kw["stem_channels"], kw["stem_stride"]
+    out = [(f"stem {c}->{stem} s{stride} @{c}x{h}x{h}", lambda: MobileStem(c, stem, stride), (c, h, h))]
+    h = _after(h, 3, stride)
+    for spec in kw["blocks"]:
+        shape = (spec.in_channels, h, h)
+        out.append((_block_key(spec, shape), lambda spec=spec: make_block(spec), shape))
+        h = _after(h, spec.kernel if spec.kind == "mb" else 1, spec.stride)
+    last, head = kw["blocks"][-1].out_channels, kw["head_channels"]
+    out.append((f"head {last}->{head}->{num_classes} @{last}x{h}x{h}",
+                lambda: MobileHead(last, head, num_classes), (last, h, h)))  # fmt: skip
+    return out
+
+
+@dataclass
+class LatencyTable:
+    """Measured block latencies (milliseconds) for one space, target, thread count, batch size and input."""
+
+    space: str
+    target: str
+    threads: int
+    batch_size: int
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    build: dict[str, Any]
+    overhead_ms: float
+    entries: dict[str, float]
+    space_options: dict[str, Any] = field(default_factory=dict)
+    scale: float = 1.0
+    calibrated_on: int = 0
+    built_seconds: float = 0.0
+    machine: str = ""
+
+    # --- using it ------------------------------------------------------------------------------------------------
+    def describe(self) -> str:
+        c, h, w = self.input_shape
+        return (f"space {self.space!r}, target {self.target}, {self.threads} thread(s), batch {self.batch_size}, "
+                f"input {c}x{h}x{w}, {self.num_classes} classes, build {self.build or 'defaults'}")  # fmt: skip
+
+    def check(
+        self,
+        space: str,
+        target: str | None = None,
+        input_shape: tuple[int, ...] | None = None,
+        num_classes: int | None = None,
+        build: Mapping[str, Any] | None = None,
+        where: str = "the latency table",
+    ) -> None:
+        """Raise unless this table was built for ``space`` (and the target, input, classes and build given)."""
+        wanted = {"space": space, "target": target,
+                  "input shape": tuple(input_shape) if input_shape is not None else None,
+                  "classes": num_classes, "build options": dict(build) if build is not None else None}  # fmt: skip
+        have = {"space": self.space, "target": self.target, "input shape": tuple(self.input_shape),
+                "classes": self.num_classes, "build options": self.build}  # fmt: skip
+        wrong = [f"{k} {have[k]!r}, not {v!r}" for k, v in wanted.items() if v is not None and have[k] != v]
+        if wrong:
+            raise ArchsearchError(f"{where} was built for another setting: {'; '.join(wrong)} "
+                                  f"(it holds {self.describe()}; build one with archsearch latency-table)")  # fmt: skip
+
+    def predict(self, genotype: Any, space: Space[Any] | None = None) -> float:
+        """Predicted milliseconds for ``genotype``'s network: the sum of its blocks with the call overhead counted
+        once, times the table's calibration ``scale``."""
+        sp = space or get_space(self.space, **self.space_options)
+        self.check(sp.name)
+        blocks = network_blocks(sp, sp.validate(genotype), self.input_shape, self.num_classes, self.build)
+        missing = [key for key, _, _ in blocks if key not in self.entries]
+        if missing:
+            raise ArchsearchError(f"the latency table has no entry for block {missing[0]!r} of {genotype} "
+                                  f"(it holds {self.describe()})")  # fmt: skip
+        total = sum(self.entries[key] for key, _, _ in blocks) - (len(blocks) - 1) * self.overhead_ms
+        return self.scale * total
+
+    # --- files ---------------------------------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        return {"format": FORMAT, "version": VERSION, "space": self.space, "space_options": self.space_options,
+                "target": self.target, "threads": self.threads, "batch_size": self.batch_size,
+                "input_shape": list(self.input_shape), "num_classes": self.num_classes, "build": self.build,
+                "overhead_ms": self.overhead_ms, "scale": self.scale, "calibrated_on": self.calibrated_on,
+                "built_seconds": self.built_seconds, "machine": self.machine,
+                "entries": self.entries}  # fmt: skip
+
+    def save(self, path: str | Path) -> Path:
+        out = Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=1))
+        tmp.replace(out)  # never a half-written table
+        return out
+
+    @classmethod
+    def load(cls, path: str | Path) -> LatencyTable:
+        """A table saved by :meth:`save`; anything else is refused with what is wrong."""
+        where = Path(path)
+        try:
+            obj = json.loads(where.read_text())
+        except FileNotFoundError:
+            raise ArchsearchError(f"{where}: no such latency table") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ArchsearchError(f"{where}: not a latency table ({exc})") from None
+        return cls.from_json(obj, str(where))
+
+    @classmethod
+    def from_json(cls, obj: Any, where: str = "the latency table") -> LatencyTable:
+        """A table from the object :meth:`to_json` made (a file's content, or a run's config)."""
+        if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+            raise ArchsearchError(f'{where}: not a latency table (no "format": "{FORMAT}")')
+        if obj.get("version") != VERSION:
+            version = obj.get("version")
+            raise ArchsearchError(f"{where}: latency table version {version!r}; this archsearch reads {VERSION}")
+        try:
+            entries = {str(k): float(v) for k, v in obj["entries"].items()}
+            table = cls(str(obj["space"]), check_target(str(obj["target"])), int(obj["threads"]),
+                        int(obj["batch_size"]), tuple(int(x) for x in obj["input_shape"]),  # type: ignore[arg-type]
+                        int(obj["num_classes"]), dict(obj["build"]), float(obj["overhead_ms"]), entries,
+                        dict(obj.get("space_options", {})), float(obj.get("scale", 1.0)),
+                        int(obj.get("calibrated_on", 0)), float(obj.get("built_seconds", 0.0)),
+                        str(obj.get("machine", "")))  # fmt: skip
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ArchsearchError(f"{where}: a latency table field is missing or malformed ({exc!r})") from None
+        bad = not entries or min(entries.values()) <= 0 or table.overhead_ms < 0 or table.scale <= 0
+        if len(table.input_shape) != 3 or bad:
+            raise ArchsearchError(f"{where}: a latency table needs a C,H,W input and positive block latencies")
+        return table
+
+
+def distinct_blocks(
+    space: Space[Any], input_shape: tuple[int, int, int], num_classes: int, build: Mapping[str, Any]
+) -> Iterator[tuple[str, Callable[[], nn.Module], tuple[int, int, int]]]:
+    """Every distinct block any network of ``space`` contains, once (from the space's covering genotypes)."""
+    cover = getattr(space, "block_cover", None)
+    if cover is None:
+        raise ArchsearchError(f"space {space.name!r} does not list its blocks; latency tables serve macro and mobile")
+    seen: set[str] = set()
+    for genotype in cover():
+        for key, make, shape in network_blocks(space, genotype, input_shape, num_classes, build):
+            if key not in seen:
+                seen.add(key)
+                yield key, make, shape
+
+
+def build_table(
+    space: str | Space[Any],
+    target: str = "onnxruntime",
+    input_shape: tuple[int, int, int] = (3, 224, 224),
+    num_classes: int = 1000,
+    build: Mapping[str, Any] | None = None,
+    threads: int = 1,
+    batch_size: int = 1,
+    warmup: int = 10,
+    repeats: int = 50,
+    calibrate: int = 10,
+    progress: Callable[[int, str, float], None] | None = None,
+) -> LatencyTable:
+    """Measure every distinct block of ``space`` on ``target`` (median of ``repeats`` calls after ``warmup``), then
+    ``calibrate`` whole sampled networks for the table's scale (0: no calibration, scale 1)."""
+    if calibrate < 0:
+        raise ArchsearchError(f"calibrate must be >= 0 networks, got {calibrate}")
+    sp = get_space(space)
+    check_target(target)
+    options = dict(build or {})
+    unknown = sorted(set(options) - set(sp.build_options()))
+    if unknown:
+        raise ArchsearchError(f"unknown build option(s) {unknown} for space {sp.name!r} (allowed: "
+                              f"{sorted(sp.build_options())})")  # fmt: skip
+    start = time.perf_counter()
+    overhead = measure(nn.ReLU(), (1, 1, 1), target, 1, threads, warmup, repeats).median_ms
+    entries: dict[str, float] = {}
+    for n, (key, make, shape) in enumerate(distinct_blocks(sp, input_shape, num_classes, options), start=1):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(n)
+            module = make()
+        entries[key] = measure(module, shape, target, batch_size, threads, warmup, repeats).median_ms
+        if progress is not None:
+            progress(n, key, entries[key])
+    space_options = {"stages": [list(s[:2]) + [list(s[2])] for s in sp.stages]} if hasattr(sp, "stages") else {}
+    table = LatencyTable(sp.name, target, threads, batch_size, input_shape, num_classes, options, overhead, entries,
+                         space_options, machine=f"{platform.machine()} torch {torch.__version__}")  # fmt: skip
+    rng, ratios = np.random.default_rng(CALIBRATION_SEED), []
+    for _ in range(calibrate):
+        genotype = sp.sample(rng)
+        model = sp.build(genotype, input_shape[0], num_classes, input_shape[1], seed=0, **options)
+        whole = measure(model, input_shape, target, batch_size, threads, warmup, repeats).median_ms
+        ratios.append(whole / table.predict(genotype, sp))
+    if ratios:
+        table.scale, table.calibrated_on = float(np.median(ratios)), len(ratios)
+    table.built_seconds = time.perf_counter() - start
+    return table
