@@ -5,10 +5,11 @@ beside an unconstrained one, and the exported winner on ONNX Runtime against PyT
     python benchmarks/hardware_aware.py search --data-dir ../shared/data  # ~10 min
     python benchmarks/hardware_aware.py export --run runs/hw/constrained
 
-``predictor``: for each target (PyTorch eager, ONNX Runtime), a latency table of the ``mobile`` space (224x224,
-1,000 classes, width 1, batch 1, 1 thread) is built and timed; then ``--n`` networks sampled with seed 1 (the
-table's calibration uses another seed) are measured whole (median of 30 calls after 10) and compared with the
-prediction: Kendall tau, mean absolute relative error, and the share within +-10%.
+``predictor``: latency tables of the ``mobile`` space (224x224, 1,000 classes, width 1, batch 1, 1 thread) are
+built and timed for ONNX Runtime, for PyTorch eager (blocks also timed inside 30 networks) and for eager with blocks
+timed alone (``profile=0``); ``--n`` networks sampled with seed 1 (calibration and profiling use other seeds) are
+measured whole once per target (median of 30 calls after 10) and compared with each table's prediction: Kendall
+tau, mean absolute relative error, and the share within +-10%.
 
 ``search``: a table for the search's networks (Fashion-MNIST 1x28x28, width 0.25, ONNX Runtime, 1 thread); the
 limit is the median predicted latency of 200 random networks (about half violate it). Two regularized-evolution
@@ -32,32 +33,33 @@ import numpy as np
 from scipy.stats import kendalltau
 
 import archsearch
-from archsearch.latency import measure
-from archsearch.latency_table import LatencyTable
+from archsearch.latency_lookup import LatencyTable
+from archsearch.runtime_latency import measure
 from archsearch.spaces import get_space
 
 
 def predictor(n: int, out: Path) -> dict[str, Any]:
     space, shape, results = get_space("mobile"), (3, 224, 224), {}
-    for target in ("eager", "onnxruntime"):
-        written = archsearch.latency_table("mobile", out / f"lut_{target}.json", target=target, input_shape=shape,
-                                           num_classes=1000, threads=1, repeats=30)  # fmt: skip
+    variants = (("onnxruntime", "onnxruntime", 30), ("eager", "eager", 30), ("eager, blocks alone", "eager", 0))
+    measured: dict[str, np.ndarray] = {}
+    for name, target, profile in variants:
+        written = archsearch.latency_table("mobile", out / f"lut_{target}_{profile}.json", target=target,
+                                           input_shape=shape, num_classes=1000, threads=1, repeats=30,
+                                           profile=profile)  # fmt: skip
         table = LatencyTable.load(written.path)
-        rng, predicted, measured = np.random.default_rng(1), [], []
-        for _ in range(n):
-            g = space.sample(rng)
-            predicted.append(table.predict(g))
-            model = space.build(g, 3, 1000, 224, seed=0)
-            measured.append(measure(model, shape, target, 1, 1, warmup=10, repeats=30).median_ms)
-        p, m = np.array(predicted), np.array(measured)
+        rng = np.random.default_rng(1)
+        genotypes = [space.sample(rng) for _ in range(n)]
+        if target not in measured:  # the same 100 networks, measured once per target
+            measured[target] = np.array([measure(space.build(g, 3, 1000, 224, seed=0), shape, target, 1, 1,
+                                                 warmup=10, repeats=30).median_ms for g in genotypes])  # fmt: skip
+        p, m = np.array([table.predict(g) for g in genotypes]), measured[target]
         rel = np.abs(p - m) / m
-        results[target] = {"blocks": written.blocks, "build_seconds": round(written.built_seconds, 1),
-                           "scale": round(written.scale, 3), "kendall_tau": round(float(kendalltau(p, m)[0]), 3),
-                           "mean_abs_rel_error": round(float(rel.mean()), 4),
-                           "within_10pct": round(float((rel <= 0.10).mean()), 3),
-                           "measured_ms_range": [round(float(m.min()), 2), round(float(m.max()), 2)]}  # fmt: skip
-        r = results[target]
-        print(f"{target:<12} table: {written.blocks} blocks in {written.built_seconds:.1f} s (scale {r['scale']}); "
+        r = results[name] = {"blocks": written.blocks, "build_seconds": round(written.built_seconds, 1),
+                             "scale": round(written.scale, 3), "kendall_tau": round(float(kendalltau(p, m)[0]), 3),
+                             "mean_abs_rel_error": round(float(rel.mean()), 4),
+                             "within_10pct": round(float((rel <= 0.10).mean()), 3),
+                             "measured_ms_range": [round(float(m.min()), 2), round(float(m.max()), 2)]}  # fmt: skip
+        print(f"{name:<20} table: {written.blocks} blocks in {written.built_seconds:.1f} s (scale {r['scale']}); "
               f"{n} networks {m.min():.1f}-{m.max():.1f} ms: tau {r['kendall_tau']}, mean |rel. error| "
               f"{100 * rel.mean():.1f}%, within +-10%: {100 * (rel <= 0.1).mean():.0f}%", flush=True)  # fmt: skip
     return results

@@ -20,7 +20,7 @@ from archsearch.cli import main as cli
 
 
 def build_times(run: Path, repeats: int) -> tuple[float, int]:
-    from archsearch.report.run_report import build_run_report
+    from archsearch.reporting.run_report import build_run_report
 
     times = []
     for _ in range(repeats):

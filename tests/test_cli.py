@@ -17,8 +17,9 @@ def _json_lines(text: str) -> list[dict]:
 def test_spaces_json(capsys) -> None:
     assert main(["spaces", "--json"]) == 0
     rows = {r["name"]: r for r in _json_lines(capsys.readouterr().out)}
-    assert set(rows) == {"nb201", "darts", "chain"}
+    assert set(rows) == {"nb201", "darts", "chain", "macro", "mobile"}
     assert rows["nb201"]["size"] == 15625 and "nor_conv_3x3" in rows["nb201"]["ops"]
+    assert rows["macro"]["size"] == 6561 and rows["macro"]["ops"] == ["identity", "mb3_k3", "mb6_k5"]
 
 
 def test_sample_is_seeded_json(capsys) -> None:

@@ -226,8 +226,9 @@ def test_latency_table(monkeypatch, capsys, tmp_path: Path) -> None:
     rec = Recorder(written)
     argv = ["latency-table", "--space", "mobile", "--target", "eager", "--out", str(tmp_path / "t.json"),
             "--input-shape", "1,28,28", "--num-classes", "10", "--width", "0.25", "--head", "64", "--calibrate", "3",
-            "--repeats", "5"]  # fmt: skip
+            "--repeats", "5", "--profile", "4"]  # fmt: skip
     assert _run(monkeypatch, capsys, "latency_table", rec, argv) == [written.to_json()]
+    assert rec.kwargs["profile"] == 4
     assert rec.args == ("mobile", str(tmp_path / "t.json"))
     kw = rec.kwargs
     assert kw["target"] == "eager" and kw["input_shape"] == (1, 28, 28) and kw["num_classes"] == 10

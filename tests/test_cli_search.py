@@ -131,7 +131,7 @@ def test_show_prints_a_table_with_a_column_per_recorded_metric(tmp_path: Path, t
 
 
 def test_readable_numbers() -> None:
-    from archsearch.report.html import readable
+    from archsearch.reporting.html import readable
 
     assert [readable(v) for v in (58130.0, 1_180_000.0, 95.1432, 12.0, 2_000_000_000.0)] == [
         "58.1k", "1.18M", "95.14", "12", "2G",

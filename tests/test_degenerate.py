@@ -14,7 +14,7 @@ import torch
 from archsearch.experiment import Budget, Experiment
 from archsearch.objectives import Objective
 from archsearch.oneshot.supernets import NB201Supernet
-from archsearch.report.plots import alpha_separation
+from archsearch.reporting.plots import alpha_separation
 from archsearch.spaces import get_space
 from archsearch.spaces.nb201 import NB201_EDGES, NB201_OPS, NB201Genotype
 from archsearch.store import Store

@@ -103,3 +103,20 @@ def test_a_search_exports_its_winner_at_the_end(tmp_path: Path, capsys) -> None:
     assert main(argv) == 0
     assert (tmp_path / "r" / "export" / "model.onnx").is_file()
     assert "checked with onnxruntime" in capsys.readouterr().out
+
+
+def test_a_run_searched_at_a_width_exports_and_measures_that_network(tmp_path: Path) -> None:
+    from archsearch.costs import count_params
+
+    run = tmp_path / "run"
+    result = archsearch.search(space="mobile", strategy="random", budget=1, out=run,
+                               evaluator_options={"epochs": 1, "subset": 100, "width": 0.25})  # fmt: skip
+    exported = archsearch.export(run, "python", tmp_path / "py")
+    weights = torch.load(tmp_path / "py" / "weights.pt", weights_only=True)
+    searched = result.winner.metrics["params"]
+    assert exported.max_abs_diff == 0.0 and sum(v.numel() for k, v in weights.items() if "running" not in k
+                                                and "num_batches" not in k) == searched  # fmt: skip
+    (record,) = archsearch.latency(run, "eager", repeats=2, warmup=0)
+    assert record.input_shape == [1, 8, 8]
+    space = archsearch.get_space("mobile")
+    assert count_params(space.build(result.winner.genotype, 1, 10, 8, width=0.25)) == searched

@@ -11,8 +11,8 @@ import pytest
 
 import archsearch
 from archsearch.errors import ArchsearchError
-from archsearch.latency import TARGETS, measure
-from archsearch.latency_table import LatencyTable, build_table, distinct_blocks, network_blocks
+from archsearch.latency_lookup import LatencyTable, build_table, distinct_blocks, network_blocks
+from archsearch.runtime_latency import TARGETS, measure
 from archsearch.spaces import get_space
 
 SHAPE = (1, 12, 12)
@@ -22,7 +22,7 @@ FAST = {"warmup": 1, "repeats": 3}
 
 @pytest.fixture(scope="module")
 def table() -> LatencyTable:
-    return build_table("mobile", "eager", SHAPE, 4, BUILD, calibrate=2, **FAST)
+    return build_table("mobile", "eager", SHAPE, 4, BUILD, calibrate=2, profile=2, **FAST)
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -47,6 +47,25 @@ def test_a_table_holds_every_distinct_block_once(table: LatencyTable) -> None:
         g = space.sample(rng)
         assert all(k in table.entries for k, _, _ in network_blocks(space, g, SHAPE, 4, BUILD))
     assert table.calibrated_on == 2 and table.scale > 0
+
+
+def test_an_eager_table_times_blocks_inside_networks(monkeypatch) -> None:
+    from archsearch import latency_lookup
+
+    seen: list[int] = []
+    real = latency_lookup._times_in_context
+
+    def spy(space, genotypes, *args):  # type: ignore[no-untyped-def]
+        seen.append(len(genotypes))
+        return real(space, genotypes, *args)
+
+    monkeypatch.setattr(latency_lookup, "_times_in_context", spy)
+    alone = build_table("macro", "eager", SHAPE, 4, {"width": 0.125}, calibrate=0, profile=0, **FAST)
+    inside = build_table("macro", "eager", SHAPE, 4, {"width": 0.125}, calibrate=0, profile=2, **FAST)
+    assert seen == [2 + 3]  # two sampled networks and the three covering ones
+    assert inside.overhead_ms == 0.0 < alone.overhead_ms and inside.entries.keys() == alone.entries.keys()
+    onnx = build_table("macro", "onnxruntime", SHAPE, 4, {"width": 0.125}, calibrate=0, profile=2, **FAST)
+    assert seen == [5] and onnx.overhead_ms > 0  # a graph runtime: blocks timed alone
 
 
 def test_a_prediction_is_the_calibrated_sum_of_the_blocks(table: LatencyTable) -> None:
@@ -74,6 +93,20 @@ def test_the_table_file_round_trips_and_bad_files_are_refused(table: LatencyTabl
             LatencyTable.load(bad)
     with pytest.raises(ArchsearchError, match="no such latency table"):
         LatencyTable.load(tmp_path / "missing.json")
+
+
+def test_a_prediction_near_the_limit_is_checked_by_measuring(table: LatencyTable) -> None:
+    from archsearch.latency_lookup import NEAR_LIMIT, constrained_latency
+
+    space = get_space("mobile")
+    g = space.sample(np.random.default_rng(6))
+    model = space.build(g, SHAPE[0], 4, SHAPE[1], **BUILD)
+    p = table.predict(g)
+    far = constrained_latency(table, g, space, model, p * (1 + 2 * NEAR_LIMIT))
+    assert far == {"latency_ms": p, "latency_predicted_ms": p, "latency_measured": 0.0}
+    near = constrained_latency(table, g, space, model, p * (1 + NEAR_LIMIT / 2))
+    assert near["latency_measured"] == 1.0 and near["latency_predicted_ms"] == p and near["latency_ms"] > 0
+    assert constrained_latency(table, g, space, model, None)["latency_measured"] == 0.0
 
 
 def test_a_table_for_another_setting_is_refused(table: LatencyTable) -> None:
@@ -131,7 +164,10 @@ def test_a_search_constrains_latency_predicted_by_a_table(tmp_path: Path) -> Non
     limit = predicted[1]
     result = _search(tmp_path, "c", constraints=[f"latency_ms<={limit}"], latency_table=str(path))
     for t in result.best:
-        assert t.metrics["latency_ms"] == pytest.approx(digits.predict(t.genotype)) and t.metrics["latency_ms"] <= limit
+        assert t.metrics["latency_predicted_ms"] == pytest.approx(digits.predict(t.genotype))
+        assert t.metrics["latency_ms"] <= limit
+        if not t.metrics["latency_measured"]:  # measured only near the limit
+            assert t.metrics["latency_ms"] == t.metrics["latency_predicted_ms"]
     assert result.config["objective"]["latency_table"]["entries"] == digits.entries  # the run keeps the table
     with pytest.raises(ArchsearchError, match="target 'eager', not 'onnxruntime'"):
         _search(tmp_path, "t", constraints=["latency_ms<=1"], latency_table=str(path), latency_target="onnxruntime")

@@ -76,3 +76,12 @@ def test_nsga2_finds_a_larger_front_than_random_search() -> None:
     nsga = np.mean([_front_hypervolume("nsga2", s) for s in range(3)])
     rand = np.mean([_front_hypervolume("random", s) for s in range(3)])
     assert nsga > rand
+
+
+def test_the_single_objective_benchmark_leaves_nsga2_out_and_says_why(made_table) -> None:
+    import archsearch
+    from archsearch.benchmarking import tabular_strategies
+
+    assert "nsga2" not in tabular_strategies() and "evolution" in tabular_strategies()
+    with pytest.raises(ArchsearchError, match="nsga2 is multi-objective"):
+        archsearch.benchmark(table=str(made_table), strategies="nsga2", queries=5, seeds=1)

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from archsearch.cli import main
-from archsearch.report.plots import genotype_cells, plot_alpha_evolution, plot_op_frequency, threshold_epochs
+from archsearch.reporting.plots import genotype_cells, plot_alpha_evolution, plot_op_frequency, threshold_epochs
 from archsearch.spaces import NB201Genotype
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -92,8 +92,8 @@ def test_png_figures_and_bad_input(tmp_path: Path, reports: dict[str, Path], cap
 
 
 def test_watch_rewrites_while_the_run_is_written_and_stops_after(tmp_path: Path, made_table: Path) -> None:
-    from archsearch.report.html import watch
-    from archsearch.report.run_report import build_run_report
+    from archsearch.reporting.html import watch
+    from archsearch.reporting.run_report import build_run_report
     from archsearch.store import Store
 
     run = tmp_path / "run"
@@ -130,7 +130,7 @@ def test_the_darts_v2_drawing_has_the_papers_edges() -> None:
     """DARTS_V2 as in the DARTS paper's figure: normal cell node 0 and 1 sep_conv_3x3 from both inputs, node 2
     sep_conv_3x3 from c_{k-1} and skip_connect from c_{k-2}, node 3 skip_connect from c_{k-2} and dil_conv_3x3 from
     node 0; reduction cell max_pool_3x3 and skip_connect edges."""
-    from archsearch.report.drawings import draw_darts_cell, figure_svg
+    from archsearch.reporting.drawings import draw_darts_cell, figure_svg
     from archsearch.spaces import published
 
     v2 = published("DARTS_V2")

@@ -69,6 +69,7 @@ def test_every_strategy_is_registered_once_and_named() -> None:
         "progressive",
         "bananas",
         "guided_evolution",
+        "nsga2",
     ]
     assert np.all([isinstance(n, str) for n in registered()])
 

@@ -76,3 +76,16 @@ def test_table_errors_name_the_problem(tmp_path: Path, knobs: None) -> None:
     result = archsearch.search(space="knobs", table=str(short), table_signal="acc_short", table_report="acc_long",
                                budget=3, strategy="random", out=tmp_path / "c")  # fmt: skip
     assert result.failed >= 1 and "is not in the table short.csv" in result.failures[0][0]
+
+
+def test_a_nas_bench_macro_table_drives_the_macro_space(tmp_path: Path) -> None:
+    """Every one of the 6,561 strings is a row, as in the benchmark's file (equal networks share their values)."""
+    space = archsearch.get_space("macro")
+    score = {g.key: float(sum(int(c) * (i + 1) for i, c in enumerate(g.key))) for g in space.enumerate()}
+    rows = [(str(g), score[g.key], score[g.key] / 2) for g in space.enumerate()]
+    table = _table(tmp_path / "macro.csv", rows)
+    result = archsearch.search(space="macro", strategy="evolution", table=str(table), table_signal="acc_short",
+                               table_report="acc_long", budget=300, out=tmp_path / "run")  # fmt: skip
+    best = max(score.values())
+    assert result.winner.metrics == {"val_acc": best, "test_acc": best / 2}
+    assert result.winner.genotype.key == "22222222"

@@ -14,7 +14,8 @@ from archsearch.evaluators import make_evaluator
 from archsearch.evaluators.zero_cost import PROXIES, ZeroCostEvaluator, prefilter, rank_average, score_model, synflow
 from archsearch.spaces import SPACES, get_space
 
-SMALL = {"nb201": {"channels": 8, "cells": 1}, "darts": {"channels": 8, "cells": 3}, "chain": {}}
+SMALL = {"nb201": {"channels": 8, "cells": 1}, "darts": {"channels": 8, "cells": 3}, "chain": {},
+         "macro": {"width": 0.25}, "mobile": {"width": 0.25, "head": 32}}  # fmt: skip
 
 
 def batch(channels: int = 1, size: int = 8, n: int = 8) -> tuple[torch.Tensor, torch.Tensor]:

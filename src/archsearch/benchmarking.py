@@ -52,8 +52,8 @@ class StrategyScore:
 
 
 def tabular_strategies() -> list[str]:
-    """Every registered strategy that can run against a table."""
-    return [name for name in STRATEGIES if STRATEGIES.get(name).tabular]
+    """Every registered single-objective strategy that can run against a table."""
+    return [name for name in STRATEGIES if STRATEGIES.get(name).tabular and not STRATEGIES.get(name).multi_objective]
 
 
 class _TimedTable(TableEvaluator):

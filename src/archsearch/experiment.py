@@ -170,26 +170,27 @@ class Experiment:
             values["params"] = float(costs.count_params(model))
             values["flops"] = float(costs.count_flops(model, shape))
         if "latency_ms" in needed:
-            values["latency_ms"] = self._latency(genotype, model, shape)
+            values.update(self._latency(genotype, model, shape))
         for mode in ("forward", "train"):
             if f"{mode}_peak_mb" in needed:
                 values[f"{mode}_peak_mb"] = costs.peak_memory_mb(model, shape, mode=mode)
         self.cost_cache[genotype.key] = values
         return values
 
-    def _latency(self, genotype: Any, model: Any, shape: Any) -> float:
-        """``latency_ms``: predicted by the objective's latency table, else measured on its target."""
+    def _latency(self, genotype: Any, model: Any, shape: Any) -> dict[str, float]:
+        """``latency_ms``: predicted by the objective's latency table (and measured where the prediction is near a
+        limit), else measured on the objective's target."""
+        from archsearch.latency_lookup import LatencyTable, constrained_latency
+
         o = self.objective
-        if o.latency_table is not None:
-            if self.latency_table is None:
-                from archsearch.latency_table import LatencyTable
+        if o.latency_table is None:
+            from archsearch.runtime_latency import measure
 
-                self.latency_table = LatencyTable.from_json(o.latency_table, "the search's latency table")
-            return self.latency_table.predict(genotype, self.space)
-        from archsearch.latency import measure
-
-        return measure(model, shape, o.latency_target, o.latency_batch_size, o.latency_threads,
-                       device=o.latency_device).median_ms  # fmt: skip
+            return {"latency_ms": measure(model, shape, o.latency_target, o.latency_batch_size, o.latency_threads,
+                                          device=o.latency_device).median_ms}  # fmt: skip
+        if self.latency_table is None:
+            self.latency_table = LatencyTable.from_json(o.latency_table, "the search's latency table")
+        return constrained_latency(self.latency_table, genotype, self.space, model, o.limits.get("latency_ms"))
 
     def _finish(self, trial: Trial, started: float) -> None:
         self.done += 1

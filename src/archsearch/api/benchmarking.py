@@ -36,7 +36,9 @@ def benchmark(
     else:
         names = list(strategies)
     for name in names:
-        STRATEGIES.get(name)
+        if STRATEGIES.get(name).multi_objective:
+            raise ArchsearchError(f"{name} is multi-objective; the benchmark compares strategies at finding the most "
+                                  "accurate architecture by one signal (search with --objectives instead)")  # fmt: skip
     scores = []
     for name in names:
         (result,) = run_benchmark(table, [name], queries, seeds, jobs=jobs)
@@ -46,7 +48,7 @@ def benchmark(
     out = BenchmarkResult(queries, seeds, scores)
     if report:
         from archsearch.evaluators import Table
-        from archsearch.report.run_report import build_benchmark_report
+        from archsearch.reporting.run_report import build_benchmark_report
 
         out.report = build_benchmark_report(scores, Table(table), queries, report, png)
     return out

@@ -11,6 +11,7 @@ import torch
 
 from archsearch.api.tools import check_build, genotypes, show
 from archsearch.errors import ArchsearchError
+from archsearch.evaluators.train import scaled_build
 from archsearch.exporting import Exported, export_network
 from archsearch.rundir import describe
 from archsearch.spaces import Space, get_space
@@ -36,7 +37,10 @@ def _from_run(run: Path, input_shape: Any, num_classes: Any, build: dict[str, An
             raise ArchsearchError(f"{run}: the search has no finished trial; nothing to export")
         config = view.config or {}
         space = get_space(config["space"], **config.get("space_options", {}))
-        genotype, options = view.result.winner.genotype, dict(config.get("evaluator_options", {}).get("build", {}))
+        ev = config.get("evaluator_options", {})
+        genotype = view.result.winner.genotype
+        options = scaled_build(space, ev.get("build"), float(ev.get("width", 1.0))) if "width" in ev else \
+            dict(ev.get("build", {}))  # fmt: skip
         dataset = config.get("evaluator_options", {}).get("dataset")
         if input_shape is None and isinstance(dataset, str) and not config.get("in_memory_data"):
             from archsearch.data import as_data

@@ -10,8 +10,8 @@ from typing import Any
 
 from archsearch.api.exports import network_of
 from archsearch.errors import ArchsearchError
-from archsearch.latency import check_target, measure
-from archsearch.latency_table import LatencyTable, build_table
+from archsearch.latency_lookup import LatencyTable, build_table
+from archsearch.runtime_latency import check_target, measure
 from archsearch.spaces import Space
 
 
@@ -118,16 +118,17 @@ def latency_table(
     warmup: int = 10,
     repeats: int = 50,
     calibrate: int = 10,
+    profile: int = 30,
     on_block: Callable[[int, str, float], None] | None = None,
 ) -> TableWritten:
-    """Build a latency lookup table for ``space`` on ``target`` (every distinct block measured once, then
-    ``calibrate`` whole networks for its scale) and save it as JSON at ``out``."""
+    """Build a latency lookup table for ``space`` on ``target`` (every distinct block measured once; on eager also
+    inside ``profile`` sampled networks; then ``calibrate`` whole networks for its scale) and save it as JSON."""
     shape = tuple(int(v) for v in input_shape)
     if len(shape) != 3:
         raise ArchsearchError(f"input_shape is C,H,W, got {shape}")
     given = {k: v for k, v in (build or {}).items() if v is not None}
     table = build_table(space, target, shape, num_classes, given, threads, batch_size, warmup, repeats,  # type: ignore[arg-type]
-                        calibrate, on_block)  # fmt: skip
+                        calibrate, profile, on_block)  # fmt: skip
     path = table.save(out)
     return TableWritten(str(path), table.space, table.target, table.threads, table.batch_size, list(table.input_shape),
                         len(table.entries), table.overhead_ms, table.scale, table.calibrated_on,

@@ -138,8 +138,8 @@ def _latency_settings(objective: Objective, named: set[str], space: str, table: 
                       target: str | None, threads: int) -> None:  # fmt: skip
     """Put how ``latency_ms`` is measured (or predicted by a latency table) into ``objective``; refuse settings that
     would act on nothing."""
-    from archsearch.latency import check_target
-    from archsearch.latency_table import LatencyTable
+    from archsearch.latency_lookup import LatencyTable
+    from archsearch.runtime_latency import check_target
 
     given = [n for n, v in (("latency_table", table), ("latency_target", target)) if v is not None]
     if threads != 1:
@@ -177,7 +177,7 @@ def check_latency_table(objective: Objective, evaluator: Any) -> None:
     """A search's latency table must be for the networks its evaluator builds (input shape, classes, build)."""
     if objective.latency_table is None:
         return
-    from archsearch.latency_table import LatencyTable
+    from archsearch.latency_lookup import LatencyTable
 
     data = getattr(evaluator, "data", None)
     table = LatencyTable.from_json(objective.latency_table, "the search's latency table")

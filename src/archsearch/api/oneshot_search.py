@@ -84,7 +84,7 @@ def oneshot(
     )
     learned = bool(result.history) and "probabilities" in result.history[-1]
     if learned:
-        from archsearch.report.plots import alpha_separation, threshold_epochs
+        from archsearch.reporting.plots import alpha_separation, threshold_epochs
 
         cell_types = sorted(result.history[-1]["probabilities"])
         result.threshold_epochs = {t: threshold_epochs(result.history, t) for t in cell_types}
@@ -96,7 +96,7 @@ def oneshot(
 
 def _plots(result: OneShotResult, op_names: list[str], edges: list[int] | None) -> list[Path]:
     """The derived ops' frequency and each cell type's architecture weights by epoch, as PNGs in the run."""
-    from archsearch.report.plots import genotype_cells, plot_alpha_evolution, plot_op_frequency
+    from archsearch.reporting.plots import genotype_cells, plot_alpha_evolution, plot_op_frequency
 
     paths = [plot_op_frequency(genotype_cells(result.genotype), op_names, result.run_dir / "op_frequency.png")]
     for cell_type in sorted({t for r in result.history for t in r.get("probabilities", {})}):

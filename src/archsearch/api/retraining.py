@@ -12,6 +12,7 @@ import torch
 
 from archsearch.data import as_data
 from archsearch.errors import ArchsearchError
+from archsearch.evaluators.train import scaled_build
 from archsearch.experiment import SearchResult
 from archsearch.nn.baseline import build_model
 from archsearch.spaces import Space, get_space, parse_arch
@@ -98,8 +99,9 @@ def retrain(
                                       "memory): give dataset= to retrain on")  # fmt: skip
             dataset, data_dir = options.get("dataset", "digits"), options.get("data_dir") or data_dir
             image_size = options.get("image_size") or image_size
-        build = {**options.get("build", {}), **(build or {})}
         space = get_space(config["space"], **config.get("space_options", {})) if config else space
+        searched = scaled_build(get_space(space), options.get("build"), float(options.get("width", 1.0)))
+        build = {**searched, **(build or {})}  # the network the search evaluated (its width), unless overridden
         arch = arch.winner.genotype
     data = as_data("digits" if dataset is None else dataset, data_dir, image_size=image_size)
     if subset:

@@ -101,8 +101,8 @@ def cost(
 
 def draw(arch: Any, out: str | Path, space: str | Space[Any] | None = None) -> Drawing:
     """Draw one architecture to ``out`` (``.svg`` or ``.png``; DARTS writes ``_normal`` and ``_reduce`` files)."""
-    from archsearch.report.drawings import draw as draw_figures
-    from archsearch.report.drawings import save_figure
+    from archsearch.reporting.drawings import draw as draw_figures
+    from archsearch.reporting.drawings import save_figure
 
     ((_, genotype),) = genotypes([arch], space)
     target = Path(out)
@@ -119,7 +119,7 @@ def draw(arch: Any, out: str | Path, space: str | Space[Any] | None = None) -> D
 def report(run_dir: str | Path, out: str | Path | None = None, png: str | Path | None = None) -> ReportFile:
     """Write the self-contained HTML report of a run directory (a search or a one-shot search) to ``out`` (default
     ``RUN/report.html``); with ``png`` every figure also as a PNG in that folder."""
-    from archsearch.report.run_report import build_run_report
+    from archsearch.reporting.run_report import build_run_report
 
     start = time.perf_counter()
     path = build_run_report(run_dir, out, png)
@@ -134,7 +134,7 @@ def watch_report(
     on_write: Callable[[ReportFile], None] | None = None,
 ) -> None:
     """Rewrite the report every ``every`` seconds while a process writes the run, and once more when it stops."""
-    from archsearch.report.html import watch
+    from archsearch.reporting.html import watch
 
     written: list[ReportFile] = []
 

@@ -11,7 +11,7 @@ from typing import Any
 from archsearch import api
 from archsearch.cli.common import build_options, emit, input_shape, positive_int, read_archs
 from archsearch.errors import ArchsearchError
-from archsearch.latency import TARGETS
+from archsearch.runtime_latency import TARGETS
 from archsearch.spaces import SPACES
 
 
@@ -46,7 +46,7 @@ def cmd_latency_table(args: argparse.Namespace) -> None:
     written = api.latency_table(args.space, args.out, target=args.target, input_shape=args.input_shape,
                                 num_classes=args.num_classes, build=build_options(args), threads=args.threads,
                                 batch_size=args.batch_size, warmup=args.warmup, repeats=args.repeats,
-                                calibrate=args.calibrate, on_block=progress)  # fmt: skip
+                                calibrate=args.calibrate, profile=args.profile, on_block=progress)  # fmt: skip
     w = written
     emit(args, w.to_json(), f"wrote {w.path}: {w.blocks} blocks of space {w.space} on {w.target} ({w.threads} "
                             f"thread(s), batch {w.batch_size}) in {w.built_seconds:.1f} s; calibration scale "
@@ -89,5 +89,11 @@ def add_latency_commands(command: Any) -> None:
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--repeats", type=positive_int, default=50)
     p.add_argument("--calibrate", type=int, default=10, help="whole networks measured for the scale (default 10)")
+    p.add_argument(
+        "--profile",
+        type=int,
+        default=30,
+        help="eager: also time the blocks inside this many sampled networks (default 30)",
+    )
     p.add_argument("--verbose", action="store_true", help="print each block's latency as it is measured")
     _build_arguments(p)

@@ -108,7 +108,7 @@ def _trial_table(trials: list[Trial], first: list[str], title: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from archsearch.report.html import readable
+    from archsearch.reporting.html import readable
 
     recorded = {k for t in trials for k in t.metrics}
     names = list(dict.fromkeys(first)) + [c for c in COLUMNS if c in recorded and c not in first]

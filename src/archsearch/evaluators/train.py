@@ -18,6 +18,20 @@ from archsearch.spaces import Space, get_space
 from archsearch.trainer import TrainConfig, train
 
 
+def scaled_build(space: Space[Any], build: dict[str, Any] | None, width: float = 1.0) -> dict[str, Any]:
+    """The build options of the networks a train evaluator makes: ``build`` with its channels (or the space's
+    ``width``) scaled by ``width``."""
+    options = dict(build or {})
+    defaults = space.build_options()
+    if width != 1.0:
+        if "channels" in defaults:
+            base = options.get("channels", defaults["channels"])
+            options["channels"] = max(2, round(base * width / 2) * 2)
+        elif "width" in defaults:
+            options["width"] = options.get("width", defaults["width"]) * width
+    return options
+
+
 class TrainEvaluator(Evaluator):
     """Train each genotype for ``epochs`` (``fidelity`` overrides it) and report ``val_acc`` and costs."""
 
@@ -48,14 +62,7 @@ class TrainEvaluator(Evaluator):
             self.data = self.data.with_train_subset(subset, seed)
         if width <= 0:
             raise ArchsearchError(f"width must be positive, got {width}")
-        self.build_options = dict(build or {})
-        defaults = self.space.build_options()
-        if width != 1.0:
-            if "channels" in defaults:
-                base = self.build_options.get("channels", defaults["channels"])
-                self.build_options["channels"] = max(2, round(base * width / 2) * 2)
-            elif "width" in defaults:
-                self.build_options["width"] = self.build_options.get("width", defaults["width"]) * width
+        self.build_options = scaled_build(self.space, build, width)
         self.epochs, self.seed = epochs, seed
         self.max_fidelity = float(epochs)
         self.config = TrainConfig(

@@ -73,6 +73,8 @@ class Strategy(ABC):
     name: ClassVar[str]
     #: whether the strategy can run against a tabular benchmark (no training needed)
     tabular: ClassVar[bool] = True
+    #: whether it optimises several objectives (a Pareto front) rather than the one score it is told
+    multi_objective: ClassVar[bool] = False
     #: state keys whose value the strategy hands out as the same object until it changes (the store then skips
     #: re-encoding them after every trial)
     stable_state_keys: ClassVar[tuple[str, ...]] = ()

@@ -54,6 +54,7 @@ class NSGA2(Strategy):
     """NSGA-II over the search's objectives (see the module docstring)."""
 
     name = "nsga2"
+    multi_objective = True
 
     def __init__(
         self,

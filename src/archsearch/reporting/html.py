@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.errors import ArchsearchError
-from archsearch.report.drawings import draw, pyplot
-from archsearch.report.figures import Figure
+from archsearch.reporting.drawings import draw, pyplot
+from archsearch.reporting.figures import Figure
 
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#222;background:#fafafa}
@@ -114,8 +114,12 @@ class Page:
                f"<figcaption>{esc(figure.caption)}</figcaption></figure>"  # fmt: skip
 
     def drawing(self, genotype: Any, name: str) -> str:
-        """The architecture's drawing(s), inline."""
-        return "".join(self.svg(fig, f"{name}_{part}") for part, fig in draw(genotype))
+        """The architecture's drawing(s), inline; nothing for a space without drawings (a space of your own)."""
+        try:
+            figures = draw(genotype)
+        except ArchsearchError:
+            return ""
+        return "".join(self.svg(fig, f"{name}_{part}") for part, fig in figures)
 
     def section(self, title: str, body: str, anchor: str) -> None:
         self.sections.append(f'<section id="{esc(anchor)}"><h2>{esc(title)}</h2>{body}</section>')

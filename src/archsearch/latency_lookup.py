@@ -8,9 +8,16 @@ each measurement holds one call's fixed cost (the runtime's dispatch, ONNX Runti
 measures that cost alone (a one-element ReLU) and a prediction counts it once: ``sum(blocks) - (n - 1) * overhead``.
 
 A block run alone finds its weights and input in the caches and its buffers ready; inside a network it does not, so
-the plain sum runs low (by about 6% for PyTorch eager and 9% for ONNX Runtime at 224x224 on the CPU this was written
-on). Building a table therefore also measures a few whole networks (``calibrate``, sampled with a fixed seed) and
-stores the median ratio of measured to summed latency as ``scale``; a prediction is the sum times that scale.
+the plain sum runs low (by about 15% for PyTorch eager and 9% for ONNX Runtime at 224x224 on the CPU this was
+written on). Building a table therefore also measures a few whole networks (``calibrate``, sampled with a fixed
+seed) and stores the median ratio of measured to summed latency as ``scale``; a prediction is the sum times that
+scale.
+
+On PyTorch eager a block's time also depends on what ran before it (which caches hold its input), so an eager
+table times each block *inside* networks too: ``profile`` sampled networks and
+the covering ones run whole with a timer around every block (forward hooks), and a block's entry is the median of its
+times in those contexts (which hold no call overhead of their own, so none is subtracted). ONNX Runtime and
+TorchScript run a graph that hooks cannot enter; their blocks are timed alone.
 
 The table is a JSON file (it never holds code) recording the space, target, threads, batch size, input shape, classes
 and build options it was built for; using it for another is refused with what differs.
@@ -31,8 +38,8 @@ import torch
 from torch import nn
 
 from archsearch.errors import ArchsearchError
-from archsearch.latency import check_target, measure
 from archsearch.nn.mobile import MobileBlockSpec, MobileHead, MobileNetwork, MobileStem, make_block
+from archsearch.runtime_latency import check_target, measure, settle_allocator, torch_threads
 from archsearch.spaces import Space, get_space
 
 FORMAT = "archsearch latency table"
@@ -187,6 +194,25 @@ class LatencyTable:
         return table
 
 
+#: a prediction this close to a latency limit (relative) is checked by measuring the network on the table's target
+NEAR_LIMIT = 0.10
+
+
+def constrained_latency(
+    table: LatencyTable, genotype: Any, space: Space[Any], model: nn.Module, limit: float | None
+) -> dict[str, float]:
+    """A search's ``latency_ms`` from a table: the prediction, or, where it is within :data:`NEAR_LIMIT` of
+    ``limit``, the network measured on the table's target (so which side of the limit a network falls is decided by
+    measurement where the prediction's error could decide it). Also ``latency_predicted_ms``, and
+    ``latency_measured`` (1.0 when measured)."""
+    predicted = table.predict(genotype, space)
+    out = {"latency_ms": predicted, "latency_predicted_ms": predicted, "latency_measured": 0.0}
+    if limit is not None and abs(predicted - limit) <= NEAR_LIMIT * limit:
+        lat = measure(model, table.input_shape, table.target, table.batch_size, table.threads, warmup=10, repeats=30)
+        out.update(latency_ms=lat.median_ms, latency_measured=1.0)
+    return out
+
+
 def distinct_blocks(
     space: Space[Any], input_shape: tuple[int, int, int], num_classes: int, build: Mapping[str, Any]
 ) -> Iterator[tuple[str, Callable[[], nn.Module], tuple[int, int, int]]]:
@@ -202,6 +228,51 @@ def distinct_blocks(
                 yield key, make, shape
 
 
+PROFILE_SEED = 99  # the networks an eager table times its blocks inside
+
+
+def _block_times(model: nn.Module, x: torch.Tensor, warmup: int, repeats: int) -> list[list[float]]:
+    """Milliseconds of each top-level block (stem, features, head) of a mobile network in each timed call."""
+    parts = [model.stem, *model.features, model.head]  # type: ignore[union-attr]
+    times: list[list[float]] = [[] for _ in parts]
+    started = [0.0]
+
+    def start(module: nn.Module, args: Any) -> None:
+        started[0] = time.perf_counter()
+
+    def stop(i: int) -> Callable[..., None]:
+        return lambda module, args, out: times[i].append((time.perf_counter() - started[0]) * 1000.0)
+
+    hooks = [h for i, p in enumerate(parts) for h in (p.register_forward_pre_hook(start),
+                                                       p.register_forward_hook(stop(i)))]  # fmt: skip
+    try:
+        with torch.inference_mode():
+            for _ in range(warmup + repeats):
+                model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return [t[warmup:] for t in times]
+
+
+def _times_in_context(
+    space: Space[Any], genotypes: list[Any], input_shape: tuple[int, int, int], num_classes: int,
+    build: Mapping[str, Any], batch_size: int, threads: int, warmup: int, repeats: int,
+) -> dict[str, list[float]]:  # fmt: skip
+    """Per block key, its median time (ms) inside each of ``genotypes``' networks on PyTorch eager."""
+    settle_allocator()
+    found: dict[str, list[float]] = {}
+    x = torch.randn(batch_size, *input_shape, generator=torch.Generator().manual_seed(0))
+    for genotype in genotypes:
+        model = space.build(genotype, input_shape[0], num_classes, input_shape[1], seed=0, **build).eval()
+        with torch_threads(threads):
+            times = _block_times(model, x, warmup, repeats)
+        keys = [key for key, _, _ in network_blocks(space, genotype, input_shape, num_classes, build)]
+        for key, t in zip(keys, times):
+            found.setdefault(key, []).append(float(np.median(t)))
+    return found
+
+
 def build_table(
     space: str | Space[Any],
     target: str = "onnxruntime",
@@ -213,12 +284,14 @@ def build_table(
     warmup: int = 10,
     repeats: int = 50,
     calibrate: int = 10,
+    profile: int = 30,
     progress: Callable[[int, str, float], None] | None = None,
 ) -> LatencyTable:
-    """Measure every distinct block of ``space`` on ``target`` (median of ``repeats`` calls after ``warmup``), then
-    ``calibrate`` whole sampled networks for the table's scale (0: no calibration, scale 1)."""
-    if calibrate < 0:
-        raise ArchsearchError(f"calibrate must be >= 0 networks, got {calibrate}")
+    """Measure every distinct block of ``space`` on ``target`` (median of ``repeats`` calls after ``warmup``); on
+    eager, time the blocks inside ``profile`` sampled networks and the covering ones too; then ``calibrate`` whole
+    sampled networks for the table's scale (0: no calibration, scale 1)."""
+    if calibrate < 0 or profile < 0:
+        raise ArchsearchError(f"calibrate and profile must be >= 0 networks, got {calibrate}, {profile}")
     sp = get_space(space)
     check_target(target)
     options = dict(build or {})
@@ -236,6 +309,13 @@ def build_table(
         entries[key] = measure(module, shape, target, batch_size, threads, warmup, repeats).median_ms
         if progress is not None:
             progress(n, key, entries[key])
+    if target == "eager" and profile > 0:
+        rng = np.random.default_rng(PROFILE_SEED)
+        genotypes = [sp.sample(rng) for _ in range(profile)] + list(sp.block_cover())  # type: ignore[attr-defined]
+        inside = _times_in_context(sp, genotypes, input_shape, num_classes, options, batch_size, threads,
+                                   min(warmup, 3), min(repeats, 10))  # fmt: skip
+        entries = {k: float(np.median(inside[k])) if k in inside else v for k, v in entries.items()}
+        overhead = 0.0
     space_options = {"stages": [list(s[:2]) + [list(s[2])] for s in sp.stages]} if hasattr(sp, "stages") else {}
     table = LatencyTable(sp.name, target, threads, batch_size, input_shape, num_classes, options, overhead, entries,
                          space_options, machine=f"{platform.machine()} torch {torch.__version__}")  # fmt: skip

@@ -178,6 +178,47 @@ def draw_chain(genotype: Any, title: str | None = None) -> Any:
     return fig
 
 
+BLOCK_COLOURS = {"identity": "#eeeeee", "3": "#fde9d9", "6": "#f4b183", "1": "#d9ead3"}
+
+
+def draw_stages(stages: Sequence[Sequence[str]], title: str | None = None) -> Any:
+    """A MobileNet-style network top to bottom: stem, one box per block (``MB<expansion> K<kernel>[ SE]`` or
+    ``identity``), shaded by expansion, its stage written beside it, then the head."""
+    plt = pyplot()
+    rows = [(i, label) for i, stage in enumerate(stages) for label in stage]
+    fig, ax = _frame(plt, 4.2, 1.0 + 0.5 * (len(rows) + 2), title)
+    _node(ax, (0.0, 0.0), "stem conv 3x3", IO_NODE)
+    y, previous = 0.0, None
+    for stage, label in rows:
+        y -= 0.9
+        kind = "identity" if label == "identity" else label.split()[0].removeprefix("MB")
+        style = {**NODE, "fc": BLOCK_COLOURS.get(kind, NODE["fc"])}
+        _node(ax, (0.0, y), label, style)
+        ax.annotate("", xy=(0.0, y), xytext=(0.0, y + 0.9),
+                    arrowprops={"arrowstyle": "-|>", "color": "#555555", "shrinkA": 9, "shrinkB": 9})  # fmt: skip
+        if stage != previous:
+            ax.text(-1.5, y, f"stage {stage}", fontsize=8, color="#35507a", ha="left", va="center")
+            previous = stage
+    y -= 0.9
+    _node(ax, (0.0, y), "1x1 conv, pool, linear", OUT_NODE)
+    ax.annotate("", xy=(0.0, y), xytext=(0.0, y + 0.9),
+                arrowprops={"arrowstyle": "-|>", "color": "#555555", "shrinkA": 9, "shrinkB": 9})  # fmt: skip
+    ax.set_xlim(-1.6, 1.6)
+    ax.set_ylim(y - 0.6, 0.6)
+    fig.tight_layout()
+    return fig
+
+
+def _mobile_stages(genotype: Any) -> list[list[str]]:
+    if genotype.space == "macro":
+        from archsearch.spaces.macro import BLOCKS, STAGES
+
+        labels = ["identity" if c == 0 else f"MB{BLOCKS[c][0]} K{BLOCKS[c][1]}" for c in genotype.layers]
+        starts = [sum(STAGES[:i]) for i in range(len(STAGES))]
+        return [labels[a : a + n] for a, n in zip(starts, STAGES)]
+    return [[f"MB{la.expansion} K{la.kernel}" + (" SE" if la.se else "") for la in stage] for stage in genotype.stages]
+
+
 def draw(genotype: Any) -> list[tuple[str, Any]]:
     """Figures of an architecture in any space: ``[(name, figure), ...]`` (DARTS: its normal and reduction cells)."""
     space = getattr(genotype, "space", None)
@@ -190,7 +231,10 @@ def draw(genotype: Any) -> list[tuple[str, Any]]:
         ]
     if space == "chain":
         return [("network", draw_chain(genotype, f"chain network ({len(genotype.layers)} layers)"))]
-    raise ArchsearchError(f"no drawing for space {space!r} (drawn: nb201, darts, chain)")
+    if space in ("macro", "mobile"):
+        stages = _mobile_stages(genotype)
+        return [("network", draw_stages(stages, f"{space} network ({sum(map(len, stages))} searched layers)"))]
+    raise ArchsearchError(f"no drawing for space {space!r} (drawn: nb201, darts, chain, macro, mobile)")
 
 
 def figure_svg(fig: Any) -> str:

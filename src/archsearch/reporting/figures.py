@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from archsearch.objectives import DIRECTIONS
-from archsearch.report.drawings import pyplot
-from archsearch.report.plots import alpha_figure
-from archsearch.report.rundata import TrialRow
+from archsearch.reporting.drawings import pyplot
+from archsearch.reporting.plots import alpha_figure
+from archsearch.reporting.rundata import TrialRow
 
 BLUE, GREY, RED, ORANGE = "#1f77b4", "#9a9a9a", "#d62728", "#ff7f0e"
 

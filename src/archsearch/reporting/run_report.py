@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from archsearch.report.figures import anytime_figures, history_figure, oneshot_figures, pareto_figure, retrain_figure
-from archsearch.report.html import Page, esc, kv_table, table, write_atomic
-from archsearch.report.rundata import RunData, read_run
+from archsearch.reporting.figures import anytime_figures, history_figure, oneshot_figures, pareto_figure, retrain_figure
+from archsearch.reporting.html import Page, esc, kv_table, table, write_atomic
+from archsearch.reporting.rundata import RunData, read_run
 
 TOP_DRAWN = 8  # the top trials drawn in the table (drawings dominate the page's size)
 TOP_LISTED = 50
