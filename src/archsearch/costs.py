@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from archsearch.errors import ArchsearchError
+from archsearch.runtime_latency import torch_threads
 
 
 @dataclass
@@ -71,14 +72,8 @@ def _threads(n: int | None) -> Iterator[None]:
     if n is None:
         yield
         return
-    if n < 1:
-        raise ArchsearchError(f"threads must be >= 1, got {n}")
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
+    with torch_threads(n):
         yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _input(batch_size: int, input_shape: Sequence[int], device: torch.device) -> torch.Tensor:
