@@ -124,7 +124,7 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=8)
     parser.add_argument("--protocols", default="2x5000,4x10000",
                         help="stand-alone protocols, EPOCHSxIMAGES, comma-separated")  # fmt: skip
-    parser.add_argument("--samplings", default="fair,uniform")
+    parser.add_argument("--samplings", default="fair,uniform", help='comma-separated; "" for the stand-alone part only')
     parser.add_argument("--search-trials", type=int, default=100)
     parser.add_argument("--cache", help="folder keeping the stand-alone accuracies between runs")
     parser.add_argument("--threads", type=int, default=1)
@@ -149,10 +149,16 @@ def main() -> None:
     ceilings = {p: ranking(alone[p]["0"], alone[p]["1"]) for p in protocols}
     for p, c in ceilings.items():
         print(f"noise ceiling of {p} (seed 0 against seed 1): tau {c['tau']:.3f}, rho {c['rho']:.3f}", flush=True)
+    agreement = {
+        f"{a} vs {b}": ranking(targets[a], targets[b]) for i, a in enumerate(protocols) for b in protocols[i + 1 :]
+    }
+    for pair, r in agreement.items():
+        print(f"stand-alone protocols against each other ({pair}, means of the seeds): tau {r['tau']:.3f}, "
+              f"rho {r['rho']:.3f}", flush=True)  # fmt: skip
 
     rows: list[dict[str, Any]] = []
     search: dict[str, Any] = {}
-    for sampling in args.samplings.split(","):
+    for sampling in filter(None, args.samplings.split(",")):  # --samplings "": the stand-alone numbers only
         got, supernet = train_supernet(args, space, data, cells, targets, sampling)
         rows += got
         if sampling == "fair" and args.search_trials:
@@ -184,8 +190,9 @@ def main() -> None:
             got = search[p]
             print(f"  trained alone ({p}): {got['standalone']:.2f}% against the cells' median "
                   f"{got['median_of_cells']:.2f}% (rank {got['rank_among_cells']} of {len(cells) + 1})")  # fmt: skip
-    print(json.dumps({"n": len(cells), "ceilings": ceilings, "standalone": alone, "rows": rows, "search": search,
-                      "cells": [str(g) for g in cells]}))  # fmt: skip
+    summary = {"n": len(cells), "ceilings": ceilings, "protocol_agreement": agreement, "standalone": alone,
+               "rows": rows, "search": search, "cells": [str(g) for g in cells]}  # fmt: skip
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":
