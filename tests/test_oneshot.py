@@ -59,7 +59,8 @@ def _with_reference(net: torch.nn.Module, x: torch.Tensor, monkeypatch: pytest.M
         return net(x)
 
 
-@pytest.mark.parametrize(
+#: a small supernet of every kind the mixed ops run in (DARTS, NB201, PC-DARTS's partial channels and edge weights)
+EVERY_SUPERNET = pytest.mark.parametrize(
     "make",
     [
         lambda: DartsSupernet(C=4, layers=3, in_channels=1, seed=1),
@@ -68,6 +69,9 @@ def _with_reference(net: torch.nn.Module, x: torch.Tensor, monkeypatch: pytest.M
     ],
     ids=["darts", "nb201", "pcdarts-k2"],
 )
+
+
+@EVERY_SUPERNET
 def test_mixed_ops_equal_the_plain_reference(make, monkeypatch: pytest.MonkeyPatch) -> None:
     torch.manual_seed(0)
     net = make().double()
@@ -91,15 +95,7 @@ def test_mixed_ops_equal_the_plain_reference(make, monkeypatch: pytest.MonkeyPat
         assert torch.allclose(b1.double(), b2.double(), atol=1e-10), name
 
 
-@pytest.mark.parametrize(
-    "make",
-    [
-        lambda: DartsSupernet(C=4, layers=3, in_channels=1, seed=1),
-        lambda: NB201Supernet(C=4, cells=1, in_channels=1, seed=1),
-        lambda: DartsSupernet(C=4, layers=3, in_channels=1, partial=2, edge_norm=True, seed=1),
-    ],
-    ids=["darts", "nb201", "pcdarts-k2"],
-)
+@EVERY_SUPERNET
 def test_batch_norms_folded_into_the_sums_change_nothing(make, monkeypatch: pytest.MonkeyPatch) -> None:
     """Channels-last CPU batches fold each op's last batch norm into the weighted sum: the output, the gradients of
     every parameter (weights and alphas) and the running statistics equal the plain per-edge reference."""
