@@ -5,9 +5,8 @@ sep_conv_5x5, avg_pool_3x3 and none, batch 64 of 3x32x32. PC-DARTS (K=4) is time
 
 The headline compares against the naive supernet in the same memory layout (channels-last). Each saving is shown
 apart, one row adding it to the row before: channels-last; each step differentiating only its own parameters (the
-alphas in the alpha step, the weights in the weight step); skipping the ``none`` op; archsearch's per-source mixed
-op (the parameter-free head of each op run once per source node, the weighted sums fused, edges added straight into
-their node's sum); and each op's last batch norm folded into the weighted sum (archsearch). Peak memory of a
+alphas in the alpha step, the weights in the weight step); skipping the ``none`` op; and archsearch's per-source
+mixed op (the parameter-free head of each op run once per source node, the weighted sum fused). Peak memory of a
 step, achieved GFLOP/s and a large matmul's GFLOP/s on the same machine are printed; the last line is one JSON
 object.
 
@@ -33,7 +32,6 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from archsearch.costs import measure_peak_mb
 from archsearch.nn.ops import FactorizedReduce, ReLUConvBN, make_op
-from archsearch.oneshot import mixed
 from archsearch.oneshot.base import OneShotConfig
 from archsearch.oneshot.darts import Darts
 from archsearch.oneshot.supernets import DartsSupernet
@@ -145,16 +143,11 @@ def naive_step_fn(net: NaiveNetwork, own_grads_only: bool = False) -> tuple[Call
     return step, [net, w_opt, a_opt]
 
 
-def archsearch_step_fn(net: DartsSupernet, fold: bool = True) -> tuple[Callable[..., None], list[Any]]:
-    """archsearch's DARTS step; ``fold=False`` runs every batch norm as a module (the row before folding)."""
+def archsearch_step_fn(net: DartsSupernet) -> tuple[Callable[..., None], list[Any]]:
     method = Darts(net, OneShotConfig(epochs=1), steps_per_epoch=1000)
 
     def step(x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv: torch.Tensor) -> None:
-        before, mixed.FOLD_BATCH_NORMS = mixed.FOLD_BATCH_NORMS, fold
-        try:
-            method.step(x, y, xv, yv)
-        finally:
-            mixed.FOLD_BATCH_NORMS = before
+        method.step(x, y, xv, yv)
 
     return step, [net, method.w_optimizer, method.a_optimizer]
 
@@ -252,9 +245,6 @@ def main() -> None:
         "+skip_none": lambda: naive_step_fn(
             NaiveNetwork(skip_none=True).to(device, memory_format=cl), own_grads_only=True
         ),
-        "+per_source": lambda: archsearch_step_fn(
-            DartsSupernet(16, 8, 10, 3, OPS).to(device, memory_format=cl), fold=False
-        ),
         "archsearch": lambda: archsearch_step_fn(DartsSupernet(16, 8, 10, 3, OPS).to(device, memory_format=cl)),
         "pcdarts_k4": lambda: archsearch_step_fn(
             DartsSupernet(16, 8, 10, 3, OPS, partial=4, edge_norm=True).to(device, memory_format=cl)
@@ -268,8 +258,7 @@ def main() -> None:
         return
     rows: dict[str, dict[str, float]] = {}
     peak_gflops = matmul_gflops(device)
-    gains = {"naive_cl": "naive", "+own_grads": "naive_cl", "+skip_none": "+own_grads", "+per_source": "+skip_none",
-             "archsearch": "+per_source"}  # fmt: skip
+    gains = {"naive_cl": "naive", "+own_grads": "naive_cl", "+skip_none": "+own_grads", "archsearch": "+skip_none"}
     for name, build in builders.items():
         step, resident = build()
         seconds = timed(step, batch, args.steps, device, args.amp)
@@ -299,7 +288,7 @@ def main() -> None:
         versus = "" if "naive_cl" not in rows else f"  {rows['naive_cl']['step_s'] / seconds:5.2f}x naive_cl"
         gain = "" if gains.get(name) not in rows else f"  gain {rows[gains[name]]['step_s'] / seconds:5.2f}x"
         print(
-            f"{name:<12} step {seconds:7.3f} s  peak {peak:8.1f} MiB  {flops / 1e9:7.2f} GFLOP  "
+            f"{name:<11} step {seconds:7.3f} s  peak {peak:8.1f} MiB  {flops / 1e9:7.2f} GFLOP  "
             f"{flops / 1e9 / seconds:6.1f} GFLOP/s{versus}{gain}",
             flush=True,
         )

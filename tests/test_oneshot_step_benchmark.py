@@ -34,23 +34,3 @@ def test_the_ablation_rows_take_the_same_step() -> None:
         assert other.keys() == states[0].keys()
         for k in states[0]:
             torch.testing.assert_close(other[k], states[0][k], rtol=1e-9, atol=1e-12)
-
-
-def test_folding_the_batch_norms_takes_the_same_step() -> None:
-    bench = _bench()
-    g = torch.Generator().manual_seed(0)
-    batch = tuple(
-        t.double().to(memory_format=torch.channels_last) if t.is_floating_point() else t
-        for t in (torch.randn(8, 3, 8, 8, generator=g), torch.randint(0, 10, (8,), generator=g),
-                  torch.randn(8, 3, 8, 8, generator=g), torch.randint(0, 10, (8,), generator=g))
-    )  # fmt: skip
-    states = []
-    for fold in (False, True):
-        torch.manual_seed(1)
-        net = bench.DartsSupernet(4, 3, 10, 3, bench.OPS).double().to(memory_format=torch.channels_last)
-        step, _ = bench.archsearch_step_fn(net, fold=fold)
-        step(*batch)
-        states.append({k: v.clone() for k, v in net.state_dict().items()})
-    assert bench.mixed.FOLD_BATCH_NORMS  # restored after the unfolded step
-    for k in states[0]:
-        torch.testing.assert_close(states[1][k], states[0][k], rtol=1e-9, atol=1e-12)

@@ -25,7 +25,7 @@ from torch import nn
 
 from archsearch.errors import BuildError
 from archsearch.nn.ops import make_op
-from archsearch.oneshot.mixed import SharedPrefix, WeightedSum, batchable, foldable, is_zero
+from archsearch.oneshot.mixed import SharedPrefix, batchable, is_zero
 
 
 @dataclass
@@ -116,10 +116,11 @@ class SearchCell(nn.Module):
     def _mixed(self, states: list[torch.Tensor], arch: CellArch) -> None:
         weights = arch.weights
         assert weights is not None
-        sums: dict[int, WeightedSum] = {}
+        sums: dict[int, torch.Tensor] = {}
         for source in range(self.inputs + self.nodes):
             if source >= self.inputs:
-                states.append(channel_shuffle(sums.pop(source).result(), self.partial))
+                total = sums.pop(source)
+                states.append(channel_shuffle(total, self.partial))
             if source == self.inputs + self.nodes - 1:
                 break
             self._emit(source, states[source], weights, arch.edge_weights, sums)
@@ -130,43 +131,35 @@ class SearchCell(nn.Module):
         x: torch.Tensor,
         weights: torch.Tensor,
         edge_weights: torch.Tensor | None,
-        sums: dict[int, WeightedSum],
+        sums: dict[int, torch.Tensor],
     ) -> None:
-        """Add the outputs of every edge leaving ``source`` to the sums of their target nodes: straight into them,
-        or (partial channels, edge weights) through one sum per edge."""
+        """Add the outputs of every edge leaving ``source`` to the sums of their target nodes."""
         out_edges = [e for e, (_, frm) in enumerate(self.edge_list) if frm == source]
-        targets = [self.edge_list[e][0] for e in out_edges]
         x, bypass = self._split(x, source)
-        direct = bypass is None and edge_weights is None
-        per_edge = [sums.setdefault(to, WeightedSum()) if direct else WeightedSum() for to in targets]
         shared = SharedPrefix(x)
+        outs: list[torch.Tensor | None] = [None] * len(out_edges)
         for k in range(len(self.op_names)):
             ops = [self.edges[e][k] for e in out_edges]
             if is_zero(ops[0]):
                 continue
-            if not batchable(ops[0]):
-                for acc, e, op in zip(per_edge, out_edges, ops):
-                    acc.add(weights[e, k], op(x))
-                continue
-            y, rests = shared.run(ops)
-            for acc, e, rest in zip(per_edge, out_edges, rests):
-                if rest and isinstance(rest[-1], nn.BatchNorm2d):
-                    pre = _run_layers(y, rest[:-1])
-                    if foldable(rest[-1], pre):
-                        acc.add_normalized(weights[e, k], pre, rest[-1])
-                    else:
-                        acc.add(weights[e, k], rest[-1](pre))
-                else:
-                    acc.add(weights[e, k], _run_layers(y, rest))
-        if direct:
-            return
-        for acc, e, to in zip(per_edge, out_edges, targets):
-            term = acc.result()
+            if batchable(ops[0]):
+                y, rests = shared.run(ops)
+                ys = [_run_layers(y, rest) for rest in rests]
+            else:
+                ys = [op(x) for op in ops]
+            for idx, (e, y_e) in enumerate(zip(out_edges, ys)):
+                prev = outs[idx]
+                outs[idx] = weights[e, k] * y_e if prev is None else torch.addcmul(prev, weights[e, k], y_e)
+        for idx, e in enumerate(out_edges):
+            term = outs[idx]
+            if term is None:
+                raise ValueError("a mixed edge needs at least one op besides 'none'")
             if bypass is not None:
                 term = torch.cat([term, bypass], dim=1)
             if edge_weights is not None:
                 term = edge_weights[e] * term
-            sums.setdefault(to, WeightedSum()).add_tensor(term)
+            to = self.edge_list[e][0]
+            sums[to] = term if to not in sums else sums[to] + term
 
     # --- single-path mode ---------------------------------------------------------------------------------------
     def _single(self, states: list[torch.Tensor], arch: CellArch) -> None:
