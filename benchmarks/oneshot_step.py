@@ -5,10 +5,11 @@ sep_conv_5x5, avg_pool_3x3 and none, batch 64 of 3x32x32. PC-DARTS (K=4) is time
 
 The headline compares against the naive supernet in the same memory layout (channels-last). Each saving is shown
 apart, one row adding it to the row before: channels-last; each step differentiating only its own parameters (the
-alphas in the alpha step, the weights in the weight step); skipping the ``none`` op; and archsearch's per-source
-mixed op (the parameter-free head of each op run once per source node, the weighted sum fused). Peak memory of a
-step, achieved GFLOP/s and a large matmul's GFLOP/s on the same machine are printed; the last line is one JSON
-object.
+alphas in the alpha step, the weights in the weight step); skipping the ``none`` op; archsearch's per-source
+mixed op (the parameter-free head of each op run once per source node, the weighted sum fused); and archsearch's
+compiled CPU kernels (``archsearch.nn.native``: the 5x5 depthwise weight gradient, batch norm). Every row runs in a
+fresh process. Peak memory of a step, achieved GFLOP/s and a large matmul's GFLOP/s on the same machine are
+printed; the last line is one JSON object.
 
     python benchmarks/oneshot_step.py --threads 2
     python benchmarks/oneshot_step.py --device cuda --amp     # on a GPU
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -36,6 +38,8 @@ from archsearch.oneshot.base import OneShotConfig
 from archsearch.oneshot.darts import Darts
 from archsearch.oneshot.supernets import DartsSupernet
 
+#: the rows that run with archsearch's compiled CPU kernels (archsearch.nn.native); the others are plain PyTorch
+NATIVE_ROWS = ("archsearch", "pcdarts_k4")
 OPS = ("skip_connect", "sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3", "none")
 
 
@@ -200,6 +204,13 @@ def peak_rss_increase_mb(step: Callable[..., None], batch: tuple[torch.Tensor, .
     return status("VmHWM") - before
 
 
+def _child(arguments: list[str], env: dict[str, str]) -> str:
+    out = subprocess.run([sys.executable, __file__, *arguments], capture_output=True, text=True, env=env)
+    if out.returncode:
+        raise SystemExit(f"{' '.join(arguments)} failed:\n{out.stderr}")
+    return out.stdout.strip()
+
+
 def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 5) -> float:
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     a @ b
@@ -223,6 +234,7 @@ def main() -> None:
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--only", default="", help="comma-separated rows to run (default: all)")
     parser.add_argument("--memory-of", help=argparse.SUPPRESS)
+    parser.add_argument("--row", help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -245,50 +257,50 @@ def main() -> None:
         "+skip_none": lambda: naive_step_fn(
             NaiveNetwork(skip_none=True).to(device, memory_format=cl), own_grads_only=True
         ),
+        "+per_source": lambda: archsearch_step_fn(DartsSupernet(16, 8, 10, 3, OPS).to(device, memory_format=cl)),
         "archsearch": lambda: archsearch_step_fn(DartsSupernet(16, 8, 10, 3, OPS).to(device, memory_format=cl)),
         "pcdarts_k4": lambda: archsearch_step_fn(
             DartsSupernet(16, 8, 10, 3, OPS, partial=4, edge_norm=True).to(device, memory_format=cl)
         ),
     }
-    if args.only and not args.memory_of:
-        builders = {k: v for k, v in builders.items() if k in args.only.split(",")}
-    if args.memory_of:
-        step, _ = builders[args.memory_of]()
-        print(peak_rss_increase_mb(step, batch))
+    if args.row or args.memory_of:  # a child process: one network
+        name = args.row or args.memory_of
+        step, resident = builders[name]()
+        if args.memory_of:
+            if device.type == "cuda":
+                print(measure_peak_mb(lambda: step(*batch), resident, device))
+            else:
+                print(peak_rss_increase_mb(step, batch))
+        else:
+            seconds = timed(step, batch, args.steps, device, args.amp)
+            print(json.dumps({"step_s": seconds, "flops": step_flops(resident[0], batch[0])}))
         return
+    if args.only:
+        builders = {k: v for k, v in builders.items() if k in args.only.split(",")}
     rows: dict[str, dict[str, float]] = {}
     peak_gflops = matmul_gflops(device)
-    gains = {"naive_cl": "naive", "+own_grads": "naive_cl", "+skip_none": "+own_grads", "archsearch": "+skip_none"}
-    for name, build in builders.items():
-        step, resident = build()
-        seconds = timed(step, batch, args.steps, device, args.amp)
-        flops = step_flops(resident[0], batch[0])
-        if args.skip_memory:
-            peak = float("nan")
-        elif device.type == "cuda":
-            peak = measure_peak_mb(lambda s=step: s(*batch), resident, device)
-        else:  # a fresh process per network (see peak_rss_increase_mb)
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--memory-of",
-                    name,
-                    "--threads",
-                    str(args.threads),
-                    "--batch",
-                    str(args.batch),
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            peak = float(out.stdout.strip().splitlines()[-1])
+    gains = {
+        "naive_cl": "naive",
+        "+own_grads": "naive_cl",
+        "+skip_none": "+own_grads",
+        "+per_source": "+skip_none",
+        "archsearch": "+per_source",
+    }
+    common = ["--threads", str(args.threads), "--batch", str(args.batch), "--device", args.device]
+    common += ["--steps", str(args.steps)] + (["--amp"] if args.amp else [])
+    for name in builders:
+        # a fresh process per network, so that no network runs in the memory another one left behind; only the
+        # archsearch rows use the compiled kernels (the naive supernet is plain PyTorch)
+        env = {**os.environ, "ARCHSEARCH_NATIVE": "1" if name in NATIVE_ROWS else "0"}
+        timing = json.loads(_child(["--row", name, *common], env).splitlines()[-1])
+        seconds, flops = timing["step_s"], timing["flops"]
+        memory = "nan" if args.skip_memory else _child(["--memory-of", name, *common], env).splitlines()[-1]
+        peak = float(memory)
         rows[name] = {"step_s": seconds, "peak_mb": peak, "gflop": flops / 1e9, "gflops_per_s": flops / 1e9 / seconds}
         versus = "" if "naive_cl" not in rows else f"  {rows['naive_cl']['step_s'] / seconds:5.2f}x naive_cl"
         gain = "" if gains.get(name) not in rows else f"  gain {rows[gains[name]]['step_s'] / seconds:5.2f}x"
         print(
-            f"{name:<11} step {seconds:7.3f} s  peak {peak:8.1f} MiB  {flops / 1e9:7.2f} GFLOP  "
+            f"{name:<12} step {seconds:7.3f} s  peak {peak:8.1f} MiB  {flops / 1e9:7.2f} GFLOP  "
             f"{flops / 1e9 / seconds:6.1f} GFLOP/s{versus}{gain}",
             flush=True,
         )

@@ -13,6 +13,9 @@ It is an ``nn.Conv2d`` with the same parameters and state-dict keys, and it runs
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -25,6 +28,10 @@ def _channels_last_cpu(x: torch.Tensor) -> bool:
 class DepthwiseConv2d(nn.Conv2d):
     """A depthwise (``groups == channels``) convolution; dilated ones run on the CPU as undilated convolutions over
     the input's phase sub-images (see the module docstring)."""
+
+    #: the undilated convolution ``(x, weight, stride, padding)`` used while training, when one is installed
+    #: (``archsearch.nn.native``'s, whose weight gradient runs on a compiled CPU kernel); ``None``: ``F.conv2d``
+    training_conv: ClassVar[Callable[[torch.Tensor, torch.Tensor, int, int], torch.Tensor] | None] = None
 
     def __init__(
         self, channels: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1, bias: bool = False
@@ -40,14 +47,23 @@ class DepthwiseConv2d(nn.Conv2d):
             return None
         return p // d
 
+    def _undilated(self, x: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
+        conv = type(self).training_conv
+        if conv is not None and self.bias is None:
+            return conv(x, self.weight, stride, padding)
+        return F.conv2d(x, self.weight, self.bias, stride, padding, 1, self.groups)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pad = self._phase_padding()
         if pad is None or not _channels_last_cpu(x):
+            (s, s_w), (p, p_w) = self.stride, self.padding  # type: ignore[misc]
+            if self.dilation == (1, 1) and s == s_w and p == p_w and self.padding_mode == "zeros":
+                return self._undilated(x, s, p)
             return super().forward(x)
         d = self.dilation[0]
         if self.stride[0] == d:  # a stride-d dilated conv reads phase (0, 0) only
             phase = x[:, :, ::d, ::d].contiguous(memory_format=torch.channels_last)
-            return F.conv2d(phase, self.weight, self.bias, 1, pad, 1, self.groups)
+            return self._undilated(phase, 1, pad)
         B, C, H, W = x.shape
         Hp, Wp = -(-H // d), -(-W // d)
         if (Hp * d, Wp * d) != (H, W):  # rows/columns past the edge are zeros, as the padding would be
@@ -56,7 +72,7 @@ class DepthwiseConv2d(nn.Conv2d):
         # images on the batch axis, keeping C innermost (one copy each way)
         pixels = x.permute(0, 2, 3, 1).reshape(B, Hp, d, Wp, d, C)
         phases = pixels.permute(2, 4, 0, 1, 3, 5).reshape(d * d * B, Hp, Wp, C).permute(0, 3, 1, 2)
-        out = F.conv2d(phases, self.weight, self.bias, 1, pad, 1, self.groups)
+        out = self._undilated(phases, 1, pad)
         out = out.permute(0, 2, 3, 1).reshape(d, d, B, Hp, Wp, C).permute(2, 3, 0, 4, 1, 5)
         out = out.reshape(B, Hp * d, Wp * d, C)[:, :H, :W].permute(0, 3, 1, 2)
         return out.contiguous(memory_format=torch.channels_last)

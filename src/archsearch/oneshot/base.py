@@ -83,8 +83,10 @@ class OneShotMethod(ABC):
         self.config = config
         self.world = current_world()  # under torchrun: this rank; the weight step goes through DDP
         self.forward_module = wrap(supernet, self.world)
+        #: the supernet's weights (every parameter but the architecture's), listed once
+        self.weights = list(supernet.weight_parameters())
         self.w_optimizer = torch.optim.SGD(
-            list(supernet.weight_parameters()),
+            self.weights,
             lr=config.w_lr,
             momentum=config.w_momentum,
             weight_decay=config.w_weight_decay,
@@ -126,7 +128,7 @@ class OneShotMethod(ABC):
         loss.backward()
         for p in self.net.arch_parameters():
             p.grad = None
-        nn.utils.clip_grad_norm_(list(self.net.weight_parameters()), self.config.grad_clip)
+        nn.utils.clip_grad_norm_(self.weights, self.config.grad_clip)
         self.w_optimizer.step()
         self.scheduler.step()
         return float(loss.detach()), int((logits.argmax(-1) == y).sum())

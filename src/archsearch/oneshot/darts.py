@@ -10,12 +10,27 @@ normalisation (``partial``, ``edge_norm``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 
 from archsearch.oneshot.base import OneShotMethod, StepResult
+
+
+@contextmanager
+def _frozen(params: list[torch.nn.Parameter]) -> Iterator[None]:
+    """``params`` do not require gradients inside the block (those that did, again after it)."""
+    thawed = [p for p in params if p.requires_grad]
+    for p in thawed:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in thawed:
+            p.requires_grad_(True)
 
 
 class Darts(OneShotMethod):
@@ -50,7 +65,8 @@ class Darts(OneShotMethod):
         """Set the alphas' ``.grad`` to the validation loss gradient at the current weights (weights' gradients
         are not computed)."""
         alphas = self.net.arch_parameters()
-        loss, logits = self._val_loss(x_val, y_val)
+        with _frozen(self.weights):  # no layer builds a graph for the weights' gradients
+            loss, logits = self._val_loss(x_val, y_val)
         self.set_arch_grads(torch.autograd.grad(loss, alphas))
         return float(loss.detach()), int((logits.argmax(-1) == y_val).sum())
 
@@ -59,7 +75,7 @@ class Darts(OneShotMethod):
     ) -> tuple[float, int]:
         """Set the alphas' ``.grad`` to DARTS's second-order hypergradient (see the module docstring)."""
         alphas = self.net.arch_parameters()
-        weights = list(self.net.weight_parameters())
+        weights = list(self.weights)
         buffers = [b.clone() for b in self.net.buffers()]
         saved = [w.detach().clone() for w in weights]
         xi = self.scheduler.get_last_lr()[0]

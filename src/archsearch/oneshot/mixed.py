@@ -8,14 +8,18 @@ only how it is computed:
   shared by every op and edge that starts with them;
 - a batch norm without affine weights that follows only shared layers sees the same input on every edge, so it runs
   once in training mode and every edge's module gets the same running statistics, as separate runs would give;
+- batch norms without affine weights, 3x3 average pooling and the backward pass of depthwise convolutions run on
+  compiled CPU kernels where the batch allows it (:mod:`archsearch.nn.native`);
 - ``none`` contributes zeros, so it is skipped (its weight still takes part in the softmax);
-- the weighted sum is fused (``addcmul``).
+- the weighted sum is one pass: the batch norm that ends an op is folded into it on those kernels (its statistics
+  taken, its output never written), else fused multiply-adds (``addcmul``).
 
 Layers that hold weights (convolutions, affine batch norms) run edge by edge through their own modules.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,10 +27,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archsearch.nn import native
 from archsearch.nn.ops import DilConv, Identity, Pool, ReLUConvBN, SepConv, Zero
 
 _CONTAINERS = (nn.Sequential, ReLUConvBN, DilConv, SepConv)
 _LEAVES = (nn.ReLU, nn.Conv2d, nn.BatchNorm2d, nn.AvgPool2d, nn.MaxPool2d, Identity)
+
+
+_CHAINS: weakref.WeakKeyDictionary[nn.Module, list[nn.Module] | None] = weakref.WeakKeyDictionary()
+
+
+def chain(module: nn.Module) -> list[nn.Module] | None:
+    """:func:`flatten`, worked out once per module (every forward asks again)."""
+    if module not in _CHAINS:
+        _CHAINS[module] = flatten(module)
+    return _CHAINS[module]
 
 
 def flatten(module: nn.Module) -> list[nn.Module] | None:
@@ -46,24 +61,6 @@ def flatten(module: nn.Module) -> list[nn.Module] | None:
     return None
 
 
-def _shared_batch_norm(x: torch.Tensor, norms: Sequence[nn.BatchNorm2d]) -> torch.Tensor:
-    """Batch norms without affine weights that all see ``x``, in training mode: normalise once, and update every
-    module's running statistics as its own run would have."""
-    first = norms[0]
-    out = F.batch_norm(x, None, None, None, None, True, 0.0, first.eps)
-    if first.track_running_stats:
-        with torch.no_grad():
-            var, mean = torch.var_mean(x, dim=(0, 2, 3), unbiased=True)
-            for norm in norms:
-                norm.num_batches_tracked.add_(1)  # type: ignore[union-attr,operator]
-                momentum = norm.momentum
-                if momentum is None:  # cumulative average
-                    momentum = 1.0 / float(norm.num_batches_tracked)  # type: ignore[arg-type]
-                norm.running_mean.lerp_(mean, momentum)  # type: ignore[union-attr,arg-type]
-                norm.running_var.lerp_(var, momentum)  # type: ignore[union-attr,arg-type]
-    return out
-
-
 class SharedPrefix:
     """Per source: the outputs of parameter-free layer prefixes, keyed by the layers they applied."""
 
@@ -73,7 +70,7 @@ class SharedPrefix:
     def run(self, ops: Sequence[nn.Module]) -> tuple[torch.Tensor, list[list[nn.Module]]]:
         """Apply the longest shared parameter-free prefix of ``ops`` (one op per edge, same structure); return its
         output and, per edge, the layers still to run."""
-        chains = [flatten(op) for op in ops]
+        chains = [chain(op) for op in ops]
         if any(c is None for c in chains):
             raise ValueError("ops are not plain chains of layers")
         key: tuple[Any, ...] = ()
@@ -92,9 +89,11 @@ class SharedPrefix:
             key = (*key, step)
             if key not in self.cache:
                 if step[0] == "bn":
-                    self.cache[key] = _shared_batch_norm(x, layers)
+                    self.cache[key] = native.batch_norm(x, layers)
                 elif isinstance(first, nn.ReLU):
                     self.cache[key] = F.relu(x)
+                elif isinstance(first, nn.AvgPool2d):
+                    self.cache[key] = native.avg_pool(x, first)
                 else:
                     self.cache[key] = first(x)
             x = self.cache[key]
@@ -104,7 +103,7 @@ class SharedPrefix:
 
 def batchable(op: nn.Module) -> bool:
     """Whether ``op`` can run through :class:`SharedPrefix` (a plain chain of layers)."""
-    return flatten(op) is not None
+    return chain(op) is not None
 
 
 def is_zero(op: nn.Module) -> bool:

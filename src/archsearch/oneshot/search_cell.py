@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archsearch.errors import BuildError
+from archsearch.nn import native
 from archsearch.nn.ops import make_op
 from archsearch.oneshot.mixed import SharedPrefix, batchable, is_zero
 
@@ -48,9 +49,35 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
 
 
 def _run_layers(x: torch.Tensor, layers: Sequence[nn.Module]) -> torch.Tensor:
-    for layer in layers:
-        x = layer(x)
+    """Apply ``layers`` in order; a training-mode batch norm without affine weights runs through
+    :func:`archsearch.nn.native.batch_norm`, with the ReLU that follows it fused in."""
+    i = 0
+    while i < len(layers):
+        layer = layers[i]
+        if isinstance(layer, nn.BatchNorm2d) and layer.training and not layer.affine:
+            relu = i + 1 < len(layers) and isinstance(layers[i + 1], nn.ReLU)
+            x = native.batch_norm(x, [layer], relu=relu)
+            i += 2 if relu else 1
+        else:
+            x = layer(x)
+            i += 1
     return x
+
+
+def _weighted_sum(
+    folded: list[tuple[torch.Tensor, torch.Tensor, nn.BatchNorm2d]], plain: list[tuple[torch.Tensor, torch.Tensor]]
+) -> torch.Tensor:
+    """One edge's ``sum_k w_k * op_k(x)``: in one compiled pass when some ops' last batch norms were folded,
+    else as fused multiply-adds."""
+    if folded:
+        return native.mixed_sum(folded, plain)
+    if not plain:
+        raise ValueError("a mixed edge needs at least one op besides 'none'")
+    (w, y), rest = plain[0], plain[1:]
+    out = w * y
+    for w, y in rest:
+        out = torch.addcmul(out, w, y)
+    return out
 
 
 def _search_op(name: str, C: int, stride: int) -> nn.Module:
@@ -137,23 +164,28 @@ class SearchCell(nn.Module):
         out_edges = [e for e, (_, frm) in enumerate(self.edge_list) if frm == source]
         x, bypass = self._split(x, source)
         shared = SharedPrefix(x)
-        outs: list[torch.Tensor | None] = [None] * len(out_edges)
+        folded: list[list[tuple[torch.Tensor, torch.Tensor, nn.BatchNorm2d]]] = [[] for _ in out_edges]
+        plain: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in out_edges]
         for k in range(len(self.op_names)):
             ops = [self.edges[e][k] for e in out_edges]
             if is_zero(ops[0]):
                 continue
-            if batchable(ops[0]):
-                y, rests = shared.run(ops)
-                ys = [_run_layers(y, rest) for rest in rests]
-            else:
-                ys = [op(x) for op in ops]
-            for idx, (e, y_e) in enumerate(zip(out_edges, ys)):
-                prev = outs[idx]
-                outs[idx] = weights[e, k] * y_e if prev is None else torch.addcmul(prev, weights[e, k], y_e)
+            if not batchable(ops[0]):
+                for idx, (e, op) in enumerate(zip(out_edges, ops)):
+                    plain[idx].append((weights[e, k], op(x)))
+                continue
+            y, rests = shared.run(ops)
+            for idx, (e, rest) in enumerate(zip(out_edges, rests)):
+                if rest and isinstance(rest[-1], nn.BatchNorm2d):  # fold the op's last batch norm when it can
+                    z = _run_layers(y, rest[:-1])
+                    if native.can_fold(z, rest[-1]):
+                        folded[idx].append((weights[e, k], z, rest[-1]))
+                    else:
+                        plain[idx].append((weights[e, k], _run_layers(z, rest[-1:])))
+                else:
+                    plain[idx].append((weights[e, k], _run_layers(y, rest)))
         for idx, e in enumerate(out_edges):
-            term = outs[idx]
-            if term is None:
-                raise ValueError("a mixed edge needs at least one op besides 'none'")
+            term = _weighted_sum(folded[idx], plain[idx])
             if bypass is not None:
                 term = torch.cat([term, bypass], dim=1)
             if edge_weights is not None:

@@ -77,7 +77,7 @@ class Spos(OneShotMethod):
             loss.backward()  # summed: each op's weights get exactly its own path's gradient (FairNAS)
             total_loss += float(loss.detach())
             total_correct += int((logits.argmax(-1) == y).sum())
-        nn.utils.clip_grad_norm_(list(self.net.weight_parameters()), self.config.grad_clip)
+        nn.utils.clip_grad_norm_(self.weights, self.config.grad_clip)
         self.w_optimizer.step()
         self.scheduler.step()
         # the loss and accuracy of the average path on this batch

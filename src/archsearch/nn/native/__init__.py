@@ -1,0 +1,344 @@
+"""Compiled CPU kernels for training: the weight gradient of 5x5 depthwise convolutions and batch norm without
+affine weights, on float32 channels-last batches whose channel count is a multiple of 16 (a supernet's layers).
+
+Why: oneDNN's depthwise weight gradient has a fast path for 3x3 kernels only; a 5x5 one on a 64x16x32x32 batch
+takes about 4 ms where the forward takes 0.3 ms, and a DARTS supernet has two of them per edge. PyTorch's batch
+norm on channels-last batches of 16 channels takes about twice the passes it needs. The kernels here compute the
+same sums (float rounding aside; ``tests/test_native_kernels.py`` checks them against PyTorch's).
+
+They are C++ (``kernels.cpp``), built once per machine with PyTorch's extension builder on first use (about 20 s;
+it needs a C++ compiler and ninja) and cached under ``TORCH_EXTENSIONS_DIR`` (default ``~/.cache/torch_extensions``),
+one build per instruction set so a cache shared between machines stays correct. Where the build fails, a warning
+says why once and the layers run on PyTorch's own kernels (the same math, slower). ``ARCHSEARCH_NATIVE=0`` turns
+them off.
+
+Importing this module installs :func:`depthwise_conv` as :class:`archsearch.nn.conv.DepthwiseConv2d`'s training
+convolution; supernets call :func:`batch_norm` for their batch norms.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from archsearch.nn.conv import DepthwiseConv2d
+
+log = logging.getLogger(__name__)
+
+#: extra compiler flags by the CPU capability PyTorch reports (the build is named after it)
+_ISA_FLAGS = {"AVX512": ["-mavx512f", "-mavx512dq", "-mfma"], "AVX2": ["-mavx2", "-mfma"]}
+_lock = threading.Lock()
+_state: dict[str, Any] = {}
+
+
+def kernels() -> Any | None:
+    """The compiled kernels (built on first call), or ``None`` where they are turned off or cannot be built."""
+    if _state.get("off"):
+        return None
+    if "module" in _state:
+        return _state["module"]
+    with _lock:
+        if "module" not in _state:
+            _state["module"] = _build()
+    return _state["module"]
+
+
+@contextmanager
+def turned_off() -> Iterator[None]:
+    """Inside the block every layer runs on PyTorch's own kernels (comparisons, benchmarks)."""
+    before = _state.get("off", False)
+    _state["off"] = True
+    try:
+        yield
+    finally:
+        _state["off"] = before
+
+
+def unavailable_reason() -> str | None:
+    """Why :func:`kernels` is ``None`` (``None`` when the kernels are in use)."""
+    kernels()
+    return _state.get("reason")
+
+
+def _build() -> Any | None:
+    if os.environ.get("ARCHSEARCH_NATIVE", "1") == "0":
+        _state["reason"] = "turned off by ARCHSEARCH_NATIVE=0"
+        return None
+    capability = torch.backends.cpu.get_cpu_capability()
+    name = f"archsearch_kernels_{capability.lower()}"
+    try:
+        from torch.utils.cpp_extension import load
+
+        log.info("loading archsearch's CPU kernels (%s; built once, about 20 s)", name)
+        return load(
+            name,
+            [str(Path(__file__).with_name("kernels.cpp"))],
+            # OpenMP as PyTorch uses it (at::parallel_for is compiled in here); the loader binds it to the
+            # libgomp.so.1 PyTorch has already loaded, so there is one thread pool
+            extra_cflags=["-O3", "-fopenmp", *_ISA_FLAGS.get(capability, [])],
+            extra_ldflags=["-fopenmp"],
+            verbose=False,
+        )
+    except Exception as exc:  # a missing compiler or ninja raises RuntimeError, OSError or a build error
+        lines = str(exc).strip().splitlines() or [""]
+        first_error = next((line.strip() for line in lines if "error:" in line.lower()), lines[0].strip())
+        reason = f"{type(exc).__name__}: {first_error}"
+        _state["reason"] = reason
+        warnings.warn(
+            f"archsearch's compiled CPU kernels could not be built ({reason}); training runs on PyTorch's own "
+            "kernels (the same math, slower). Set ARCHSEARCH_NATIVE=0 to silence this.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
+
+
+def _eligible(x: torch.Tensor, channels: int) -> bool:
+    """A float32 channels-last CPU batch, 16k channels, gradients recorded, nothing tracing or casting it."""
+    return (
+        x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and x.dim() == 4
+        and channels % 16 == 0
+        and x.is_contiguous(memory_format=torch.channels_last)
+        and torch.is_grad_enabled()
+        and not torch.is_autocast_enabled("cpu")
+        and not torch.jit.is_tracing()
+        and not torch.compiler.is_compiling()
+        and not _exporting()
+    )
+
+
+def _exporting() -> bool:
+    is_exporting = getattr(torch.compiler, "is_exporting", None)
+    return bool(is_exporting and is_exporting())
+
+
+# --- depthwise convolution -------------------------------------------------------------------------------------
+class _DepthwiseConv(torch.autograd.Function):
+    """oneDNN's forward; the input gradient at stride 1 as oneDNN's forward convolution with the kernel flipped
+    (the same sums; oneDNN's own backward-data is 2-8x slower on channels-last depthwise convolutions); the weight
+    gradient of 5x5 kernels on the compiled kernel, of others by oneDNN."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.stride, ctx.padding = stride, padding
+        return F.conv2d(x, weight, None, stride, padding, 1, weight.shape[0])
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, weight = ctx.saved_tensors
+        s, p, k, C = ctx.stride, ctx.padding, weight.shape[-1], weight.shape[0]
+        grad = grad.contiguous(memory_format=torch.channels_last)
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:
+            if s == 1:
+                grad_x = F.conv2d(grad, weight.flip(-1, -2), None, 1, k - 1 - p, 1, C)
+            else:
+                grad_x = torch.ops.aten.convolution_backward(
+                    grad, x, weight, None, [s, s], [p, p], [1, 1], False, [0, 0], C, [True, False, False]
+                )[0]
+        if ctx.needs_input_grad[1]:
+            if k == 5:
+                grad_w = kernels().depthwise_weight_grad(x, grad, k, s, p, 1)  # type: ignore[union-attr]
+            else:
+                grad_w = torch.ops.aten.convolution_backward(
+                    grad, x, weight, None, [s, s], [p, p], [1, 1], False, [0, 0], C, [False, True, False]
+                )[1]
+        return grad_x, grad_w, None, None
+
+
+def depthwise_conv(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
+    """An undilated depthwise convolution without bias, its backward pass as :class:`_DepthwiseConv` describes
+    when the batch allows it (square 3x3 or 5x5 kernel, padding below the kernel size), else plain ``F.conv2d``."""
+    k = weight.shape[-1]
+    if (
+        k == weight.shape[-2]
+        and k in (3, 5)
+        and padding < k
+        and (x.requires_grad or weight.requires_grad)
+        and _eligible(x, x.shape[1])
+        and kernels() is not None
+    ):
+        return _DepthwiseConv.apply(x, weight, stride, padding)
+    return F.conv2d(x, weight, None, stride, padding, 1, weight.shape[0])
+
+
+DepthwiseConv2d.training_conv = staticmethod(depthwise_conv)
+
+
+# --- batch norm without affine weights ----------------------------------------------------------------------------
+class _BatchNorm(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, eps: float, relu: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        out, mean, invstd, var = kernels().batch_norm_forward(x, eps, relu)  # type: ignore[union-attr]
+        ctx.save_for_backward(x, mean, invstd, out if relu else None)
+        ctx.mark_non_differentiable(mean, var)
+        return out, mean, var
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor, *_: Any) -> tuple[torch.Tensor | None, None, None]:
+        x, mean, invstd, out = ctx.saved_tensors
+        return kernels().batch_norm_backward(grad, x, mean, invstd, out, 1.0)[0], None, None  # type: ignore[union-attr]
+
+
+def batch_norm(x: torch.Tensor, norms: Sequence[nn.BatchNorm2d], relu: bool = False) -> torch.Tensor:
+    """Training-mode batch norms without affine weights that all see ``x`` (one, or the same layer of several
+    edges): normalise once, on the compiled kernel where the batch allows it, and update every module's running
+    statistics as its own run would have. ``relu``: a ReLU follows, fused into the kernel."""
+    first = norms[0]
+    if any(n.affine or not n.training or n.eps != first.eps for n in norms):
+        raise ValueError("batch_norm takes training-mode batch norms without affine weights and with one eps")
+    if _eligible(x, x.shape[1]) and kernels() is not None:
+        out, mean, var = _BatchNorm.apply(x, first.eps, relu)
+    elif len(norms) == 1:
+        return F.relu(first(x)) if relu else first(x)
+    else:
+        out, mean, invstd = torch.native_batch_norm(x, None, None, None, None, True, 0.0, first.eps)
+        var = (invstd.detach() ** -2 - first.eps).clamp_min(0.0)
+        out = F.relu(out) if relu else out
+    _update_running_stats(norms, mean, var, x.numel() // x.shape[1])
+    return out
+
+
+def _update_running_stats(norms: Sequence[nn.BatchNorm2d], mean: torch.Tensor, var: torch.Tensor, n: int) -> None:
+    """Each module's running statistics, as its own training-mode forward on a batch of ``n`` values per channel
+    with this (biased) ``var`` would have updated them."""
+    if not norms[0].track_running_stats:
+        return
+    ext = kernels()
+    if ext is not None and mean.device.type == "cpu" and mean.dtype == torch.float32:
+        for norm in norms:
+            momentum = -1.0 if norm.momentum is None else norm.momentum
+            ext.update_running_stats(
+                norm.running_mean, norm.running_var, norm.num_batches_tracked, mean, var, momentum, n
+            )
+        return
+    with torch.no_grad():
+        mean, unbiased = mean.detach(), var.detach() * (n / max(n - 1, 1))
+        for norm in norms:
+            norm.num_batches_tracked.add_(1)  # type: ignore[union-attr,operator]
+            momentum = norm.momentum
+            if momentum is None:  # cumulative average
+                momentum = 1.0 / float(norm.num_batches_tracked)  # type: ignore[arg-type]
+            norm.running_mean.lerp_(mean, momentum)  # type: ignore[union-attr,arg-type]
+            norm.running_var.lerp_(unbiased, momentum)  # type: ignore[union-attr,arg-type]
+
+
+# --- DARTS's average pooling ----------------------------------------------------------------------------------------
+class _AvgPool3(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, stride: int) -> torch.Tensor:
+        ctx.shape, ctx.stride = (x.shape[2], x.shape[3]), stride
+        return kernels().avg_pool3_forward(x, stride)  # type: ignore[union-attr]
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return kernels().avg_pool3_backward(grad, *ctx.shape, ctx.stride), None  # type: ignore[union-attr]
+
+
+def avg_pool(x: torch.Tensor, pool: nn.AvgPool2d) -> torch.Tensor:
+    """``pool(x)``; DARTS's 3x3 average pooling (padding 1, pixels inside the image only, stride 1 or 2) runs on
+    the compiled kernel where the batch allows it (oneDNN's takes 3-5x longer on these channels-last batches)."""
+    stride = pool.stride if isinstance(pool.stride, int) else pool.stride[0]
+    if (
+        pool.kernel_size in (3, (3, 3))
+        and pool.padding in (1, (1, 1))
+        and pool.stride in (1, 2, (1, 1), (2, 2))
+        and not pool.count_include_pad
+        and not pool.ceil_mode
+        and pool.divisor_override is None
+        and _eligible(x, x.shape[1])
+        and kernels() is not None
+    ):
+        return _AvgPool3.apply(x, stride)
+    return pool(x)
+
+
+# --- a mixed edge's weighted sum with its ops' last batch norms folded in -------------------------------------------
+def can_fold(z: torch.Tensor, norm: nn.Module) -> bool:
+    """Whether the batch norm ``norm`` applied to ``z`` can be folded into :func:`mixed_sum` (training mode, no
+    affine weights, a batch the compiled kernels take)."""
+    return (
+        isinstance(norm, nn.BatchNorm2d)
+        and norm.training
+        and not norm.affine
+        and _eligible(z, z.shape[1])
+        and kernels() is not None
+    )
+
+
+class _MixedSum(torch.autograd.Function):
+    """``sum_i c_i * bn_i(z_i) + sum_j c_{n+j} * y_j`` in one pass; the backward pass of each folded batch norm
+    is scaled by its weight and yields the weight's gradient from the sums it makes anyway."""
+
+    @staticmethod
+    def forward(ctx: Any, coeffs: torch.Tensor, n_folded: int, eps: float, *tensors: torch.Tensor) -> Any:
+        ext = kernels()
+        zs, ys = list(tensors[:n_folded]), list(tensors[n_folded:])
+        stats = [ext.batch_norm_stats(z, eps) for z in zs]  # type: ignore[union-attr]
+        c = coeffs.detach().tolist()
+        means, invstds, variances = [s[0] for s in stats], [s[1] for s in stats], [s[2] for s in stats]
+        out = ext.mixed_sum(zs, means, invstds, c[:n_folded], ys, c[n_folded:])  # type: ignore[union-attr]
+        keep_ys = ys if ctx.needs_input_grad[0] else []
+        ctx.save_for_backward(*zs, *means, *invstds, *keep_ys)
+        ctx.n_folded, ctx.n_plain, ctx.coeffs = n_folded, len(ys), c
+        ctx.mark_non_differentiable(*means, *variances)
+        return (out, *means, *variances)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor, *_: Any) -> tuple[torch.Tensor | None, ...]:
+        n, c = ctx.n_folded, ctx.coeffs
+        saved = ctx.saved_tensors
+        zs, means, invstds, ys = saved[:n], saved[n : 2 * n], saved[2 * n : 3 * n], saved[3 * n :]
+        grad = grad.contiguous(memory_format=torch.channels_last)
+        flat_grad = grad.permute(0, 2, 3, 1).reshape(-1)
+        dots: list[float] = []
+        grads: list[torch.Tensor | None] = []
+        for i in range(n):
+            dz, dot = kernels().batch_norm_backward(grad, zs[i], means[i], invstds[i], None, c[i])  # type: ignore
+            grads.append(dz if ctx.needs_input_grad[3 + i] else None)
+            dots.append(dot)
+        for j in range(ctx.n_plain):
+            grads.append(grad * c[n + j] if ctx.needs_input_grad[3 + n + j] else None)
+            if ctx.needs_input_grad[0]:
+                dots.append(float(torch.dot(flat_grad, ys[j].permute(0, 2, 3, 1).reshape(-1))))
+        grad_coeffs = torch.tensor(dots, dtype=grad.dtype) if ctx.needs_input_grad[0] else None
+        return (grad_coeffs, None, None, *grads)
+
+
+def mixed_sum(
+    folded: Sequence[tuple[torch.Tensor, torch.Tensor, nn.BatchNorm2d]],
+    plain: Sequence[tuple[torch.Tensor, torch.Tensor]],
+) -> torch.Tensor:
+    """A mixed edge's output ``sum w * norm(z) + sum w * y`` from ``folded`` ``(w, z, norm)`` (each passed
+    :func:`can_fold`; running statistics updated) and ``plain`` ``(w, y)`` terms, ``w`` 0-dim weights; every
+    tensor channels-last of one shape."""
+    if not folded:
+        raise ValueError("mixed_sum needs at least one folded batch norm")
+    eps = folded[0][2].eps
+    if any(norm.eps != eps for _, _, norm in folded):
+        raise ValueError("folded batch norms must share one eps")
+    coeffs = torch.stack([w for w, _, _ in folded] + [w for w, _ in plain])
+    ys = [y.contiguous(memory_format=torch.channels_last) for _, y in plain]
+    outputs = _MixedSum.apply(coeffs, len(folded), eps, *[z for _, z, _ in folded], *ys)
+    out, stats = outputs[0], outputs[1:]
+    n = len(folded)
+    for i, (_, z, norm) in enumerate(folded):
+        _update_running_stats([norm], stats[i], stats[n + i], z.numel() // z.shape[1])
+    return out
