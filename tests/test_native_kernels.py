@@ -51,12 +51,13 @@ def test_depthwise_conv_gradients_match_pytorch(C: int, H: int, k: int, stride: 
 
 def test_depthwise_weight_gradient_kernel_against_onednn() -> None:
     x = _batch(48, 12, B=3)
-    for stride in (1, 2):
-        w = torch.randn(48, 1, 5, 5)
-        g = torch.randn_like(F.conv2d(x, w, None, stride, 2, 1, 48))
-        ours = native.kernels().depthwise_weight_grad(x, g, 5, stride, 2, 1)
+    for k, stride in ((5, 1), (5, 2), (3, 1), (3, 2)):
+        w = torch.randn(48, 1, k, k)
+        p = k // 2
+        g = torch.randn_like(F.conv2d(x, w, None, stride, p, 1, 48))
+        ours = native.kernels().depthwise_weight_grad(x, g, k, stride, p, 1)
         ref = torch.ops.aten.convolution_backward(
-            g, x, w, None, [stride] * 2, [2, 2], [1, 1], False, [0, 0], 48, [False, True, False]
+            g, x, w, None, [stride] * 2, [p, p], [1, 1], False, [0, 0], 48, [False, True, False]
         )[1]
         _close(ours, ref, 1e-4)
 
@@ -159,6 +160,15 @@ def test_a_supernet_step_gives_the_same_gradients_with_and_without_the_kernels()
         grads.append(torch.autograd.grad(loss, list(net.parameters())))
     for a, b in zip(*grads):
         _close(a, b, 2e-4)
+
+
+def test_a_backward_pass_started_with_the_kernels_finishes_with_them() -> None:
+    norm = nn.BatchNorm2d(16, affine=False)
+    x = _batch(16, 8).requires_grad_()
+    out = native.batch_norm(x, [norm], relu=True)
+    with native.turned_off():
+        (grad,) = torch.autograd.grad(out.sum(), x)
+    assert torch.isfinite(grad).all()
 
 
 def test_a_build_that_fails_warns_and_training_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:

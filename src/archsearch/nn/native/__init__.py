@@ -1,10 +1,12 @@
-"""Compiled CPU kernels for training: the weight gradient of 5x5 depthwise convolutions and batch norm without
-affine weights, on float32 channels-last batches whose channel count is a multiple of 16 (a supernet's layers).
+"""Compiled CPU kernels for training a supernet's layers on float32 channels-last batches whose channel count is a
+multiple of 16: the backward pass of depthwise convolutions, batch norm without affine weights (with the ReLU that
+follows it), a mixed edge's weighted sum with its ops' last batch norms folded in, and DARTS's 3x3 average pooling.
 
 Why: oneDNN's depthwise weight gradient has a fast path for 3x3 kernels only; a 5x5 one on a 64x16x32x32 batch
-takes about 4 ms where the forward takes 0.3 ms, and a DARTS supernet has two of them per edge. PyTorch's batch
-norm on channels-last batches of 16 channels takes about twice the passes it needs. The kernels here compute the
-same sums (float rounding aside; ``tests/test_native_kernels.py`` checks them against PyTorch's).
+takes about 4 ms where the forward takes 0.3 ms, and a DARTS supernet has two of them per edge. Inside a search step
+every layer writes an activation that does not fit in cache, so each tensor that is never written (a folded batch
+norm's output, a ReLU's) saves a pass over memory. The kernels compute the same sums as PyTorch's layers (float
+rounding aside; ``tests/test_native_kernels.py`` checks outputs, gradients and running statistics).
 
 They are C++ (``kernels.cpp``), built once per machine with PyTorch's extension builder on first use (about 20 s;
 it needs a C++ compiler and ninja) and cached under ``TORCH_EXTENSIONS_DIR`` (default ``~/.cache/torch_extensions``),
@@ -13,7 +15,7 @@ says why once and the layers run on PyTorch's own kernels (the same math, slower
 them off.
 
 Importing this module installs :func:`depthwise_conv` as :class:`archsearch.nn.conv.DepthwiseConv2d`'s training
-convolution; supernets call :func:`batch_norm` for their batch norms.
+convolution; supernets call :func:`batch_norm`, :func:`avg_pool` and :func:`mixed_sum`.
 """
 
 from __future__ import annotations
@@ -50,6 +52,11 @@ def kernels() -> Any | None:
     with _lock:
         if "module" not in _state:
             _state["module"] = _build()
+    return _state["module"]
+
+
+def _loaded() -> Any:
+    """The kernels a layer's forward found available (its backward uses them even inside :func:`turned_off`)."""
     return _state["module"]
 
 
@@ -152,7 +159,7 @@ class _DepthwiseConv(torch.autograd.Function):
                 )[0]
         if ctx.needs_input_grad[1]:
             if k == 5:
-                grad_w = kernels().depthwise_weight_grad(x, grad, k, s, p, 1)  # type: ignore[union-attr]
+                grad_w = _loaded().depthwise_weight_grad(x, grad, k, s, p, 1)  # type: ignore[union-attr]
             else:
                 grad_w = torch.ops.aten.convolution_backward(
                     grad, x, weight, None, [s, s], [p, p], [1, 1], False, [0, 0], C, [False, True, False]
@@ -183,7 +190,7 @@ DepthwiseConv2d.training_conv = staticmethod(depthwise_conv)
 class _BatchNorm(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, eps: float, relu: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        out, mean, invstd, var = kernels().batch_norm_forward(x, eps, relu)  # type: ignore[union-attr]
+        out, mean, invstd, var = _loaded().batch_norm_forward(x, eps, relu)  # type: ignore[union-attr]
         ctx.save_for_backward(x, mean, invstd, out if relu else None)
         ctx.mark_non_differentiable(mean, var)
         return out, mean, var
@@ -192,7 +199,7 @@ class _BatchNorm(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad: torch.Tensor, *_: Any) -> tuple[torch.Tensor | None, None, None]:
         x, mean, invstd, out = ctx.saved_tensors
-        return kernels().batch_norm_backward(grad, x, mean, invstd, out, 1.0)[0], None, None  # type: ignore[union-attr]
+        return _loaded().batch_norm_backward(grad, x, mean, invstd, out, 1.0)[0], None, None  # type: ignore[union-attr]
 
 
 def batch_norm(x: torch.Tensor, norms: Sequence[nn.BatchNorm2d], relu: bool = False) -> torch.Tensor:
@@ -243,12 +250,12 @@ class _AvgPool3(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, stride: int) -> torch.Tensor:
         ctx.shape, ctx.stride = (x.shape[2], x.shape[3]), stride
-        return kernels().avg_pool3_forward(x, stride)  # type: ignore[union-attr]
+        return _loaded().avg_pool3_forward(x, stride)  # type: ignore[union-attr]
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return kernels().avg_pool3_backward(grad, *ctx.shape, ctx.stride), None  # type: ignore[union-attr]
+        return _loaded().avg_pool3_backward(grad, *ctx.shape, ctx.stride), None  # type: ignore[union-attr]
 
 
 def avg_pool(x: torch.Tensor, pool: nn.AvgPool2d) -> torch.Tensor:
@@ -288,7 +295,7 @@ class _MixedSum(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, coeffs: torch.Tensor, n_folded: int, eps: float, *tensors: torch.Tensor) -> Any:
-        ext = kernels()
+        ext = _loaded()
         zs, ys = list(tensors[:n_folded]), list(tensors[n_folded:])
         stats = [ext.batch_norm_stats(z, eps) for z in zs]  # type: ignore[union-attr]
         c = coeffs.detach().tolist()
@@ -311,7 +318,7 @@ class _MixedSum(torch.autograd.Function):
         dots: list[float] = []
         grads: list[torch.Tensor | None] = []
         for i in range(n):
-            dz, dot = kernels().batch_norm_backward(grad, zs[i], means[i], invstds[i], None, c[i])  # type: ignore
+            dz, dot = _loaded().batch_norm_backward(grad, zs[i], means[i], invstds[i], None, c[i])  # type: ignore
             grads.append(dz if ctx.needs_input_grad[3 + i] else None)
             dots.append(dot)
         for j in range(ctx.n_plain):
