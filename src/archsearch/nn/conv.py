@@ -9,6 +9,11 @@ same sums, outputs and gradients equal to float rounding, 4-10x faster forward a
 
 It is an ``nn.Conv2d`` with the same parameters and state-dict keys, and it runs as ``nn.Conv2d`` on other devices
 (cuDNN has no such gap), other memory formats and settings the rewrite does not cover.
+
+:class:`PointwiseConv2d` routes around a PyTorch bug instead: the CPU backward of a *strided* 1x1 convolution on a
+channels-last input with few channels (e.g. 4 in, 2 out) writes past its buffer (heap corruption, a crash or a hang;
+``tests/scripts/conv_sweep.py`` finds the shapes). A strided 1x1 convolution only reads every ``s``-th pixel, so it
+equals a stride-1 1x1 convolution over the subsampled input, which is what it runs: the same sums on every device.
 """
 
 from __future__ import annotations
@@ -76,3 +81,28 @@ class DepthwiseConv2d(nn.Conv2d):
         out = out.permute(0, 2, 3, 1).reshape(d, d, B, Hp, Wp, C).permute(2, 3, 0, 4, 1, 5)
         out = out.reshape(B, Hp * d, Wp * d, C)[:, :H, :W].permute(0, 3, 1, 2)
         return out.contiguous(memory_format=torch.channels_last)
+
+
+class PointwiseConv2d(nn.Conv2d):
+    """A 1x1 convolution that runs a strided one as a stride-1 one over the subsampled input (see the module
+    docstring); same parameters and state-dict keys as ``nn.Conv2d``."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1, padding: int = 0, bias: bool = False) -> None:
+        super().__init__(c_in, c_out, 1, stride=stride, padding=padding, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (s, s_w), (p, p_w) = self.stride, self.padding  # type: ignore[misc]
+        if (s, s_w) == (1, 1) or self.padding_mode != "zeros" or x.dim() != 4:
+            return super().forward(x)
+        layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+        if p or p_w:
+            x = F.pad(x, (p_w, p_w, p, p))
+        x = x[:, :, ::s, ::s_w].contiguous(memory_format=layout)
+        return F.conv2d(x, self.weight, self.bias, 1, 0, 1, self.groups)
+
+
+def conv2d(c_in: int, c_out: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> nn.Conv2d:
+    """A bias-free convolution; a 1x1 one is a :class:`PointwiseConv2d` (safe at any stride)."""
+    if kernel == 1:
+        return PointwiseConv2d(c_in, c_out, stride, padding)
+    return nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, dilation=dilation, bias=False)

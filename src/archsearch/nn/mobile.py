@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from archsearch.errors import BuildError
+from archsearch.nn.conv import PointwiseConv2d
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ class SkipBlock(nn.Module):
     def __init__(self, inp: int, oup: int, stride: int) -> None:
         super().__init__()
         self.downsample = (
-            nn.Sequential(nn.Conv2d(inp, oup, 1, stride, bias=False), nn.BatchNorm2d(oup))
+            nn.Sequential(PointwiseConv2d(inp, oup, stride), nn.BatchNorm2d(oup))
             if stride != 1 or inp != oup
             else None
         )

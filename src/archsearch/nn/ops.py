@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archsearch.errors import BuildError
-from archsearch.nn.conv import DepthwiseConv2d
+from archsearch.nn.conv import DepthwiseConv2d, PointwiseConv2d, conv2d
 from archsearch.registry import Registry
 
 
@@ -34,7 +34,7 @@ class ReLUConvBN(nn.Module):
         super().__init__()
         self.op = nn.Sequential(
             nn.ReLU(inplace=False),
-            nn.Conv2d(C_in, C_out, kernel, stride=stride, padding=padding, dilation=dilation, bias=False),
+            conv2d(C_in, C_out, kernel, stride, padding, dilation),
             nn.BatchNorm2d(C_out, affine=affine),
         )
 
@@ -48,7 +48,7 @@ class ConvBNReLU(nn.Module):
     def __init__(self, C_in: int, C_out: int, kernel: int, stride: int = 1) -> None:
         super().__init__()
         self.op = nn.Sequential(
-            nn.Conv2d(C_in, C_out, kernel, stride=stride, padding=kernel // 2, bias=False),
+            conv2d(C_in, C_out, kernel, stride, kernel // 2),
             nn.BatchNorm2d(C_out),
             nn.ReLU(inplace=True),
         )
@@ -124,8 +124,8 @@ class FactorizedReduce(nn.Module):
         if C_out % 2:
             raise BuildError(f"FactorizedReduce needs an even number of output channels, got {C_out}")
         self.relu = nn.ReLU(inplace=False)
-        self.conv_1 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, padding=0, bias=False)
-        self.conv_2 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, padding=0, bias=False)
+        self.conv_1 = PointwiseConv2d(C_in, C_out // 2, stride=2)
+        self.conv_2 = PointwiseConv2d(C_in, C_out // 2, stride=2)
         self.bn = nn.BatchNorm2d(C_out, affine=affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
