@@ -11,6 +11,7 @@ from torch import nn
 
 from archsearch.errors import ArchsearchError
 from archsearch.nn.baseline import build_model
+from archsearch.outputs import save_torch, write_file
 from archsearch.spaces import genotype_from_json, get_space
 
 WEIGHTS = "model.pt"
@@ -49,8 +50,8 @@ def save_trained(directory: str | Path, model: nn.Module, spec: dict[str, Any], 
     """Write ``model.pt`` (the state dict) and ``record.json`` (spec and result) into ``directory``."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), out / WEIGHTS)
-    (out / RECORD).write_text(json.dumps({"spec": spec, **record}, indent=2))
+    save_torch(model.state_dict(), out / WEIGHTS)
+    write_file(json.dumps({"spec": spec, **record}, indent=2), out / RECORD)
     return out
 
 
@@ -61,6 +62,31 @@ def load_trained(directory: str | Path, device: str = "cpu") -> tuple[nn.Module,
         raise ArchsearchError(f"{folder}: expected {WEIGHTS} and {RECORD} written by `archsearch train --save`")
     record = json.loads((folder / RECORD).read_text())
     model = build_from_spec(record["spec"])
-    state = torch.load(folder / WEIGHTS, map_location=device, weights_only=True)
-    model.load_state_dict(state)
+    load_into(model, folder / WEIGHTS, device)
     return model.to(device).eval(), record
+
+
+def load_weights(path: str | Path, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """The state dict in ``path``, read with ``weights_only=True`` (a pickle holding anything but tensors is
+    refused, nothing in it runs); a file that is not one is an :class:`ArchsearchError` naming it."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # UnpicklingError (code refused), a zip that is not torch's, a missing file, ...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ArchsearchError(f"{path}: not a weights file archsearch can load safely ({type(exc).__name__}: "
+                              f"{first[:200]})") from None  # fmt: skip
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):  # fmt: skip
+        raise ArchsearchError(f"{path}: not a state dict (names to tensors)")
+    return state
+
+
+def load_into(model: nn.Module, path: str | Path, device: str = "cpu") -> nn.Module:
+    """Load the weights in ``path`` into ``model``; weights of another network are refused naming the file."""
+    state = load_weights(path, device)
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ArchsearchError(f"{path}: not weights of this network ({first[:200]})") from None
+    return model

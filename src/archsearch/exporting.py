@@ -7,7 +7,10 @@
 - ``torchscript``: ``DIR/model.ts`` by ``torch.jit.trace`` for libtorch (C++) users; this PyTorch marks TorchScript
   deprecated, so its warnings are kept out of the output and the help says so; checked after ``torch.jit.load``;
 - ``python``: ``DIR/model.py`` + ``DIR/weights.pt``: plain PyTorch (see :mod:`archsearch.standalone`), checked in a
-  fresh interpreter in which archsearch cannot be imported.
+  fresh, isolated interpreter (``python -I``, model.py loaded by its path) in which archsearch cannot be imported.
+
+Everything is written into a private folder beside ``--out`` and moved into ``--out`` only after the check passed;
+``--out`` must be new or hold only files export writes, and what is there is replaced only with ``--force``.
 
 The check runs a seeded batch of 3 (another size than the one traced, so the dynamic batch is exercised) and
 requires the largest absolute difference from PyTorch eager to be at most 1e-4 x max(1, the largest |logit|): a
@@ -19,8 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -31,6 +36,7 @@ import torch
 from torch import nn
 
 from archsearch.errors import ArchsearchError
+from archsearch.outputs import new_folder_beside
 
 FORMATS = ("onnx", "pt2", "torchscript", "python")
 FILES = {"onnx": "model.onnx", "pt2": "model.pt2", "torchscript": "model.ts", "python": "model.py"}
@@ -152,54 +158,86 @@ def _torchscript(model: nn.Module, example: torch.Tensor, path: Path, check: tor
         return loaded(check), "torch.jit.load"
 
 
+# run as `python -I` (no current directory, no user site, no PYTHON* variables on sys.path): model.py is loaded by
+# its path, so nothing else in its folder can be imported in its place, and archsearch is hidden from it
 _RUN_STANDALONE = """
-import builtins, json, sys, torch
+import builtins, importlib.util, sys, torch
 real_import = builtins.__import__
 def no_archsearch(name, *args, **kwargs):
     if name == "archsearch" or name.startswith("archsearch."):
         raise ImportError("archsearch is hidden: model.py must not need it")
     return real_import(name, *args, **kwargs)
 builtins.__import__ = no_archsearch
-sys.path.insert(0, sys.argv[1])
-import model
-net = model.load(sys.argv[1] + "/weights.pt")
-x = torch.load(sys.argv[2], weights_only=True)
-torch.save(net(x), sys.argv[3])
+folder, check_in, check_out = sys.argv[1:4]
+spec = importlib.util.spec_from_file_location("exported_model", folder + "/model.py")
+model = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = model  # dataclasses (and pickling) look a class's module up there
+spec.loader.exec_module(model)
+net = model.load(folder + "/weights.pt")
+x = torch.load(check_in, weights_only=True)
+torch.save(net(x), check_out)
 """
 
 
 def _python(model: nn.Module, out: Path, source: str, check: torch.Tensor) -> tuple[Any, str]:
+    """Write model.py and weights.pt into the private folder ``out`` and run them in an isolated interpreter; the
+    check's own files go into a folder of their own, removed after."""
     (out / "model.py").write_text(source)
     torch.save(model.state_dict(), out / "weights.pt")
-    torch.save(check, out / "check_input.pt")
-    try:
-        run = subprocess.run([sys.executable, "-c", _RUN_STANDALONE, str(out), str(out / "check_input.pt"),
-                              str(out / "check_output.pt")], capture_output=True, text=True, timeout=600)  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="archsearch-check-") as scratch:
+        check_in, check_out = Path(scratch) / "input.pt", Path(scratch) / "output.pt"
+        torch.save(check, check_in)
+        run = subprocess.run([sys.executable, "-I", "-c", _RUN_STANDALONE, str(out), str(check_in), str(check_out)],
+                             capture_output=True, text=True, timeout=600)  # fmt: skip
         if run.returncode != 0:
             raise ArchsearchError(f"the standalone model.py failed its check: {run.stderr.strip()[-500:]}")
-        return torch.load(out / "check_output.pt", weights_only=True), "a fresh Python with archsearch hidden"
-    finally:
-        for name in ("check_input.pt", "check_output.pt"):
-            (out / name).unlink(missing_ok=True)
+        return torch.load(check_out, weights_only=True), "a fresh, isolated Python with archsearch hidden"
+
+
+def _written_names(fmt: str) -> list[str]:
+    return [FILES[fmt]] + (["weights.pt"] if fmt == "python" else [])
+
+
+def check_export_folder(out: str | Path, fmt: str, force: bool = False) -> Path:
+    """``out`` if an export of ``fmt`` may be written there: a new folder, or a real (not linked) folder that holds
+    only files export writes; the files this export writes are replaced only with ``force``."""
+    folder = Path(out)
+    if os.path.islink(folder):
+        raise ArchsearchError(f"--out {folder} is a symbolic link; archsearch does not write through links")
+    if not os.path.lexists(folder):
+        return folder
+    if not folder.is_dir():
+        raise ArchsearchError(f"--out {folder} exists and is not a folder; name a folder to export into")
+    ours = set(FILES.values()) | {"weights.pt"}
+    foreign = sorted(p.name for p in folder.iterdir() if p.name not in ours or p.is_symlink() or not p.is_file())
+    if foreign:
+        shown = ", ".join(repr(n) for n in foreign[:5]) + (" ..." if len(foreign) > 5 else "")
+        raise ArchsearchError(f"--out {folder} holds files export does not write ({shown}); export into an empty "
+                              f"or new folder (it writes only {', '.join(sorted(ours))})")  # fmt: skip
+    present = [n for n in _written_names(fmt) if (folder / n).exists()]
+    if present and not force:
+        raise ArchsearchError(f"--out {folder} already holds {', '.join(present)}; pass --force to replace")
+    return folder
 
 
 def export_network(
-    model: nn.Module, input_shape: tuple[int, int, int], fmt: str, out: str | Path, source: str | None = None
-) -> Exported:
+    model: nn.Module, input_shape: tuple[int, int, int], fmt: str, out: str | Path, source: str | None = None,
+    force: bool = False,
+) -> Exported:  # fmt: skip
     """Write ``model`` (eval mode) in format ``fmt`` into the folder ``out`` and check the written file against
-    PyTorch; ``source`` is the standalone model.py for ``python``. Nothing is left half-written: a failed export or
-    check removes what it wrote."""
+    PyTorch; ``source`` is the standalone model.py for ``python``. The files are written into a private folder
+    beside ``out`` and moved into ``out`` only after the check passed: a failed or killed export leaves ``out`` as
+    it was. Existing files are replaced only with ``force`` (see :func:`check_export_folder`)."""
     if fmt not in FORMATS:
         raise ArchsearchError(f"unknown export format {fmt!r} (allowed: {', '.join(FORMATS)})")
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = check_export_folder(out, fmt, force)
     model = model.eval()
     example, check = _batch(input_shape, 2), _batch(input_shape, 3, seed=1)
     with torch.no_grad():
         expected = model(check)
-    target = folder / FILES[fmt]
-    written = [target] + ([folder / "weights.pt"] if fmt == "python" else [])
+    scratch = new_folder_beside(folder)
     try:
+        target = scratch / FILES[fmt]
         with torch.no_grad():
             if fmt == "onnx":
                 got, how = _onnx(model, example, target, check)
@@ -210,22 +248,27 @@ def export_network(
             else:
                 if source is None:
                     raise ArchsearchError("the python format needs the standalone source")
-                got, how = _python(model, folder, source, check)
+                got, how = _python(model, scratch, source, check)
         got = (got if isinstance(got, torch.Tensor) else torch.as_tensor(got)).detach()
         diff = float((got - expected).abs().max())
         scale = max(1.0, float(expected.abs().max()))  # float32 sums reordered: relative to the logits' size
         if not diff <= TOLERANCE * scale:
             raise ArchsearchError(f"the exported {fmt} model differs from PyTorch by {diff:.3g} (allowed: "
                                   f"{TOLERANCE} x max(1, largest |logit| {scale:.3g}))")  # fmt: skip
-    except BaseException as exc:
+        folder.mkdir(parents=True, exist_ok=True)
+        check_export_folder(folder, fmt, force)  # again: nothing may have appeared there meanwhile
+        written = [folder / name for name in reversed(_written_names(fmt))]  # weights first, model.py last
         for path in written:
-            path.unlink(missing_ok=True)
+            os.replace(scratch / path.name, path)  # a rename: replaces a name, never follows a link
+    except BaseException as exc:
         if isinstance(exc, (ArchsearchError, KeyboardInterrupt)):
             raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise ArchsearchError(f"the {fmt} export failed: {type(exc).__name__}: {first[:300]}") from None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     opset = None if fmt != "onnx" else (DYNAMO_OPSET if "torch.export-based" in how else OPSET)
-    return Exported(fmt, [str(p) for p in written], diff, how, len(check), opset)
+    return Exported(fmt, [str(p) for p in reversed(written)], diff, how, len(check), opset)
 
 
 def describe(exported: Exported) -> str:

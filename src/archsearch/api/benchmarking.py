@@ -9,6 +9,7 @@ from typing import Any
 from archsearch.api.results import BenchmarkResult
 from archsearch.benchmarking import run_benchmark, tabular_strategies
 from archsearch.errors import ArchsearchError
+from archsearch.outputs import check_output, check_png_dir
 from archsearch.strategies import STRATEGIES
 
 
@@ -22,15 +23,20 @@ def benchmark(
     report: str | Path | None = None,
     png: str | Path | None = None,
     on_score: Callable[[Any], None] | None = None,
+    force: bool = False,
 ) -> BenchmarkResult:
     """Run each strategy (``"all"``: every one that runs on a table) for ``seeds`` seeds of ``queries`` distinct
     architectures against ``table``; each run's pick is the best by the table's 12-epoch validation accuracy and
     is reported by its 200-epoch test accuracy. ``report`` writes the anytime curves and distributions as a page
-    (``png``: its figures as PNGs too); ``jobs`` runs seeds in that many processes."""
+    (``png``: its figures as PNGs too; an existing report is replaced only with ``force``); ``jobs`` runs
+    seeds in that many processes."""
     if space != "nb201":
         raise ArchsearchError(f"the benchmark runs on the nb201 table; the space must be nb201, not {space}")
     if png and not report:
         raise ArchsearchError("png writes the report's figures; it needs a report file (report=FILE.html)")
+    if report:  # refused before the benchmark runs, not after
+        check_output(report, force, "the report")
+        check_png_dir(png)
     if isinstance(strategies, str):
         names = tabular_strategies() if strategies == "all" else [s.strip() for s in strategies.split(",")]
     else:

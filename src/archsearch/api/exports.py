@@ -10,10 +10,11 @@ from typing import Any
 import torch
 
 from archsearch.api.tools import check_build, genotypes, show
+from archsearch.checkpoints import load_into
 from archsearch.errors import ArchsearchError
 from archsearch.evaluators.train import scaled_build
 from archsearch.exporting import Exported, export_network
-from archsearch.rundir import describe
+from archsearch.rundir import describe, names_directory, run_file
 from archsearch.spaces import Space, get_space
 
 
@@ -21,11 +22,12 @@ def _from_run(run: Path, input_shape: Any, num_classes: Any, build: dict[str, An
     """(space, genotype, input shape, classes, build options, weights file or None) of a run's winner."""
     _, meta = describe(run)
     retrained = (meta.get("retrain") or {}).get("winner_network")
-    if retrained and (run / retrained["weights"]).is_file():
+    weights = run_file(run, retrained.get("weights"), "the retrained winner's weights") if retrained else None
+    if retrained and weights is not None and weights.is_file():
         space = get_space(retrained["space"])
         shape = tuple(input_shape or retrained["input_shape"])
         return (space, space.from_json(retrained["genotype"]), shape, num_classes or retrained["num_classes"],
-                {**retrained["build"], **build}, run / retrained["weights"])  # fmt: skip
+                {**retrained["build"], **build}, weights)  # fmt: skip
     view = show(run)
     if view.oneshot is not None:
         if view.oneshot.genotype is None:
@@ -64,7 +66,7 @@ def network_of(
     """(space, genotype, network with its weights, input shape, classes, build options) of a run directory's winner
     (retrained weights when the run retrained it) or of an architecture (default input 3,32,32 and 10 classes)."""
     given = {k: v for k, v in (build or {}).items() if v is not None}
-    if isinstance(arch, (str, Path)) and Path(arch).is_dir():
+    if names_directory(arch):
         sp, genotype, shape, classes, options, stored = _from_run(Path(arch), input_shape, num_classes, given)
     else:
         ((sp, genotype),) = genotypes([arch], space)
@@ -76,12 +78,7 @@ def network_of(
     model = sp.build(genotype, c, classes, h, seed=0, **options)
     source_of_weights = weights or stored
     if source_of_weights is not None:
-        try:
-            state = torch.load(source_of_weights, map_location="cpu", weights_only=True)
-            model.load_state_dict(state)
-        except (RuntimeError, OSError, KeyError, TypeError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ArchsearchError(f"{source_of_weights}: not weights of this network ({first[:200]})") from None
+        load_into(model, source_of_weights)
     return sp, genotype, model, (c, h, h), classes, options
 
 
@@ -94,16 +91,18 @@ def export(
     num_classes: int | None = None,
     weights: str | Path | None = None,
     build: dict[str, Any] | None = None,
+    force: bool = False,
 ) -> Exported:
     """Export ``arch`` to the folder ``out`` as ``format`` (``onnx``, ``pt2``, ``torchscript`` or ``python``) and check
     the written file against PyTorch. ``arch`` is a run directory (its winner: the retrained network and weights when
     the run retrained it, else the winner as searched, freshly initialised) or an architecture (a genotype or its
     text) with ``input_shape`` (default 3,32,32) and ``num_classes`` (default 10). ``weights``: a state dict file
-    (``model.pt`` of ``archsearch train --save``, ``weights.pt``) to load first."""
+    (``model.pt`` of ``archsearch train --save``, ``weights.pt``) to load first. ``out`` must be new or hold only
+    files export writes; those are replaced only with ``force``."""
     sp, genotype, model, shape, classes, options = network_of(arch, space, input_shape, num_classes, weights, build)
     source = None
     if format == "python":
         from archsearch.standalone import standalone_source
 
         source = standalone_source(sp, genotype, shape[0], classes, shape[1], options)
-    return export_network(model, shape, format, out, source)
+    return export_network(model, shape, format, out, source, force)

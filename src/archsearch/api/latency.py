@@ -11,6 +11,7 @@ from typing import Any
 from archsearch.api.exports import network_of
 from archsearch.errors import ArchsearchError
 from archsearch.latency_lookup import LatencyTable, build_table
+from archsearch.outputs import check_output
 from archsearch.runtime_latency import check_target, measure
 from archsearch.spaces import Space
 
@@ -120,12 +121,15 @@ def latency_table(
     calibrate: int = 10,
     profile: int = 30,
     on_block: Callable[[int, str, float], None] | None = None,
+    force: bool = False,
 ) -> TableWritten:
     """Build a latency lookup table for ``space`` on ``target`` (every distinct block measured once; on eager also
-    inside ``profile`` sampled networks; then ``calibrate`` whole networks for its scale) and save it as JSON."""
+    inside ``profile`` sampled networks; then ``calibrate`` whole networks for its scale) and save it as JSON (an
+    existing ``out`` is replaced only with ``force``)."""
     shape = tuple(int(v) for v in input_shape)
     if len(shape) != 3:
         raise ArchsearchError(f"input_shape is C,H,W, got {shape}")
+    check_output(out, force)  # before the measuring, not after
     given = {k: v for k, v in (build or {}).items() if v is not None}
     table = build_table(space, target, shape, num_classes, given, threads, batch_size, warmup, repeats,  # type: ignore[arg-type]
                         calibrate, profile, on_block)  # fmt: skip

@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from archsearch.data import as_data
 from archsearch.errors import ArchsearchError
 from archsearch.evaluators.train import scaled_build
 from archsearch.experiment import SearchResult
 from archsearch.nn.baseline import build_model
+from archsearch.outputs import save_torch
+from archsearch.rundir import names_directory
 from archsearch.spaces import Space, get_space, parse_arch
 from archsearch.store import Store
 from archsearch.trainer import EpochRecord, TrainConfig, TrainResult, train
@@ -80,7 +80,7 @@ def retrain(
     ``dataset`` is anything :func:`archsearch.data.as_data` takes (default: digits). With ``run_dir``, both are
     recorded in its store for the report. ``subset``: a seeded subset (``seed``) of the training split;
     ``image_size``: for a folder of images of mixed sizes."""
-    if isinstance(arch, (str, Path)) and Path(arch).is_dir():
+    if names_directory(arch):
         from archsearch.api.tools import show
 
         view = show(arch)
@@ -135,7 +135,7 @@ def retrain(
                    "num_classes": data.num_classes, "build": dict(build or {}), "weights": WINNER_WEIGHTS}  # fmt: skip
         record: dict[str, Any] = {"dataset": data.name, "train_examples": len(data.train), "epochs": epochs,
                                   "winner_network": network}  # fmt: skip
-        torch.save(models["winner"][1].state_dict(), Path(run_dir) / WINNER_WEIGHTS)  # `archsearch export` reads it
+        save_torch(models["winner"][1].state_dict(), Path(run_dir) / WINNER_WEIGHTS)  # `archsearch export` reads it
         for name, m in out.models.items():
             record[name] = {**m.to_json(), "history": [vars(h) for h in m.result.history]}
         store = Store(run_dir)

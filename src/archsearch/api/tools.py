@@ -14,6 +14,7 @@ from archsearch import costs as cost_metrics
 from archsearch.api.results import CostRecord, Drawing, OneShotRun, ReportFile, RunView, SpaceInfo
 from archsearch.devices import check_device
 from archsearch.errors import ArchsearchError
+from archsearch.outputs import check_output
 from archsearch.rundir import DB_NAME, describe, is_busy
 from archsearch.spaces import SPACES, Space, get_space, parse_arch
 
@@ -99,8 +100,9 @@ def cost(
     return out
 
 
-def draw(arch: Any, out: str | Path, space: str | Space[Any] | None = None) -> Drawing:
-    """Draw one architecture to ``out`` (``.svg`` or ``.png``; DARTS writes ``_normal`` and ``_reduce`` files)."""
+def draw(arch: Any, out: str | Path, space: str | Space[Any] | None = None, force: bool = False) -> Drawing:
+    """Draw one architecture to ``out`` (``.svg`` or ``.png``; DARTS writes ``_normal`` and ``_reduce`` files);
+    existing files are replaced only with ``force``."""
     from archsearch.reporting.drawings import draw as draw_figures
     from archsearch.reporting.drawings import save_figure
 
@@ -109,20 +111,23 @@ def draw(arch: Any, out: str | Path, space: str | Space[Any] | None = None) -> D
     if target.suffix.lower() not in (".svg", ".png"):
         raise ArchsearchError(f"{target}: the drawing's file must end in .svg or .png")
     figures = draw_figures(genotype)
-    written = []
-    for part, fig in figures:
-        path = target if len(figures) == 1 else target.with_name(f"{target.stem}_{part}{target.suffix}")
-        written.append(str(save_figure(fig, path)))
+    paths = [target if len(figures) == 1 else target.with_name(f"{target.stem}_{part}{target.suffix}")
+             for part, _ in figures]  # fmt: skip
+    for path in paths:
+        check_output(path, force)
+    written = [str(save_figure(fig, path)) for (_, fig), path in zip(figures, paths)]
     return Drawing(str(genotype), written)
 
 
-def report(run_dir: str | Path, out: str | Path | None = None, png: str | Path | None = None) -> ReportFile:
+def report(run_dir: str | Path, out: str | Path | None = None, png: str | Path | None = None,
+           force: bool = False) -> ReportFile:  # fmt: skip
     """Write the self-contained HTML report of a run directory (a search or a one-shot search) to ``out`` (default
-    ``RUN/report.html``); with ``png`` every figure also as a PNG in that folder."""
+    ``RUN/report.html``; an existing ``out`` is replaced only with ``force``); with ``png`` every figure also as a
+    PNG in that folder."""
     from archsearch.reporting.run_report import build_run_report
 
     start = time.perf_counter()
-    path = build_run_report(run_dir, out, png)
+    path = build_run_report(run_dir, out, png, force)
     return ReportFile(path, path.stat().st_size, time.perf_counter() - start, None if png is None else str(png))
 
 
@@ -132,14 +137,16 @@ def watch_report(
     png: str | Path | None = None,
     every: float = 5.0,
     on_write: Callable[[ReportFile], None] | None = None,
+    force: bool = False,
 ) -> None:
-    """Rewrite the report every ``every`` seconds while a process writes the run, and once more when it stops."""
+    """Rewrite the report every ``every`` seconds while a process writes the run, and once more when it stops (an
+    existing ``out`` is replaced only with ``force``; the rewrites replace the watch's own)."""
     from archsearch.reporting.html import watch
 
     written: list[ReportFile] = []
 
     def build() -> Path:
-        written.append(report(run_dir, out, png))
+        written.append(report(run_dir, out, png, force=force or bool(written)))
         return written[-1].path
 
     watch(build, lambda: is_busy(run_dir), every, lambda _: on_write(written[-1]) if on_write else None)
@@ -171,6 +178,6 @@ def show(run_dir: str | Path) -> RunView:
             meta.get("_trials", 0),
         )
         return view
-    view.config = resume_config(run_dir, evaluator=meta["config"].get("evaluator"))  # shown, never built
+    view.config = resume_config(run_dir, reading=True)  # shown, never built
     view.objective, view.result = summarize_run(run_dir, view.config)
     return view

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 from archsearch import api
-from archsearch.cli.common import build_options, emit, input_shape, positive_int, read_archs
+from archsearch.cli.common import build_options, emit, finite_float, input_shape, positive_int, read_archs
 from archsearch.errors import ArchsearchError
+from archsearch.rundir import names_directory
 from archsearch.runtime_latency import TARGETS
 from archsearch.spaces import SPACES
 
@@ -18,7 +18,7 @@ from archsearch.spaces import SPACES
 def cmd_latency(args: argparse.Namespace) -> None:
     """Latency of a run's winner or an architecture on each target."""
     arch: Any = args.arch
-    if not Path(args.arch).is_dir():
+    if not names_directory(args.arch):
         archs = list(read_archs([args.arch], args.space))
         if len(archs) != 1:
             raise ArchsearchError(f"latency takes one architecture, got {len(archs)}")
@@ -46,7 +46,8 @@ def cmd_latency_table(args: argparse.Namespace) -> None:
     written = api.latency_table(args.space, args.out, target=args.target, input_shape=args.input_shape,
                                 num_classes=args.num_classes, build=build_options(args), threads=args.threads,
                                 batch_size=args.batch_size, warmup=args.warmup, repeats=args.repeats,
-                                calibrate=args.calibrate, profile=args.profile, on_block=progress)  # fmt: skip
+                                calibrate=args.calibrate, profile=args.profile, on_block=progress,
+                                force=args.force)  # fmt: skip
     w = written
     emit(args, w.to_json(), f"wrote {w.path}: {w.blocks} blocks of space {w.space} on {w.target} ({w.threads} "
                             f"thread(s), batch {w.batch_size}) in {w.built_seconds:.1f} s; calibration scale "
@@ -54,7 +55,7 @@ def cmd_latency_table(args: argparse.Namespace) -> None:
 
 
 def _build_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--width", type=float, help="channel multiplier (chain, macro, mobile)")
+    p.add_argument("--width", type=finite_float, help="channel multiplier (chain, macro, mobile)")
     p.add_argument("--head", type=positive_int, help="head conv channels (mobile, default 1280)")
     p.add_argument("--channels", type=positive_int, help="initial channels (nb201, darts)")
     p.add_argument("--cells", type=positive_int, help="cells (nb201, darts)")
@@ -82,6 +83,7 @@ def add_latency_commands(command: Any) -> None:
     p.add_argument("--space", required=True, choices=("macro", "mobile"))
     p.add_argument("--target", default="onnxruntime", choices=TARGETS)
     p.add_argument("--out", required=True, metavar="FILE.json")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--input-shape", type=input_shape, default=(3, 224, 224), help="C,H,W (default 3,224,224)")
     p.add_argument("--num-classes", type=positive_int, default=1000)
     p.add_argument("--threads", type=positive_int, default=1)

@@ -4,7 +4,6 @@ finished one), and the derived genotype recorded in the run's store."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -19,6 +18,7 @@ from archsearch.errors import ArchsearchError
 from archsearch.oneshot import METHODS, default_config
 from archsearch.oneshot.base import OneShotConfig, OneShotMethod
 from archsearch.oneshot.supernets import Supernet, build_supernet
+from archsearch.outputs import save_torch
 from archsearch.rundir import describe, versions
 from archsearch.spaces import Space, get_space
 from archsearch.store import Store
@@ -67,9 +67,7 @@ def _halves(data: Data, seed: int) -> tuple[Split, Split]:
 
 
 def _save_atomic(obj: Any, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    save_torch(obj, path)
 
 
 def run_oneshot(

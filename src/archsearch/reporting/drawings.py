@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.errors import ArchsearchError
+from archsearch.outputs import write_file
 
 OP_COLOURS = {
     "none": "#bbbbbb",
@@ -33,10 +34,12 @@ OUT_NODE = {"boxstyle": "round,pad=0.35", "fc": "#fde9d9", "ec": "#a64d1d", "lw"
 
 
 def pyplot() -> Any:
-    """matplotlib's pyplot on the Agg backend (no display needed)."""
+    """matplotlib's pyplot on the Agg backend (no display needed), with math text off: labels hold stored text (op
+    and metric names), which must show as written, never be parsed (``$\\frac{$`` would fail the figure)."""
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["text.parse_math"] = False
     import matplotlib.pyplot as plt
 
     return plt
@@ -251,7 +254,7 @@ def save_figure(fig: Any, path: str | Path, dpi: int = 150) -> Path:
     out = Path(path)
     if out.suffix.lower() not in (".svg", ".png"):
         raise ArchsearchError(f"{out}: a drawing is written as .svg or .png")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=dpi, bbox_inches="tight")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=out.suffix.lower()[1:], dpi=dpi, bbox_inches="tight")
     pyplot().close(fig)
-    return out
+    return write_file(buffer.getvalue(), out)

@@ -4,10 +4,11 @@ and renamed, so a reader never sees half a report; ``watch`` rewrites it while a
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 import math
-import os
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.errors import ArchsearchError
+from archsearch.outputs import safe_name, write_file
 from archsearch.reporting.drawings import draw, pyplot
 from archsearch.reporting.figures import Figure
 
@@ -41,10 +43,12 @@ SCRIPT = """
 (function(){
 const tip=document.getElementById('tip');
 function fmt(v){return typeof v==='number'?(Math.abs(v)>=1e5?v.toExponential(3):+v.toFixed(4)):String(v);}
-function show(d,e){let h='';for(const k in d){if(d[k]===null||d[k]===undefined)continue;
- h+=k==='arch'?'<div class="arch">'+String(d[k]).replace(/&/g,'&amp;').replace(/</g,'&lt;')+'</div>':
- '<div><b>'+k+'</b> '+fmt(d[k])+'</div>';}
- tip.innerHTML=h;tip.style.display='block';move(e);}
+function line(cls,parts){const div=document.createElement('div');if(cls)div.className=cls;
+ parts.forEach((p,i)=>{if(i===0&&parts.length>1){const b=document.createElement('b');b.textContent=p;div.append(b,' ');}
+ else div.append(p);});return div;}
+function show(d,e){tip.replaceChildren();for(const k in d){if(d[k]===null||d[k]===undefined)continue;
+ tip.append(k==='arch'?line('arch',[String(d[k])]):line('',[String(k),fmt(d[k])]));}
+ tip.style.display='block';move(e);}
 function move(e){tip.style.left=Math.min(e.clientX+14,window.innerWidth-470)+'px';tip.style.top=(e.clientY+14)+'px';}
 const POINTS=DATA.points,RECORDS=DATA.records;
 for(const gid in POINTS){const g=document.getElementById(gid);if(!g)continue;
@@ -89,10 +93,13 @@ class Page:
         import io
 
         plt = pyplot()
-        if self.png_dir is not None:
-            self.png_dir.mkdir(parents=True, exist_ok=True)
-            fig.savefig(self.png_dir / f"{name}.png", dpi=150, bbox_inches="tight")
-            self.pngs.append(self.png_dir / f"{name}.png")
+        if self.png_dir is not None:  # the name may come from stored text: one plain file name, never a path
+            stem = safe_name(name, "figure")
+            while self.png_dir / f"{stem}.png" in self.pngs:
+                stem += "_"
+            png = io.BytesIO()
+            fig.savefig(png, format="png", dpi=150, bbox_inches="tight")
+            self.pngs.append(write_file(png.getvalue(), self.png_dir / f"{stem}.png"))
         self._svgs += 1
         buffer = io.StringIO()
         with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": f"{name}-{self._svgs}"}):
@@ -126,14 +133,19 @@ class Page:
 
     def render(self) -> str:
         data = finite({"points": self.points, "records": self.records})
-        points = json.dumps(data, default=str, allow_nan=False).replace("</", "<\\/")
+        script = f"const DATA={script_json(data)};{SCRIPT}"
+        digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
+        # the one script that may run is this page's own (by its hash): no inline handlers, no network, no forms
+        policy = (f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; img-src data:; "
+                  "form-action 'none'; base-uri 'none'")  # fmt: skip
         return (
             '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f'<meta http-equiv="Content-Security-Policy" content="{esc(policy)}">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{esc(self.title)}</title><style>{STYLE}</style></head><body>"
             f"<header><h1>{esc(self.title)}</h1><p>{esc(self.subtitle)}</p></header><main>"
             + "".join(self.sections)
-            + f'</main><div id="tip"></div><script>const DATA={points};{SCRIPT}</script></body></html>'
+            + f'</main><div id="tip"></div><script>{script}</script></body></html>'
         )
 
 
@@ -166,7 +178,10 @@ def finite(obj: Any, digits: int = 5) -> Any:
     """``obj`` with floats rounded to ``digits`` significant digits and non-finite ones as ``None`` (JSON has no
     NaN)."""
     if isinstance(obj, float):
-        return float(f"{obj:.{digits}g}") if math.isfinite(obj) else None
+        if not math.isfinite(obj):
+            return None
+        rounded = float(f"{obj:.{digits}g}")
+        return rounded if math.isfinite(rounded) else obj  # 1.79769e308 rounds up past the largest float
     if isinstance(obj, dict):
         return {k: finite(v, digits) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -210,18 +225,15 @@ def readable(value: float) -> str:
     return f"{value:.4g}" if magnitude < 1000 else f"{value:,.0f}"
 
 
-def write_atomic(text: str, out: str | Path) -> Path:
-    """Write ``text`` to a temporary file beside ``out`` and rename it over ``out``."""
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+_JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def script_json(data: Any) -> str:
+    """``data`` as JSON that is safe inside a ``<script>`` element: ``<``, ``>``, ``&`` and the two characters
+    JavaScript reads as line ends are ``\\uXXXX`` escapes, so no stored text can close the element or open a
+    comment (``<!--<script>``) that swallows it."""
+    text = json.dumps(data, default=str, allow_nan=False)
+    return re.sub("[<>&\u2028\u2029]", lambda m: _JSON_ESCAPES[m.group(0)], text)
 
 
 def watch(build: Callable[[], Path], busy: Callable[[], bool], every: float, on_write: Callable[[Path], None],

@@ -10,12 +10,9 @@ from typing import Any
 
 
 def _pyplot() -> Any:
-    import matplotlib
+    from archsearch.reporting.drawings import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return pyplot()
 
 
 def threshold_epochs(
@@ -47,10 +44,14 @@ def plot_alpha_evolution(
 
 
 def _save(fig: Any, path: str | Path) -> Path:
-    out = Path(path)
-    fig.savefig(out, dpi=110)
+    import io
+
+    from archsearch.outputs import write_file
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
     _pyplot().close(fig)
-    return out
+    return write_file(buffer.getvalue(), path)
 
 
 def alpha_figure(

@@ -10,23 +10,28 @@ from typing import Any
 
 import numpy as np
 
+from archsearch.outputs import check_output, check_png_dir, write_file
+from archsearch.records import finite_or_none
 from archsearch.reporting.figures import anytime_figures, history_figure, oneshot_figures, pareto_figure, retrain_figure
-from archsearch.reporting.html import Page, esc, kv_table, table, write_atomic
+from archsearch.reporting.html import Page, esc, kv_table, table
 from archsearch.reporting.rundata import RunData, read_run
 
 TOP_DRAWN = 8  # the top trials drawn in the table (drawings dominate the page's size)
 TOP_LISTED = 50
 
 
-def build_run_report(run_dir: str | Path, out: str | Path | None = None, png_dir: str | Path | None = None) -> Path:
-    """Write the report of ``run_dir`` to ``out`` (default ``<run_dir>/report.html``); with ``png_dir`` every figure
-    is also written there as a PNG. Returns the report's path."""
+def build_run_report(run_dir: str | Path, out: str | Path | None = None, png_dir: str | Path | None = None,
+                     force: bool = False) -> Path:  # fmt: skip
+    """Write the report of ``run_dir`` to ``out`` (default ``<run_dir>/report.html``, rewritten freely); with
+    ``png_dir`` every figure is also written there as a PNG. An existing ``out`` is replaced only with ``force``.
+    Returns the report's path."""
     data = read_run(run_dir)
-    target = Path(out) if out is not None else data.path / "report.html"
+    target = check_output(out, force) if out is not None else check_output(data.path / "report.html", force=True)
+    check_png_dir(png_dir)
     page = _oneshot_page(data, png_dir) if data.kind == "oneshot" else _search_page(data, png_dir)
     if data.retrain:
         page.section("Retraining beside the baseline", _retrain(page, data.retrain), "retrain")
-    return write_atomic(page.render(), target)
+    return write_file(page.render(), target)
 
 
 def _stamp(seconds: float | None) -> str:
@@ -45,7 +50,7 @@ def _search_page(data: RunData, png_dir: Any) -> Page:
 
     config = data.config
     obj = config["objective"]
-    objective, result = summarize_run(data.path, config)
+    objective, result = summarize_run(data.path, config, skip_malformed=True)  # rundata notes what it left out
     trials = data.trials
     finished = [t for t in trials if t.status != "running"]
     state = "being written now (the report shows what is recorded)" if data.busy else "not running"
@@ -65,8 +70,9 @@ def _search_page(data: RunData, png_dir: Any) -> Page:
             obj["metric"] + (f"; Pareto front over {', '.join(obj['objectives'])}" if obj["objectives"] else ""),
         ),
         ("constraints", limits),
-        ("budget", f"{budget['trials']} trials" + (f", {budget['seconds']:g} s" if budget.get("seconds") else "")),
-        ("used", f"{len(finished)} trials, {float(data.progress.get('elapsed', 0.0)):.1f} s of search time"),
+        ("budget", f"{budget.get('trials', '-')} trials" + (f", {budget['seconds']:g} s" if budget.get("seconds")
+                                                             else "")),
+        ("used", f"{len(finished)} trials, {finite_or_none(data.progress.get('elapsed')) or 0.0:.1f} s of search time"),
         ("stopped by", result.stop_reason or ("still running" if data.busy else "-")),
         ("seed", config.get("seed")),
         (
@@ -222,7 +228,8 @@ def best_so_far_curves(table_rows: Any, runs: Sequence[Any], queries: int) -> np
 
 def build_benchmark_report(scores: Sequence[Any], table_rows: Any, queries: int, out: str | Path,
                            png_dir: str | Path | None = None) -> Path:  # fmt: skip
-    """The strategy benchmark as a page: anytime curves, final distributions and the printed table."""
+    """The strategy benchmark as a page: anytime curves, final distributions and the printed table (``out`` is
+    checked by the caller with :func:`archsearch.outputs.check_output` before the benchmark runs)."""
     page = Page(
         "archsearch strategy benchmark",
         f"{table_rows.path.name} · {queries} queries · {len(scores[0].picks) if scores else 0} seeds · "
@@ -242,4 +249,4 @@ def build_benchmark_report(scores: Sequence[Any], table_rows: Any, queries: int,
     )
     for figure in anytime_figures(curves, finals):
         page.section(figure.caption[:1].upper() + figure.caption[1:], page.figure(figure), figure.name)
-    return write_atomic(page.render(), out)
+    return write_file(page.render(), out)

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.errors import ArchsearchError
+from archsearch.records import check_trial_fields, finite_or_none, space_for_reading, stored_metrics
 from archsearch.rundir import DB_NAME, ONESHOT_CHECKPOINT, connect_readonly, damaged_message, describe, is_busy
-from archsearch.spaces import genotype_from_json
 
 
 @dataclass
@@ -83,7 +83,14 @@ def _read_store(data: RunData) -> None:
     db = connect_readonly(data.path / DB_NAME)
     try:
         row = db.execute("SELECT progress FROM strategy WHERE id = 1").fetchone()
-        data.progress = {} if row is None else json.loads(row[0])
+        try:
+            progress = {} if row is None else json.loads(row[0])
+        except (TypeError, ValueError):
+            progress = None
+        if not isinstance(progress, dict):
+            data.notes.append("the stored search progress is malformed; it is left out")
+            progress = {}
+        data.progress = progress
         columns = {r[1] for r in db.execute("PRAGMA table_info(trials)")}
         attempts = "attempts" if "attempts" in columns else "1"
         rows = db.execute(
@@ -92,19 +99,23 @@ def _read_store(data: RunData) -> None:
         ).fetchall()
     finally:
         db.close()
-    space = data.config.get("space") or data.oneshot.get("space")
-    unreadable = 0
+    info = data.config if data.kind == "search" else data.oneshot
+    space = space_for_reading(info.get("space"), info.get("space_options"), str(data.path))
+    unreadable: dict[str, int] = {}
     for number, g, status, score, metrics, error, fidelity, seconds, started, finished, tries in rows:
         try:
-            genotype = genotype_from_json(json.loads(g), space)
-        except (ArchsearchError, ValueError):
-            unreadable += 1
+            check_trial_fields(number, status, score, error, fidelity, seconds)
+            genotype = space.from_json(json.loads(g))
+            row = TrialRow(number, genotype, str(genotype), status, finite_or_none(score), stored_metrics(metrics),
+                           error, finite_or_none(fidelity), float(seconds), finite_or_none(started) or 0.0,
+                           finite_or_none(finished), tries if isinstance(tries, int) else 1)  # fmt: skip
+        except (ArchsearchError, ValueError, TypeError, RecursionError) as exc:
+            reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+            unreadable[reason] = unreadable.get(reason, 0) + 1
             continue
-        row = TrialRow(number, genotype, str(genotype), status, score, json.loads(metrics), error, fidelity, seconds,
-                       started, finished, tries)  # fmt: skip
         data.trials.append(row)
-    if unreadable:
-        data.notes.append(f"{unreadable} trial rows hold a genotype that does not parse; they are left out")
+    for reason, n in unreadable.items():
+        data.notes.append(f"{n} trial row(s) left out: a stored field is malformed ({reason})")
 
 
 def _history_from_checkpoint(path: Path, notes: list[str]) -> list[dict[str, Any]]:
