@@ -8,7 +8,6 @@ failed with its error; one that breaks a constraint is recorded infeasible with 
 
 from __future__ import annotations
 
-import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from typing import Any
 from archsearch import costs
 from archsearch.errors import ArchsearchError, GenotypeError
 from archsearch.evaluators import Evaluator
+from archsearch.evaluators.base import clean_metrics
 from archsearch.multifidelity import MultiFidelity
 from archsearch.objectives import DIRECTIONS, Objective
 from archsearch.rundir import versions
@@ -196,7 +196,7 @@ class Experiment:
         self.done += 1
         if trial.key not in self.finished:
             self.finished[trial.key] = trial
-        self.strategy.tell([trial])
+        self._tell([trial])
         with self.store.transaction() as db:
             self.store.put_trial(db, trial, started, time.time())
             self._save_progress(db)
@@ -208,11 +208,9 @@ class Experiment:
         trial.attempts = max(trial.attempts, 1) + max(getattr(future, "attempts", 1) - 1, 0)  # runs, retries included
         earlier = list(getattr(future, "causes", []))
         try:
-            metrics = dict(future.result())
+            who = getattr(self.evaluator, "name", type(self.evaluator).__name__)
+            metrics = clean_metrics(future.result(), f"the {who} evaluator")
             metrics.update(self.cost_cache.get(trial.key, {}))
-            bad = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
-            if bad:
-                raise ArchsearchError(f"metric(s) {', '.join(bad)} not finite: {[metrics[k] for k in bad]}")
             trial.metrics = {**trial.metrics, **metrics}
             trial.score, trial.status = self.objective.score(metrics), COMPLETE
             if self.fidelity is not None and trial.fidelity is not None:
@@ -242,10 +240,24 @@ class Experiment:
         future = self.executor.submit(trial.genotype, trial.fidelity, trial.seed)
         self.in_flight[future] = (trial, started)
 
+    def _strategy_call(self, method: str, *args: Any) -> Any:
+        """``strategy.method(*args)``; an exception from the strategy's code (yours, when you registered it) stops
+        the search as one error naming the strategy and the call (the trials recorded so far stay)."""
+        try:
+            return getattr(self.strategy, method)(*args)
+        except ArchsearchError:
+            raise
+        except Exception as exc:
+            raise ArchsearchError(f"strategy {self.strategy.name!r} ({type(self.strategy).__name__}) raised in "
+                                  f"{method}(): {type(exc).__name__}: {str(exc)[:300]}") from exc  # fmt: skip
+
+    def _tell(self, trials: list[Trial]) -> None:
+        self._strategy_call("tell", trials)
+
     def _asked(self) -> Any:
         """The strategy's next genotype, checked against the space: a strategy that hands out something else stops
         the search with one error naming it (the trials recorded so far stay)."""
-        asked = self.strategy.ask(1)
+        asked = self._strategy_call("ask", 1)
         if not isinstance(asked, (list, tuple)) or len(asked) != 1:
             raise ArchsearchError(
                 f"strategy {self.strategy.name!r}: ask(1) must return a list of one genotype, got {asked!r}"[:300]
@@ -270,7 +282,7 @@ class Experiment:
             self.repeats += 1
             self.consecutive_repeats += 1
             answer = known.answer(genotype)
-            self.strategy.tell([answer])
+            self._tell([answer])
             if self.consecutive_repeats % 50 == 0:
                 with self.store.transaction() as db:
                     self._save_progress(db)
@@ -309,7 +321,7 @@ class Experiment:
                 self.pending_duplicates.append(genotype)
                 continue
             self.repeats += 1
-            self.strategy.tell([known.answer(genotype)])
+            self._tell([known.answer(genotype)])
 
     # --- the loop -------------------------------------------------------------------------------------------------
     def run(self, resume: bool = False) -> SearchResult:
@@ -371,13 +383,14 @@ class Experiment:
         return summarize(self.store, self.space, self.objective, stop)
 
 
-def summarize(store: Store, space: Space[Any], objective: Objective, stop_reason: str = "") -> SearchResult:
-    """The result of a (finished or interrupted) run from its store."""
+def summarize(store: Store, space: Space[Any], objective: Objective, stop_reason: str = "",
+              skip_malformed: bool = False) -> SearchResult:  # fmt: skip
+    """The result of a (finished or interrupted) run from its store (``skip_malformed``: see :meth:`Store.trials`)."""
     import numpy as np
 
     from archsearch.objectives import DIRECTIONS, hypervolume, pareto_front
 
-    trials = [t for t in store.trials(space.from_json) if t.status != RUNNING]
+    trials = [t for t in store.trials(space.from_json, skip_malformed=skip_malformed) if t.status != RUNNING]
     stop_reason = stop_reason or str(store.progress().get("stop", ""))
     complete = sorted((t for t in trials if t.ok), key=lambda t: (-(t.score or 0.0), t.number))
     front: list[Trial] = []

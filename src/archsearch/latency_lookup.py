@@ -26,6 +26,8 @@ and build options it was built for; using it for another is refused with what di
 from __future__ import annotations
 
 import json
+import math
+import os
 import platform
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -39,10 +41,12 @@ from torch import nn
 
 from archsearch.errors import ArchsearchError
 from archsearch.nn.mobile import MobileBlockSpec, MobileHead, MobileNetwork, MobileStem, make_block
+from archsearch.outputs import write_file
 from archsearch.runtime_latency import check_target, measure, settle_allocator, torch_threads
-from archsearch.spaces import Space, get_space
+from archsearch.spaces import Space, get_space, space_from_record
 
 FORMAT = "archsearch latency table"
+MAX_TABLE_BYTES = 64 << 20  # a table of every block of a large space is a few MiB; more is not a table
 CALIBRATION_SEED = 20_261_130  # networks measured whole for the scale; benchmarks evaluate on other seeds
 VERSION = 1
 
@@ -138,8 +142,11 @@ class LatencyTable:
         if missing:
             raise ArchsearchError(f"the latency table has no entry for block {missing[0]!r} of {genotype} "
                                   f"(it holds {self.describe()})")  # fmt: skip
-        total = sum(self.entries[key] for key, _, _ in blocks) - (len(blocks) - 1) * self.overhead_ms
-        return self.scale * total
+        total = self.scale * (sum(self.entries[key] for key, _, _ in blocks) - (len(blocks) - 1) * self.overhead_ms)
+        if not (math.isfinite(total) and total > 0):  # a prediction that is no latency never passes a limit
+            raise ArchsearchError(f"the latency table predicts {total!r} ms for {genotype}, not a latency (it holds "
+                                  f"{self.describe()})")  # fmt: skip
+        return total
 
     # --- files ---------------------------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
@@ -151,47 +158,84 @@ class LatencyTable:
                 "entries": self.entries}  # fmt: skip
 
     def save(self, path: str | Path) -> Path:
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=1))
-        tmp.replace(out)  # never a half-written table
-        return out
+        """Write the table as JSON (a fresh temporary file beside ``path``, renamed into place when complete)."""
+        return write_file(json.dumps(self.to_json(), indent=1), path)
 
     @classmethod
     def load(cls, path: str | Path) -> LatencyTable:
-        """A table saved by :meth:`save`; anything else is refused with what is wrong."""
+        """A table saved by :meth:`save` (a regular file of at most :data:`MAX_TABLE_BYTES`); anything else is
+        refused with what is wrong."""
         where = Path(path)
         try:
-            obj = json.loads(where.read_text())
-        except FileNotFoundError:
-            raise ArchsearchError(f"{where}: no such latency table") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ArchsearchError(f"{where}: not a latency table ({exc})") from None
+            if not where.is_file():
+                what = "no such latency table" if not os.path.lexists(where) else "not a regular file"
+                raise ArchsearchError(f"{where}: {what}")
+            with where.open("rb") as handle:
+                raw = handle.read(MAX_TABLE_BYTES + 1)
+            if len(raw) > MAX_TABLE_BYTES:
+                raise ArchsearchError(f"{where}: over {MAX_TABLE_BYTES >> 20} MiB, not a latency table")
+            obj = json.loads(raw.decode("utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: bad JSON, 5000 digits
+            raise ArchsearchError(f"{where}: not a latency table ({str(exc)[:200]})") from None
         return cls.from_json(obj, str(where))
 
     @classmethod
     def from_json(cls, obj: Any, where: str = "the latency table") -> LatencyTable:
-        """A table from the object :meth:`to_json` made (a file's content, or a run's config)."""
+        """A table from the object :meth:`to_json` made (a file's content, or a run's config); every number is
+        checked (finite; positive where it must be), and the space must accept the table's options."""
         if not isinstance(obj, dict) or obj.get("format") != FORMAT:
             raise ArchsearchError(f'{where}: not a latency table (no "format": "{FORMAT}")')
         if obj.get("version") != VERSION:
             version = obj.get("version")
             raise ArchsearchError(f"{where}: latency table version {version!r}; this archsearch reads {VERSION}")
         try:
-            entries = {str(k): float(v) for k, v in obj["entries"].items()}
-            table = cls(str(obj["space"]), check_target(str(obj["target"])), int(obj["threads"]),
-                        int(obj["batch_size"]), tuple(int(x) for x in obj["input_shape"]),  # type: ignore[arg-type]
-                        int(obj["num_classes"]), dict(obj["build"]), float(obj["overhead_ms"]), entries,
-                        dict(obj.get("space_options", {})), float(obj.get("scale", 1.0)),
-                        int(obj.get("calibrated_on", 0)), float(obj.get("built_seconds", 0.0)),
+            raw_entries, shape = obj["entries"], obj["input_shape"]
+            if not isinstance(raw_entries, dict) or not raw_entries:
+                raise ArchsearchError(f"{where}: entries must be a non-empty object of block -> milliseconds")
+            if not isinstance(shape, list) or len(shape) != 3:
+                raise ArchsearchError(f"{where}: input_shape must be [C, H, W], got {shape!r:.80}")
+            entries = {str(k): _number(v, f"entry {k!r:.80}", where, positive=True) for k, v in raw_entries.items()}
+            build, options = obj["build"], obj.get("space_options") or {}
+            if not isinstance(options, dict):
+                raise ArchsearchError(f"{where}: space_options must be a JSON object, got {options!r:.80}")
+            if not isinstance(build, dict):
+                raise ArchsearchError(f"{where}: build must be an object of build options, got {build!r:.80}")
+            table = cls(str(obj["space"]), check_target(str(obj["target"])), _count(obj["threads"], "threads", where),
+                        _count(obj["batch_size"], "batch_size", where),
+                        tuple(_count(x, "input_shape", where) for x in shape),  # type: ignore[arg-type]
+                        _count(obj["num_classes"], "num_classes", where), dict(build),
+                        _number(obj["overhead_ms"], "overhead_ms", where), entries,
+                        dict(options), _number(obj.get("scale", 1.0), "scale", where, True),
+                        int(_number(obj.get("calibrated_on", 0), "calibrated_on", where)),
+                        _number(obj.get("built_seconds", 0.0), "built_seconds", where),
                         str(obj.get("machine", "")))  # fmt: skip
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ArchsearchError(f"{where}: a latency table field is missing or malformed ({exc!r})") from None
-        bad = not entries or min(entries.values()) <= 0 or table.overhead_ms < 0 or table.scale <= 0
-        if len(table.input_shape) != 3 or bad:
-            raise ArchsearchError(f"{where}: a latency table needs a C,H,W input and positive block latencies")
+            raise ArchsearchError(f"{where}: a latency table field is missing or malformed ({exc!r:.200})") from None
+        # each entry holds the call overhead once (measured alone, it may exceed the smallest entry by noise)
+        if table.overhead_ms >= max(entries.values()):
+            raise ArchsearchError(f"{where}: overhead_ms {table.overhead_ms:g} is not below the blocks' latencies "
+                                  f"(largest {max(entries.values()):g} ms); each entry includes it once")  # fmt: skip
+        space_from_record(table.space, obj.get("space_options"), where)
         return table
+
+
+def _number(value: Any, name: str, where: str, positive: bool = False) -> float:
+    """A stored number: a JSON number (not a boolean or text), finite, >= 0 (> 0 with ``positive``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ArchsearchError(f"{where}: {name} must be a number, got {value!r:.80}")
+    number = float(value)
+    if not math.isfinite(number) or number < 0 or (positive and number == 0):
+        raise ArchsearchError(f"{where}: {name} must be a finite number {'> 0' if positive else '>= 0'}, got "
+                              f"{value!r:.80}")  # fmt: skip
+    return number
+
+
+def _count(value: Any, name: str, where: str) -> int:
+    """A stored positive whole number."""
+    number = _number(value, name, where, positive=True)
+    if not number.is_integer() or number > 2**31:
+        raise ArchsearchError(f"{where}: {name} must be a positive whole number, got {value!r:.80}")
+    return int(number)
 
 
 #: a prediction this close to a latency limit (relative) is checked by measuring the network on the table's target

@@ -139,6 +139,9 @@ def describe(run_dir: str | Path) -> tuple[str, dict[str, Any]]:
     except ValueError as exc:  # a meta value that is not JSON: written by something else, or tampered with
         raise ArchsearchError(f"{path}: the store's run record is not valid JSON ({exc})") from None
     if "config" in meta:
+        from archsearch.records import check_config
+
+        check_config(meta["config"], str(path))
         return "search", meta
     if "oneshot" in meta:
         return "oneshot", meta
@@ -172,3 +175,28 @@ def damaged_message(path: Path, exc: Exception) -> str:
     except sqlite3.DatabaseError:
         pass
     return f"{path}: the store is damaged ({exc}); {readable}"
+
+
+def names_directory(value: Any) -> bool:
+    """Whether ``value`` (a ``str`` or ``Path``) names an existing directory. Text that cannot be a path (a name
+    longer than 255 bytes, as every DARTS genotype is, or a NUL) is an architecture and never reaches the file
+    system."""
+    if not isinstance(value, (str, Path)):
+        return False
+    text = str(value)
+    if "\x00" in text or len(text.encode()) > 4095 or any(len(part.encode()) > 255 for part in text.split("/")):
+        return False
+    return os.path.isdir(text)
+
+
+def run_file(run_dir: str | Path, stored: Any, what: str) -> Path:
+    """The file a run's record names (``stored``, relative to the run): it must lie inside the run directory, links
+    resolved, so a tampered record can never make archsearch read a file outside its run."""
+    if not isinstance(stored, str) or not stored or "\x00" in stored:
+        raise ArchsearchError(f"{run_dir}: {what} is recorded as {stored!r}, not a file name in the run")
+    root = Path(run_dir).resolve()
+    path = (root / stored).resolve()
+    if path != root and root not in path.parents:
+        raise ArchsearchError(f"{run_dir}: {what} is recorded as {stored!r}, outside the run directory; a run may "
+                              "only name files inside itself")  # fmt: skip
+    return path

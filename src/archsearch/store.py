@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.errors import ArchsearchError
+from archsearch.records import check_trial_fields, stored_metrics
 from archsearch.rundir import DB_NAME, RunLock, connect_readonly, damaged_message
 from archsearch.trial import RUNNING, Trial
 
@@ -178,8 +179,10 @@ class Store:
         row = self.db.execute("SELECT progress FROM strategy WHERE id = 1").fetchone()
         return {} if row is None else json.loads(row[0])
 
-    def trials(self, genotype_reader: Any, status: str | None = None) -> list[Trial]:
-        """Trials in number order; ``genotype_reader`` turns stored genotype JSON back into a genotype."""
+    def trials(self, genotype_reader: Any, status: str | None = None, skip_malformed: bool = False) -> list[Trial]:
+        """Trials in number order; ``genotype_reader`` turns stored genotype JSON back into a genotype. A row with a
+        malformed field is an :class:`ArchsearchError` naming it, or left out with ``skip_malformed`` (a report says
+        how many it left out)."""
         query = (
             "SELECT number, key, genotype, status, score, metrics, error, fidelity, seed, seconds, "
             f"{self._attempts_column} FROM trials"
@@ -192,21 +195,17 @@ class Store:
         for number, key, g, st, score, metrics, error, fidelity, seed, seconds, attempts in self.db.execute(
             query + " ORDER BY number", args
         ):
-            out.append(
-                Trial(
-                    number,
-                    genotype_reader(json.loads(g)),
-                    key,
-                    st,
-                    json.loads(metrics),
-                    score,
-                    error,
-                    fidelity,
-                    seed,
-                    seconds,
-                    attempts=attempts,
-                )
-            )
+            try:  # a store is data: a field of the wrong type is named, not a traceback later
+                check_trial_fields(number, st, score, error, fidelity, seconds)
+                tries = attempts if isinstance(attempts, int) else 1
+                trial = Trial(number, genotype_reader(json.loads(g)), key, st, stored_metrics(metrics), score, error,
+                              fidelity, seed, float(seconds), attempts=tries)  # fmt: skip
+            except (ValueError, TypeError, RecursionError) as exc:
+                if skip_malformed:
+                    continue
+                raise ArchsearchError(f"{self.path}: trial {number!r:.20} is malformed ({str(exc)[:160]}); the "
+                                      "store was changed by something other than archsearch") from None  # fmt: skip
+            out.append(trial)
         return out
 
     def count(self, finished_only: bool = True) -> int:

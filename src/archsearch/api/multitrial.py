@@ -19,6 +19,7 @@ from archsearch.executors import EvaluatorSpec, InlineExecutor, ProcessExecutor
 from archsearch.experiment import Budget, Experiment, SearchResult
 from archsearch.multifidelity import MultiFidelity
 from archsearch.objectives import Objective
+from archsearch.records import space_for_reading
 from archsearch.rundir import DB_NAME, describe
 from archsearch.spaces import get_space
 from archsearch.store import Store
@@ -263,9 +264,11 @@ def make_executor(config: dict[str, Any], evaluator: Any) -> Any:
     return ProcessExecutor(workers, spec, trial_timeout=options["trial_timeout"], retries=int(options["retries"]))
 
 
-def resume_config(out: str | Path, evaluator: str | None = None) -> dict[str, Any]:
+def resume_config(out: str | Path, evaluator: str | None = None, reading: bool = False) -> dict[str, Any]:
     """The config recorded in an existing run directory, checked: a run directory is data, so a custom evaluator it
-    names (``package.module:Class``) is imported only when the caller names the same class again (``evaluator``)."""
+    names (``package.module:Class``) is imported only when the caller names the same class again (``evaluator``).
+    ``reading``: the run is only shown, so an evaluator registered by the program that ran it need not be
+    registered here."""
     kind, meta = describe(out)
     if kind == "nothing":
         raise ArchsearchError(f"{out}: no run here to resume (expected {DB_NAME})")
@@ -278,16 +281,19 @@ def resume_config(out: str | Path, evaluator: str | None = None) -> dict[str, An
     if kind == "empty":
         raise ArchsearchError(f"{out}: the store holds no run (no config was recorded); start a new search there")
     config = meta["config"]
-    check_stored_evaluator(config, evaluator, str(out))
+    check_stored_evaluator(config, evaluator, str(out), reading)
     return dict(config)
 
 
-def check_stored_evaluator(config: Any, named: str | None, where: str) -> None:
+def check_stored_evaluator(config: Any, named: str | None, where: str, reading: bool = False) -> None:
     """A config read from a store or a file may name a registered evaluator, or a custom class that the user names
-    again (``named``); anything else is refused before any import happens."""
+    again (``named``); anything else is refused before any import happens. ``reading`` (the run is shown, nothing
+    is evaluated): any evaluator name is accepted, and nothing is imported either."""
     if not isinstance(config, dict) or not isinstance(config.get("evaluator"), str):
         raise ArchsearchError(f"{where}: the recorded config is malformed (no evaluator name)")
     name = config["evaluator"]
+    if reading:
+        return
     if ":" in name:
         if named != name:
             again = f"you named {named!r}" if named else "none was named"
@@ -397,15 +403,17 @@ def with_resumable_changes(
     return out
 
 
-def summarize_run(run_dir: str | Path, config: dict[str, Any]) -> tuple[Objective, SearchResult]:
+def summarize_run(run_dir: str | Path, config: dict[str, Any], skip_malformed: bool = False
+                  ) -> tuple[Objective, SearchResult]:  # fmt: skip
     """The objective and the result (best trials, front, failures, stop cause) of the search recorded in
-    ``run_dir`` under ``config``, read without writing."""
+    ``run_dir`` under ``config``, read without writing (``skip_malformed``: leave out tampered trial rows)."""
     from archsearch.experiment import summarize
     from archsearch.store import open_existing
 
     objective = Objective.from_json(config["objective"])
     store = open_existing(run_dir)
     try:
-        return objective, summarize(store, get_space(config["space"], **config["space_options"]), objective)
+        space = space_for_reading(config["space"], config.get("space_options"), str(run_dir))
+        return objective, summarize(store, space, objective, skip_malformed=skip_malformed)
     finally:
         store.close()

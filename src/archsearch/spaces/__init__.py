@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from archsearch.errors import GenotypeError
+from archsearch.errors import ArchsearchError, GenotypeError
 from archsearch.registry import Registry
 from archsearch.spaces.base import Decision, Genotype, Space, uniform_chooser
 from archsearch.spaces.chain import ChainGenotype, ChainLayer, ChainSpace
@@ -58,6 +58,25 @@ def get_space(space: str | Space[Any], **options: Any) -> Space[Any]:
     if isinstance(space, Space):
         return space
     return SPACES.get(space)(**options)
+
+
+def space_from_record(name: Any, options: Any, where: str) -> Space[Any]:
+    """The space a stored record names (a run's config, a latency table), its options checked: a name that is not
+    registered, options that are not a JSON object or that the space refuses are an :class:`ArchsearchError`
+    naming ``where``; nothing stored is ever imported."""
+    if not isinstance(name, str) or name not in SPACES:
+        raise ArchsearchError(f"{where}: space {name!r} is not registered (registered: {', '.join(SPACES)})")
+    if options is None:
+        options = {}
+    if not isinstance(options, Mapping) or not all(isinstance(k, str) for k in options):
+        raise ArchsearchError(f"{where}: space_options must be a JSON object of option names, got {options!r:.80}")
+    try:
+        return get_space(name, **options)
+    except ArchsearchError as exc:
+        raise ArchsearchError(f"{where}: space {name!r} refuses its stored space_options ({exc})") from None
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+        raise ArchsearchError(f"{where}: space {name!r} refuses its stored space_options ({type(exc).__name__}: "
+                              f"{str(exc)[:200]})") from None  # fmt: skip
 
 
 def genotype_from_json(obj: Mapping[str, Any], space: str | Space[Any] | None = None) -> Any:

@@ -323,6 +323,10 @@ class ChainSpace(Space[ChainGenotype]):
         if not self.min_layers <= n <= self.max_layers:
             raise GenotypeError("layers", f"{n} layers out of range (allowed: {self.min_layers}..{self.max_layers})")
         for i, la in enumerate(genotype.layers):
+            for field in ("kernel", "channels", "stride"):
+                value = getattr(la, field)
+                if value is not None and type(value) is not int:  # 3.0 or True is not the kernel 3
+                    raise GenotypeError(f"layers[{i}].{field}", f"{value!r:.40} is not a whole number")
             if la.op == "conv" and la.kernel not in self.kernels:
                 raise GenotypeError(f"layers[{i}].kernel", f"{la.kernel} not allowed (allowed: {list(self.kernels)})")
             if la.op == "conv" and la.channels not in self.channels:

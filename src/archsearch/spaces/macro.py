@@ -45,7 +45,7 @@ class MacroGenotype:
         if not isinstance(self.layers, tuple) or len(self.layers) != LAYERS:
             raise GenotypeError("layers", f"needs {LAYERS} choices, got {self.layers!r}"[:200])
         for i, c in enumerate(self.layers):
-            if isinstance(c, bool) or c not in CHOICES:
+            if type(c) is not int or c not in CHOICES:  # 1.0 or True is not the choice 1
                 raise GenotypeError(f"layers[{i}]", f"{c!r} is not a choice (allowed: 0 identity, 1 MB3-K3, 2 MB6-K5)")
 
     @property

@@ -206,6 +206,13 @@ class MobileSpace(Space[MobileGenotype]):
         for i, (stage, (_, _, depths)) in enumerate(zip(genotype.stages, self.stages)):
             if len(stage) not in depths:
                 raise GenotypeError(f"stages[{i}]", f"depth {len(stage)} is not allowed (allowed: {list(depths)})")
+            for j, layer in enumerate(stage):
+                for field, choices in (("kernel", KERNELS), ("expansion", EXPANSIONS), ("se", SE)):
+                    value = getattr(layer, field, None)
+                    # exact types: 3.0 or True is not the kernel 3, 1 is not se=True
+                    if type(value) is not type(choices[0]) or value not in choices:
+                        raise GenotypeError(f"stages[{i}][{j}].{field}", f"{value!r:.40} is not allowed (allowed: "
+                                            f"{', '.join(map(str, choices))})")  # fmt: skip
         return genotype
 
     # --- the network ---------------------------------------------------------------------------------------------
