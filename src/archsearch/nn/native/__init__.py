@@ -9,10 +9,10 @@ norm's output, a ReLU's) saves a pass over memory. The kernels compute the same 
 rounding aside; ``tests/test_native_kernels.py`` checks outputs, gradients and running statistics).
 
 They are C++ (``kernels.cpp``), built once per machine with PyTorch's extension builder on first use (about 20 s;
-it needs a C++ compiler and ninja) and cached under ``TORCH_EXTENSIONS_DIR`` (default ``~/.cache/torch_extensions``),
-one build per instruction set so a cache shared between machines stays correct. Where the build fails, a warning
-says why once and the layers run on PyTorch's own kernels (the same math, slower). ``ARCHSEARCH_NATIVE=0`` turns
-them off.
+it needs a C++ compiler and ninja), one build per instruction set, in a private cache folder whose libraries are
+loaded only when their hash matches the one recorded at build time (:mod:`archsearch.nn.native.build`). Where the
+build fails or the cache is not private, a warning says why once and the layers run on PyTorch's own kernels (the
+same math, slower). ``ARCHSEARCH_NATIVE=0`` turns them off.
 
 Importing this module installs :func:`depthwise_conv` as :class:`archsearch.nn.conv.DepthwiseConv2d`'s training
 convolution; supernets call :func:`batch_norm`, :func:`avg_pool` and :func:`mixed_sum`.
@@ -84,25 +84,19 @@ def _build() -> Any | None:
     capability = torch.backends.cpu.get_cpu_capability()
     name = f"archsearch_kernels_{capability.lower()}"
     try:
-        from torch.utils.cpp_extension import load
+        from archsearch.nn.native.build import build_and_load
 
-        log.info("loading archsearch's CPU kernels (%s; built once, about 20 s)", name)
-        return load(
-            name,
-            [str(Path(__file__).with_name("kernels.cpp"))],
-            # OpenMP as PyTorch uses it (at::parallel_for is compiled in here); the loader binds it to the
-            # libgomp.so.1 PyTorch has already loaded, so there is one thread pool
-            extra_cflags=["-O3", "-fopenmp", *_ISA_FLAGS.get(capability, [])],
-            extra_ldflags=["-fopenmp"],
-            verbose=False,
-        )
+        # OpenMP as PyTorch uses it (at::parallel_for is compiled in here); the loader binds it to the libgomp.so.1
+        # PyTorch has already loaded, so there is one thread pool
+        return build_and_load(name, Path(__file__).with_name("kernels.cpp"),
+                              ["-O3", "-fopenmp", *_ISA_FLAGS.get(capability, [])], ["-fopenmp"])  # fmt: skip
     except Exception as exc:  # a missing compiler or ninja raises RuntimeError, OSError or a build error
         lines = str(exc).strip().splitlines() or [""]
         first_error = next((line.strip() for line in lines if "error:" in line.lower()), lines[0].strip())
         reason = f"{type(exc).__name__}: {first_error}"
         _state["reason"] = reason
         warnings.warn(
-            f"archsearch's compiled CPU kernels could not be built ({reason}); training runs on PyTorch's own "
+            f"archsearch's compiled CPU kernels are not used ({reason}); training runs on PyTorch's own "
             "kernels (the same math, slower). Set ARCHSEARCH_NATIVE=0 to silence this.",
             RuntimeWarning,
             stacklevel=3,
