@@ -8,6 +8,7 @@ import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 
+from archsearch.cli.common import visible
 from archsearch.cli.core import add_core_commands
 from archsearch.cli.export import add_export_command
 from archsearch.cli.latency import add_latency_commands
@@ -44,23 +45,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``archsearch`` command."""
-    parser = build_parser()
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
-    args.given = given_options(build_parser(), argv)
+    try:
+        parser = build_parser()
+        argv = list(sys.argv[1:] if argv is None else argv)
+        args = parser.parse_args(argv)
+        args.given = given_options(build_parser(), argv)
+    except KeyboardInterrupt:
+        print("archsearch: interrupted while starting", file=sys.stderr)
+        return 130
     try:
         args.func(args)
     except BrokenPipeError:  # the reader (e.g. `head`) stopped reading: not an error of ours
         sys.stderr.close()
         return 141
     except ArchsearchError as exc:
-        print(f"archsearch {args.command}: error: {exc}", file=sys.stderr)
+        print(f"archsearch {args.command}: error: {visible(exc)}", file=sys.stderr)
         return 2
     except sqlite3.DatabaseError as exc:  # a store damaged while it was being read
-        print(f"archsearch {args.command}: error: the store is damaged ({exc})", file=sys.stderr)
+        print(f"archsearch {args.command}: error: the store is damaged ({visible(exc)})", file=sys.stderr)
         return 2
     except (OSError, RuntimeError) as exc:  # I/O or a network failing to run: one line, no traceback
-        print(f"archsearch {args.command}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"archsearch {args.command}: error: {type(exc).__name__}: {visible(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"archsearch {args.command}: interrupted", file=sys.stderr)

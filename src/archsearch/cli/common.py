@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -12,10 +14,20 @@ from typing import Any
 from archsearch.errors import ArchsearchError
 from archsearch.spaces import Space, parse_arch
 
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(text: Any, newlines: bool = True) -> str:
+    """``text`` safe to print to a terminal: control characters (escape sequences, bell, carriage return, C1,
+    bidirectional overrides) shown as ``\\x1b``-style escapes instead of acting; newlines and tabs kept unless
+    ``newlines`` is false (a table cell, one line of a list)."""
+    out = _CONTROL.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), str(text))
+    return out if newlines else out.replace("\n", "\\n").replace("\t", "\\t")
+
 
 def emit(args: argparse.Namespace, obj: dict[str, Any], text: str) -> None:
-    """Print ``obj`` as one JSON line with ``--json``, else ``text``."""
-    print(json.dumps(obj) if args.json else text, flush=True)
+    """Print ``obj`` as one JSON line with ``--json``, else ``text`` (its control characters made visible)."""
+    print(json.dumps(obj) if args.json else visible(text), flush=True)
 
 
 def input_shape(text: str) -> tuple[int, int, int]:
@@ -29,6 +41,17 @@ def input_shape(text: str) -> tuple[int, int, int]:
     if parts[1] != parts[2]:
         raise argparse.ArgumentTypeError(f"images must be square (H == W), got {text!r}")
     return parts  # type: ignore[return-value]
+
+
+def finite_float(text: str) -> float:
+    """Parse a finite number (``nan`` and ``inf`` are refused: no option means them)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
 
 
 def positive_int(text: str) -> int:

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from archsearch import api
-from archsearch.cli.common import build_options, emit, input_shape, positive_int, read_archs
+from archsearch.cli.common import build_options, emit, finite_float, input_shape, positive_int, read_archs
 from archsearch.spaces import SPACES
 
 
@@ -70,7 +70,7 @@ def add_core_commands(command: Any) -> None:
     p.add_argument(
         "--cells", type=positive_int, help="cells per stage (nb201, default 5) or in all (darts, default 20)"
     )
-    p.add_argument("--width", type=float, help="channel multiplier (chain, default 1.0)")
+    p.add_argument("--width", type=finite_float, help="channel multiplier (chain, default 1.0)")
     p.add_argument("--auxiliary", action="store_true", help="build DARTS's auxiliary head (never counted)")
     p.add_argument("--classes", type=positive_int, default=10)
     p.add_argument("--input-shape", type=input_shape, default=(3, 32, 32), help="C,H,W (default 3,32,32)")

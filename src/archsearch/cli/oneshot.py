@@ -11,7 +11,7 @@ from typing import Any
 
 from archsearch import api
 from archsearch.api import oneshot_search, retraining
-from archsearch.cli.common import emit, positive_int
+from archsearch.cli.common import emit, finite_float, positive_int
 from archsearch.cli.options import NOT_OPTIONS, default_of, flag, option_actions
 from archsearch.errors import ArchsearchError
 from archsearch.oneshot import METHODS, SUPERNETS, OneShotConfig, build_supernet, default_config
@@ -242,15 +242,16 @@ def _oneshot_arguments(p: argparse.ArgumentParser) -> None:
         ),
     )
     p.add_argument("--partial", type=positive_int, help="PC-DARTS partial-channel K (pcdarts default 4)")
-    p.add_argument("--w-lr", type=float, default=default_of(OneShotConfig, "w_lr"))
-    p.add_argument("--alpha-lr", type=float, default=default_of(OneShotConfig, "alpha_lr"))
+    p.add_argument("--w-lr", type=finite_float, default=default_of(OneShotConfig, "w_lr"))
+    p.add_argument("--alpha-lr", type=finite_float, default=default_of(OneShotConfig, "alpha_lr"))
     p.add_argument(
         "--warmup-epochs",
         type=int,
         default=default_of(OneShotConfig, "warmup_epochs"),
         help="epochs of weight training before alpha steps",
     )
-    p.add_argument("--skip-penalty", type=float, help="weight of the skip-connection penalty (darts default 0.1)")
+    p.add_argument("--skip-penalty", type=finite_float,
+                   help="weight of the skip-connection penalty (darts default 0.1)")
     p.add_argument("--max-skips", type=int, help="stop when the normal cell derives more skips (darts default 2)")
     p.add_argument("--no-collapse-control", action="store_true", help="no skip penalty and no early stop")
     p.add_argument(
@@ -277,6 +278,7 @@ def _oneshot_arguments(p: argparse.ArgumentParser) -> None:
         type=positive_int,
         help="retrain on a seeded random subset of N training examples (default: the data the search used)",
     )
-    p.add_argument("--lr", type=float, default=default_of(retraining.retrain, "lr"), help="retraining learning rate")
+    p.add_argument("--lr", type=finite_float, default=default_of(retraining.retrain, "lr"),
+                   help="retraining learning rate")
     p.add_argument("--device", default=default_of(oneshot_search.oneshot, "device"))
     p.add_argument("--seed", type=int, default=default_of(OneShotConfig, "seed"))

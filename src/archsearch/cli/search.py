@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from archsearch import api
-from archsearch.cli.common import emit, positive_int
+from archsearch.cli.common import emit, positive_int, visible
 from archsearch.cli.options import apply_config_file
 from archsearch.cli.search_options import (
     check_search_options,
@@ -79,7 +79,7 @@ def _print_result(args: argparse.Namespace, result: SearchResult, objective: Obj
         for record in result.to_json(top):
             print(json.dumps(record))
         return
-    stop = STOP_REASONS.get(result.stop_reason, result.stop_reason or "nothing yet (no trial recorded)")
+    stop = visible(STOP_REASONS.get(result.stop_reason, result.stop_reason or "nothing yet (no trial recorded)"))
     print(
         f"{result.trials} trials ({result.failed} failed, {result.infeasible} infeasible, {result.repeats} answered "
         f"from the store) in {result.seconds:.1f}s; stopped by {stop}"
@@ -87,7 +87,7 @@ def _print_result(args: argparse.Namespace, result: SearchResult, objective: Obj
     if result.failures:
         print("failed trials by error:")
         for error, n in result.failures:
-            print(f"  {n:>5} x {error}")
+            print(f"  {n:>5} x {visible(error, newlines=False)}")
     if result.best:
         _trial_table(result.best[:top], [objective.metric, *objective.objectives], "top trials")
     if result.front:
@@ -112,11 +112,11 @@ def _trial_table(trials: list[Trial], first: list[str], title: str) -> None:
 
     recorded = {k for t in trials for k in t.metrics}
     names = list(dict.fromkeys(first)) + [c for c in COLUMNS if c in recorded and c not in first]
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(title=visible(title, False), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("rank", justify="right")
     table.add_column("trial", justify="right")
     for name in names:
-        table.add_column("MACs" if name == "flops" else name, justify="right", no_wrap=True)
+        table.add_column("MACs" if name == "flops" else visible(name, False), justify="right", no_wrap=True)
     fidelity = any(t.fidelity is not None for t in trials)
     if fidelity:
         table.add_column("epochs@rung", justify="right")
@@ -125,8 +125,9 @@ def _trial_table(trials: list[Trial], first: list[str], title: str) -> None:
     table.add_column("architecture", overflow="fold", ratio=1)
     for rank, t in enumerate(trials, start=1):
         values = [readable(float(t.metrics[n])) if n in t.metrics else "-" for n in names]
-        extra = [f"{t.fidelity:g}"] if fidelity else []
-        table.add_row(str(rank), str(t.number), *values, *extra, f"{t.seconds:.1f}", t.status, str(t.genotype))
+        extra = [f"{t.fidelity:g}" if t.fidelity is not None else "-"] if fidelity else []
+        cells = [*values, *extra, f"{t.seconds:.1f}", visible(t.status, False), visible(t.genotype, False)]
+        table.add_row(str(rank), str(t.number), *cells)
     Console(soft_wrap=False).print(table)
 
 
@@ -186,7 +187,7 @@ def cmd_show(args: argparse.Namespace) -> None:
     config = view.config or {}
     if not args.json:
         what = f"{config['strategy']} on {config['space']} with the {config['evaluator']} evaluator"
-        print(f"{args.run}: {what}{running}")
+        print(visible(f"{args.run}: {what}{running}"))
     _print_result(args, view.result, view.objective, args.top)
 
 
@@ -202,7 +203,8 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
              f"{r['ms_per_trial']:>9.3f} {r['repeats_per_run']:>12.1f}")  # fmt: skip
 
     result = api.benchmark(args.table, args.strategies, queries=args.queries, seeds=args.seeds, jobs=args.jobs,
-                           space=args.space, report=args.report, png=args.png, on_score=row)  # fmt: skip
+                           space=args.space, report=args.report, png=args.png, on_score=row,
+                           force=args.force)  # fmt: skip
     if result.report is not None:
         emit(args, result.to_json()[-1], f"wrote {result.report}")
 
@@ -225,3 +227,4 @@ def add_search_commands(command: Any) -> None:
     p.add_argument("--jobs", type=positive_int, default=1, help="seeds run in this many processes (one thread each)")
     p.add_argument("--report", metavar="FILE.html", help="also write the anytime curves and distributions as a page")
     p.add_argument("--png", metavar="DIR", help="with --report: every figure as a PNG in DIR too")
+    p.add_argument("--force", action="store_true", help="replace --report if it exists")

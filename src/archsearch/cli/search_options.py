@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from archsearch.api import RESUME_CHANGES, multitrial, resume_config, retraining, with_resumable_changes
-from archsearch.cli.common import positive_int
+from archsearch.cli.common import finite_float, positive_int
 from archsearch.cli.options import NOT_OPTIONS, default_of, flag, option_actions, refuse_unused
 from archsearch.cli.train import add_training_arguments
 from archsearch.errors import ArchsearchError
@@ -258,7 +258,7 @@ def search_arguments(p: argparse.ArgumentParser) -> None:
         choices=["sh", "hyperband"],
         help="multi-fidelity over epochs: asynchronous successive halving or Hyperband (max: --epochs)",
     )
-    p.add_argument("--min-epochs", type=float, default=1.0, help="lowest rung for --fidelity (default 1)")
+    p.add_argument("--min-epochs", type=finite_float, default=1.0, help="lowest rung for --fidelity (default 1)")
     p.add_argument("--eta", type=int, default=3, help="reduction factor for --fidelity (default 3)")
     p.add_argument("--table", help="search a tabular benchmark CSV (an arch column of the space's genotype texts)")
     p.add_argument(
@@ -272,7 +272,7 @@ def search_arguments(p: argparse.ArgumentParser) -> None:
         help="the table's column reported for the winner, never searched (default test_acc_200ep)",
     )
     p.add_argument("--trials", type=positive_int, default=50)
-    p.add_argument("--time", type=float, help="wall-clock budget in seconds")
+    p.add_argument("--time", type=finite_float, help="wall-clock budget in seconds")
     p.add_argument("--out", default="runs/search", help="run directory (the store lives here)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--workers", type=positive_int, default=1, help="trials in flight (worker processes or Ray tasks)")
@@ -283,9 +283,11 @@ def search_arguments(p: argparse.ArgumentParser) -> None:
         help="where trials run: local worker processes (default) or Ray tasks on a local or running cluster",
     )
     p.add_argument("--ray-address", help="join a running Ray cluster (auto or HOST:PORT); default: start a local one")
-    p.add_argument("--cpus-per-trial", type=float, default=1.0, help="Ray resources of one trial (default 1 CPU)")
-    p.add_argument("--gpus-per-trial", type=float, default=0.0, help="Ray GPUs of one trial (default 0)")
-    p.add_argument("--trial-timeout", type=float, help="seconds after which a trial is stopped and recorded failed")
+    p.add_argument("--cpus-per-trial", type=finite_float, default=1.0,
+                   help="Ray resources of one trial (default 1 CPU)")
+    p.add_argument("--gpus-per-trial", type=finite_float, default=0.0, help="Ray GPUs of one trial (default 0)")
+    p.add_argument("--trial-timeout", type=finite_float,
+                   help="seconds after which a trial is stopped and recorded failed")
     p.add_argument("--retries", type=int, default=2, help="re-runs of a trial whose worker process died (default 2)")
     p.add_argument("--metric", default="val_acc")
     p.add_argument("--constraint", action="append", help="a limit checked before training, e.g. params<=1M")
@@ -303,7 +305,7 @@ def search_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latency-threads", type=positive_int, default=1, help="threads when measuring latency_ms")
     p.add_argument("--channels", type=positive_int)
     p.add_argument("--cells", type=positive_int)
-    p.add_argument("--width", type=float, help="channel multiplier of the evaluated networks")
+    p.add_argument("--width", type=finite_float, help="channel multiplier of the evaluated networks")
     p.add_argument("--retrain", action="store_true", help="train the winner at full budget beside the baseline")
     p.add_argument("--retrain-epochs", type=positive_int, default=default_of(retraining.retrain, "epochs"))
     p.add_argument("--top", type=positive_int, default=5)

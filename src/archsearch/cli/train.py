@@ -7,7 +7,7 @@ from typing import Any
 
 from archsearch import api
 from archsearch.api import training
-from archsearch.cli.common import build_options, emit, positive_int, read_archs
+from archsearch.cli.common import build_options, emit, finite_float, positive_int, read_archs
 from archsearch.cli.options import default_of
 from archsearch.data import DATASETS
 from archsearch.errors import ArchsearchError
@@ -71,25 +71,25 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=positive_int, default=default_of(training.train, "epochs"))
     p.add_argument("--batch-size", type=positive_int, default=default_of(training.train, "batch_size"))
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=default_of(training.train, "optimizer"))
-    p.add_argument("--lr", type=float, default=default_of(training.train, "lr"))
-    p.add_argument("--weight-decay", type=float, default=default_of(training.train, "weight_decay"))
+    p.add_argument("--lr", type=finite_float, default=default_of(training.train, "lr"))
+    p.add_argument("--weight-decay", type=finite_float, default=default_of(training.train, "weight_decay"))
     p.add_argument(
         "--warmup",
-        type=float,
+        type=finite_float,
         default=default_of(training.train, "warmup"),
         help="warm-up epochs (linear), then cosine decay",
     )
-    p.add_argument("--label-smoothing", type=float, default=default_of(training.train, "label_smoothing"))
+    p.add_argument("--label-smoothing", type=finite_float, default=default_of(training.train, "label_smoothing"))
     p.add_argument(
         "--drop-path",
-        type=float,
+        type=finite_float,
         default=default_of(training.train, "drop_path"),
         help="final drop-path probability (darts)",
     )
     p.add_argument("--cutout", type=int, default=default_of(training.train, "cutout"), help="cutout size (0: off)")
     p.add_argument("--no-augment", action="store_true", help="no random crop / flip")
     p.add_argument("--patience", type=positive_int, help="stop after N epochs without validation gain")
-    p.add_argument("--max-seconds", type=float, help="stop after the epoch that passes this many seconds")
+    p.add_argument("--max-seconds", type=finite_float, help="stop after the epoch that passes this many seconds")
     p.add_argument("--compile", action="store_true", help="torch.compile the network")
     p.add_argument("--device", default=default_of(training.train, "device"))
     p.add_argument("--seed", type=int, default=default_of(training.train, "seed"))
@@ -103,7 +103,7 @@ def add_train_command(command: Any) -> None:
     p.add_argument("--space", choices=SPACES.names())
     p.add_argument("--channels", type=positive_int)
     p.add_argument("--cells", type=positive_int)
-    p.add_argument("--width", type=float)
+    p.add_argument("--width", type=finite_float)
     p.add_argument("--auxiliary", action="store_true", help="darts: train with the auxiliary head")
     p.add_argument("--save", metavar="DIR", help="write model.pt (weights) and record.json here")
     add_training_arguments(p)

@@ -159,6 +159,10 @@ def from_tensors(
         if x_te.shape[1:] != xt.shape[1:]:
             raise DataError(f"{name}: test images {tuple(x_te.shape[1:])} differ from train {tuple(xt.shape[1:])}")
     train_idx, val_idx = _split_indices(len(yt), val_fraction, split_seed)
+    if min(len(train_idx), len(val_idx), len(y_te)) == 0:  # an empty split reads as 0% accuracy, never an error
+        raise DataError(f"{name}: the examples split into "
+                        f"{len(train_idx)} to train on and {len(val_idx)} to validate on, with {len(y_te)} to test; "
+                        "every split needs at least one example: give more data")  # fmt: skip
     n_classes = num_classes if num_classes is not None else int(max(yt.max(), y_te.max())) + 1
     if int(yt.min()) < 0 or int(max(yt.max(), y_te.max())) >= n_classes:
         raise DataError(f"{name}: labels must lie in 0..{n_classes - 1}")

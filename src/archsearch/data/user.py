@@ -4,6 +4,7 @@ into :class:`~archsearch.data.Data` with the same seeded splits as the built-in 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import torch
 
 from archsearch.data.readers import DataError
 
+MAX_CLASSES = 1_000_000  # a classifier's last layer has one output per class
 #: what ``dataset=`` accepts, for error messages
 ACCEPTED = (
     "a dataset name (digits, mnist, fashion-mnist, cifar10, cifar100), a folder of images per class, Data, a "
@@ -71,10 +73,14 @@ def as_data(
 
 
 def _tensor(value: Any, what: str, images: bool = False) -> torch.Tensor:
+    """``value`` as a tensor; with ``images``: N x C x H x W, real and finite (the one check of every image array,
+    however the data arrived)."""
     try:
         t = torch.as_tensor(np.asarray(value) if not isinstance(value, torch.Tensor) else value)
     except (TypeError, ValueError, RuntimeError) as exc:
         raise DataError(f"{what} is not an array or tensor ({type(value).__name__}: {exc})") from None
+    if t.is_complex():
+        raise DataError(f"{what} holds complex numbers ({t.dtype}); images and labels are real")
     if images:
         if t.ndim == 3:
             t = t[:, None]
@@ -101,6 +107,9 @@ def _labels(value: Any, what: str) -> torch.Tensor:
         raise DataError(f"{what} must be integer class labels, got {t.dtype}")
     if len(t) and int(t.min()) < 0:
         raise DataError(f"{what}: class labels must be 0, 1, ..., got {int(t.min())}")
+    if len(t) and int(t.max()) >= MAX_CLASSES:
+        raise DataError(f"{what}: class label {int(t.max())} implies over {MAX_CLASSES:,} classes (labels are "
+                        "0, 1, ..., classes - 1)")  # fmt: skip
     return t.long()
 
 
@@ -126,12 +135,16 @@ def _read_dataset(ds: Any, what: str) -> tuple[torch.Tensor, torch.Tensor]:
         n = len(ds)
     except TypeError:
         raise DataError(f"{what} has no len(): archsearch reads map-style Datasets (__len__ and __getitem__)") from None
-    if n == 0:
-        raise DataError(f"{what} is empty")
+    if not isinstance(n, int) or n <= 0:
+        raise DataError(f"{what} is empty" if n == 0 else f"{what}: len() returned {n!r}")
     images, labels = [], []
     shape = None
     for i in range(n):
-        item = ds[i]
+        try:
+            item = ds[i]
+        except Exception as exc:  # the user's own code: say whose and where
+            raise DataError(f"{what} ({type(ds).__name__}) raised reading item {i}: {type(exc).__name__}: "
+                            f"{str(exc)[:200]}") from exc  # fmt: skip
         if not isinstance(item, Sequence) or len(item) != 2:
             raise DataError(f"{what}[{i}] must be an (image, label) pair, got {type(item).__name__}")
         image, label = item
@@ -144,6 +157,7 @@ def _read_dataset(ds: Any, what: str) -> tuple[torch.Tensor, torch.Tensor]:
             raise DataError(f"{what}[{i}]: an image must be C x H x W (or H x W), got shape {tuple(t.shape)}")
         if shape is None:
             shape = tuple(t.shape)
+            _fits_in_memory(n, t.numel(), what)
         elif tuple(t.shape) != shape:
             raise DataError(f"{what}[{i}]: image shape {tuple(t.shape)} differs from the first one's {shape}")
         if isinstance(label, torch.Tensor):
@@ -160,7 +174,17 @@ def _read_dataset(ds: Any, what: str) -> tuple[torch.Tensor, torch.Tensor]:
             raise DataError(f"{what}[{i}]: the label must be an integer class, got {label!r}"[:200])
         images.append(t)
         labels.append(int(label))
-    x = torch.stack(images)
-    if x.dtype != torch.uint8:
-        x = x.float()
-    return x, _labels(torch.tensor(labels), f"{what}'s labels")
+    return _tensor(torch.stack(images), f"{what}'s images", images=True), _labels(torch.tensor(labels),
+                                                                                    f"{what}'s labels")
+
+
+def _fits_in_memory(n: int, pixels: int, what: str) -> None:
+    """Refuse a dataset whose images (read into memory as float32) would not fit in this machine's memory."""
+    need = n * pixels * 4
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not POSIX: no figure to compare with
+        return
+    if need > have:
+        raise DataError(f"{what}: {n:,} images of {pixels:,} values need about {need / 2**30:,.1f} GiB in memory; "
+                        f"this machine has {have / 2**30:,.1f} GiB")  # fmt: skip

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from archsearch.errors import ArchsearchError
-from archsearch.evaluators.base import Evaluator
+from archsearch.evaluators.base import Evaluator, clean_metrics
 from archsearch.evaluators.benchmark import Table, TableEvaluator
 from archsearch.evaluators.train import ProxyEvaluator, TrainEvaluator
 from archsearch.evaluators.zero_cost import ZeroCostEvaluator
@@ -34,12 +34,7 @@ class FunctionEvaluator(Evaluator):
         self.options = options
 
     def evaluate(self, genotype: Any, fidelity: float | None = None, seed: int | None = None) -> dict[str, float]:
-        metrics = type(self).function(genotype, self.space, **self.options)
-        if not isinstance(metrics, dict) or not all(isinstance(v, (int, float)) for v in metrics.values()):
-            raise ArchsearchError(
-                f"evaluator {self.name!r} must return a dict of metric name -> number, got {metrics!r}"[:300]
-            )
-        return {str(k): float(v) for k, v in metrics.items()}
+        return clean_metrics(type(self).function(genotype, self.space, **self.options), f"evaluator {self.name!r}")
 
 
 def register_evaluator(obj: Any = None, *, name: str | None = None) -> Any:
