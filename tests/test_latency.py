@@ -86,8 +86,8 @@ def test_the_table_file_round_trips_and_bad_files_are_refused(table: LatencyTabl
     saved = table.to_json()
     for content, message in (("{", "not a latency table"), ('{"format": "x"}', "not a latency table"),
                               (json.dumps({**saved, "version": 9}), "version 9"),
-                              (json.dumps({**saved, "entries": {"a": -1}}), "positive block latencies"),
-                              (json.dumps({**saved, "threads": "many"}), "missing or malformed")):  # fmt: skip
+                              (json.dumps({**saved, "entries": {"a": -1}}), "must be a finite number > 0"),
+                              (json.dumps({**saved, "threads": "many"}), "threads must be a number")):  # fmt: skip
         bad.write_text(content)
         with pytest.raises(ArchsearchError, match=message):
             LatencyTable.load(bad)
