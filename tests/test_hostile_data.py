@@ -334,3 +334,10 @@ def test_finite_checks_do_not_refuse_ordinary_numbers() -> None:
     for bad in (True, np.bool_(True), "1.0", math.inf, [1.0]):
         with pytest.raises(ArchsearchError):
             clean_metrics({"a": bad}, "x")
+
+
+def test_search_names_the_options_it_does_not_take(tmp_path: Path) -> None:
+    with pytest.raises(ArchsearchError, match="budget=N, not trials="):
+        A.search(space="nb201", strategy="random", trials=3, out=str(tmp_path / "a"))
+    with pytest.raises(ArchsearchError, match=r"unknown option.*epoch"):
+        A.search(space="nb201", strategy="random", epoch=3, out=str(tmp_path / "b"))

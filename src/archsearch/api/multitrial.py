@@ -285,6 +285,19 @@ def resume_config(out: str | Path, evaluator: str | None = None, reading: bool =
     return dict(config)
 
 
+def _check_option_names(options: dict[str, Any]) -> None:
+    """Refuse an option :func:`search` does not take, naming the ones it does (a TypeError otherwise)."""
+    import inspect
+
+    allowed = set(inspect.signature(make_config).parameters) - {"space", "strategy", "dataset", "trials", "seconds"}
+    if "trials" in options:
+        raise ArchsearchError("search() takes the number of trials as budget=N, not trials=")
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ArchsearchError(f"search() got unknown option(s) {', '.join(unknown)} (it takes budget, seconds, "
+                              f"{', '.join(sorted(allowed))})")  # fmt: skip
+
+
 def check_stored_evaluator(config: Any, named: str | None, where: str, reading: bool = False) -> None:
     """A config read from a store or a file may name a registered evaluator, or a custom class that the user names
     again (``named``); anything else is refused before any import happens. ``reading`` (the run is shown, nothing
@@ -364,6 +377,7 @@ def search(
         config = with_resumable_changes(config, trials=budget, seconds=seconds, **changes)
     else:
         recorded = options.pop("record", None)
+        _check_option_names(options)
         name = str(dataset) if data is None else data.name
         config = make_config(space, strategy, name, trials=50 if budget is None else budget, seconds=seconds, **options)
         if recorded is not None:  # the command line's options, so that a resume from it takes them from the run

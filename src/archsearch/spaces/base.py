@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from archsearch.errors import GenotypeError
-from archsearch.spaces.sizing import check_fits, check_options
+from archsearch.spaces.sizing import check_fits, check_options, might_not_fit
 
 
 class Genotype(Protocol):
@@ -179,8 +179,9 @@ class Space(ABC, Generic[G]):
                 "build options", f"unknown option(s) {unknown} for space {self.name!r} (allowed: {sorted(allowed)})"
             )
         check_options(self.name, options)
-        check_fits(lambda: self.build_network(genotype, in_channels, num_classes, input_size, **options),
-                   in_channels, input_size, f"the {self.name} network")  # fmt: skip
+        if might_not_fit(options, allowed, in_channels, input_size):
+            check_fits(lambda: self.build_network(genotype, in_channels, num_classes, input_size, **options),
+                       in_channels, input_size, f"the {self.name} network")  # fmt: skip
         if seed is None:
             return self.build_network(genotype, in_channels, num_classes, input_size, **options)
         with torch.random.fork_rng(devices=[]):

@@ -31,6 +31,19 @@ def machine_memory() -> int | None:
         return None
 
 
+def might_not_fit(options: dict[str, Any], defaults: dict[str, Any], in_channels: int, input_size: int) -> bool:
+    """Whether a network is worth the meta-device check: a large input, or a size option over 4x its default
+    (the space's own defaults always fit; the check costs about one more build, 10-35 ms)."""
+    if in_channels * input_size * input_size > LARGE_INPUT:
+        return True
+    for name, value in options.items():
+        default = defaults.get(name)
+        numbers = isinstance(value, (int, float)) and not isinstance(value, bool) and isinstance(default, (int, float))
+        if numbers and value > 4 * max(float(default), 1.0):
+            return True
+    return False
+
+
 def check_options(space: str, options: dict[str, Any]) -> None:
     """Build options are finite numbers (or booleans): NaN or infinity is refused naming the option."""
     for name, value in options.items():
