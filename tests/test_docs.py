@@ -156,13 +156,18 @@ def test_documented_example_runs(where: str, lang: str, code: str, scratch: Path
         monkeypatch.chdir(scratch)
         exec(compile(code, where, "exec"), {"__name__": f"docs_{where}"})
         return
-    skipped = []
+    skipped: list[str] = []
+    not_made: list[str] = []  # the --out folders of skipped commands: a later command reading one is skipped too
     for command in shell_commands(code):
         reason = next((why for key, why in CANNOT_RUN.items() if key in f" {command} "), None)
         if reason is None and _shared() is None and any(k in command for k in NEEDS_SHARED):
             reason = "needs the shared data (ARCHSEARCH_DATA)"
+        words = shlex.split(command)
+        if reason is None and any(out in words for out in not_made):
+            reason = "reads what a skipped command before it writes"
         if reason is not None:
             skipped.append(f"{command[:60]}: {reason}")
+            not_made += [words[i + 1] for i, w in enumerate(words[:-1]) if w == "--out"]
             continue
         status, err = _run(tiny(command), scratch, monkeypatch, capsys)
         if status == 2 and "broke a constraint" in err and "no trial completed" in err:
