@@ -156,7 +156,7 @@ def test_benchmark(monkeypatch, capsys) -> None:
     argv = ["benchmark", "--table", "t.csv", "--strategies", "random", "--queries", "10", "--seeds", "2"]
     out = _run(monkeypatch, capsys, "benchmark", rec, argv)
     assert out == [score.to_json()]
-    assert rec.args == ("t.csv", "random") and rec.kwargs["queries"] == 10 and rec.kwargs["seeds"] == 2
+    assert rec.args == (["t.csv"], "random") and rec.kwargs["queries"] == 10 and rec.kwargs["seeds"] == 2
 
 
 def test_oneshot(monkeypatch, capsys, tmp_path: Path) -> None:
@@ -235,6 +235,17 @@ def test_latency_table(monkeypatch, capsys, tmp_path: Path) -> None:
     assert kw["build"]["width"] == 0.25 and kw["build"]["head"] == 64 and kw["calibrate"] == 3 and kw["repeats"] == 5
 
 
+def test_latency_model(monkeypatch, capsys, tmp_path: Path) -> None:
+    out = tmp_path / "m.json"
+    written = api.LatencyModelWritten(out, "nb201", 10, [{"features": "ops", "loo_rmse_ms": 0.5, "weight": 1.0}], [])
+    rec = Recorder(written)
+    argv = ["latency-model", "fit", "--space", "nb201", "--measured", "phone.csv", "--out", str(out),
+            "--reference", "ref.csv", "--reference-columns", "a,b", "--force"]  # fmt: skip
+    assert _run(monkeypatch, capsys, "fit_latency_model", rec, argv) == [written.to_json()]
+    assert rec.args == ("nb201", "phone.csv", str(out))
+    assert rec.kwargs == {"reference": "ref.csv", "reference_columns": ["a", "b"], "force": True}
+
+
 def test_every_command_is_covered_here() -> None:
     parser = build_parser()
     commands = set(parser._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
@@ -252,7 +263,7 @@ SIGNATURES: dict[str, tuple[Any, dict[str, str], set[str]]] = {
     "train": (api.train, {"no_augment": "augment", "channels": "build", "cells": "build", "width": "build",
                           "auxiliary": "build"}, set()),
     "score": (api.score, {"arch": "archs", "channels": "build", "cells": "build", "width": "build"}, set()),
-    "benchmark": (api.benchmark, {}, set()),
+    "benchmark": (api.benchmark, {"constraint": "constraints"}, set()),
     "report": (api.report, {"run": "run_dir"}, {"watch", "every"}),
     "sample": (api.sample, {}, {"text"}),
     "show": (api.show, {"run": "run_dir"}, {"top"}),

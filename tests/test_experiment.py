@@ -89,13 +89,17 @@ def test_constraints_are_checked_before_evaluation_and_never_violated(tmp_path: 
     assert evaluator.calls == len(complete)  # infeasible networks were never evaluated
 
 
-def test_constraints_need_an_evaluator_that_builds_networks(tmp_path: Path, made_table: Path) -> None:
+@pytest.mark.parametrize("limit", ["train_peak_mb", "latency_ms"])
+def test_measured_constraints_need_an_evaluator_that_builds_networks(limit: str, tmp_path: Path,
+                                                                     made_table: Path) -> None:  # fmt: skip
+    """Params and FLOPs are counted on a table search (tests/test_table_objectives.py); what must be measured on a
+    built network (peak memory, timed latency without a device model) is refused."""
     from archsearch.evaluators import TableEvaluator
 
     table = TableEvaluator(made_table)
     with pytest.raises(ArchsearchError, match="builds no network"):
         Experiment(
-            SPACE, get_strategy("random", SPACE), table, Objective(limits={"params": 1e6}), Budget(5), Store(tmp_path)
+            SPACE, get_strategy("random", SPACE), table, Objective(limits={limit: 1e6}), Budget(5), Store(tmp_path)
         ).run()
 
 
@@ -186,8 +190,12 @@ def test_pareto_front_and_hypervolume_on_hand_made_points() -> None:
 def test_objective_parsing_and_errors() -> None:
     assert parse_limit("params<=1.5M") == ("params", 1.5e6)
     assert parse_limit("latency_ms<20") == ("latency_ms", 20.0)
-    with pytest.raises(ArchsearchError, match="METRIC<=VALUE"):
-        parse_limit("depth<=3")
+    assert parse_limit("pixel3_ms<=5") == ("pixel3_ms", 5.0)  # a table's column: checked against the table
+    for bad in ("val_acc<=3", "params=>3", "depth<=three"):  # a built-in metric that is not a cost; not a limit
+        with pytest.raises(ArchsearchError, match="METRIC<=VALUE"):
+            parse_limit(bad)
+    with pytest.raises(ArchsearchError, match="cannot limit 'depth'"):
+        Objective(limits={"depth": 3.0})
     with pytest.raises(ArchsearchError, match="unknown metric 'speed'"):
         Objective(metric="speed")
     assert Objective(metric="params").score({"params": 10}) == -10

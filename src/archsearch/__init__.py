@@ -1,7 +1,8 @@
 """archsearch: neural architecture search for PyTorch.
 
 The public API: one function per command (``search``, ``oneshot``, ``retrain``, ``train``, ``score``,
-``benchmark``, ``cost``, ``show``, ``report``, ``draw``, ``export``, ``latency``, ``latency_table``, ``sample``,
+``benchmark``, ``cost``, ``show``, ``report``, ``draw``, ``export``, ``latency``, ``latency_table``,
+``fit_latency_model``, ``sample``,
 ``spaces``; see
 :mod:`archsearch.api`), search spaces and their genotypes, the registries for your own space, strategy and
 evaluator, the op registry and cost metrics.
@@ -13,6 +14,7 @@ from archsearch.api import (
     cost,
     draw,
     export,
+    fit_latency_model,
     latency,
     latency_table,
     oneshot,
@@ -79,6 +81,7 @@ __all__ = [
     "count_params",
     "draw",
     "export",
+    "fit_latency_model",
     "genotype_from_json",
     "get_space",
     "latency",

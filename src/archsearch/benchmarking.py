@@ -51,14 +51,17 @@ class StrategyScore:
         }
 
 
-def tabular_strategies() -> list[str]:
-    """Every registered single-objective strategy that can run against a table."""
-    return [name for name in STRATEGIES if STRATEGIES.get(name).tabular and not STRATEGIES.get(name).multi_objective]
+def tabular_strategies(multi_objective: bool = False) -> list[str]:
+    """Every registered strategy that can run against a table: the single-objective ones, or with
+    ``multi_objective`` all of them (a multi-objective benchmark scores random and single-objective strategies, which
+    follow the first objective, beside the multi-objective ones)."""
+    return [n for n in STRATEGIES
+            if STRATEGIES.get(n).tabular and (multi_objective or not STRATEGIES.get(n).multi_objective)]  # fmt: skip
 
 
 class _TimedTable(TableEvaluator):
-    def __init__(self, table: Table) -> None:
-        super().__init__(table)
+    def __init__(self, table: Table, space: str = "nb201") -> None:
+        super().__init__(table, space=space)
         self.seconds = 0.0
 
     def evaluate(self, genotype: Any, fidelity: float | None = None, seed: int | None = None) -> dict[str, float]:
@@ -69,12 +72,30 @@ class _TimedTable(TableEvaluator):
             self.seconds += time.perf_counter() - start
 
 
-_WORKER_TABLE: Table | None = None
+@dataclass(frozen=True)
+class BenchmarkSetup:
+    """What every run of a benchmark shares: the space, the table(s) and its columns, the objective."""
+
+    space: str = "nb201"
+    tables: tuple[str, ...] = ()
+    signal: str = "valid_acc_12ep"
+    report: str = "test_acc_200ep"
+    objectives: str = ""  # two or more: a multi-objective benchmark scored by hypervolume
+    constraints: tuple[str, ...] = ()
+
+    def table(self) -> Table:
+        return TableEvaluator(self.tables[0], self.signal, self.report, self.space, self.tables[1:]).table
+
+    def objective(self) -> Objective:
+        return Objective.from_strings("val_acc", self.constraints, self.objectives)
 
 
-def _init_worker(path: str) -> None:
-    global _WORKER_TABLE
-    _WORKER_TABLE = Table(path)
+_WORKER: tuple[Table, BenchmarkSetup] | None = None
+
+
+def _init_worker(setup: BenchmarkSetup) -> None:
+    global _WORKER
+    _WORKER = (setup.table(), setup)
     import torch
 
     torch.set_num_threads(1)  # one core per job: the jobs are the parallelism
@@ -90,38 +111,40 @@ class BenchmarkRun:
     evaluated: list[str]  # the distinct architectures evaluated, in order (each one query)
     repeats: int  # proposals answered from the store (not queries)
     queries: int  # table lookups made
+    points: list[list[float]] = field(default_factory=list)  # multi-objective: each evaluated one's objectives
 
 
-def benchmark_run(name: str, seed: int, queries: int, table: Table | None = None) -> BenchmarkRun:
+def benchmark_run(name: str, seed: int, queries: int, table: Table | None = None,
+                  setup: BenchmarkSetup | None = None) -> BenchmarkRun:  # fmt: skip
     """One seeded run of strategy ``name`` with a budget of ``queries`` distinct architectures."""
-    tab = table if table is not None else _WORKER_TABLE
-    if tab is None:
-        raise RuntimeError("benchmark_run needs a table (or a worker initialised with one)")
-    space = get_space("nb201")
-    evaluator = _TimedTable(tab)
+    if table is None:
+        if _WORKER is None:
+            raise RuntimeError("benchmark_run needs a table (or a worker initialised with one)")
+        table, setup = _WORKER
+    setup = setup or BenchmarkSetup(space=table.space.name if table.space is not None else "nb201")
+    space = get_space(setup.space)
+    evaluator = _TimedTable(table, space=setup.space)
+    objective = setup.objective()
+    options = {"objectives": objective.specs()} if STRATEGIES.get(name).multi_objective else {}
     with tempfile.TemporaryDirectory(prefix="archsearch-bench-") as tmp:
         store = Store(tmp, durable=False)  # a throw-away store: no sync to disk per trial
         start = time.perf_counter()
         result = Experiment(
-            space,
-            get_strategy(name, space, seed=seed),
-            evaluator,
-            Objective(),
-            Budget(trials=queries),
-            store,
-            seed=seed,
-        ).run()
+            space, get_strategy(name, space, seed=seed, **options), evaluator, objective, Budget(trials=queries),
+            store, seed=seed,
+        ).run()  # fmt: skip
         overhead = time.perf_counter() - start - evaluator.seconds
-        evaluated = [t.key for t in sorted(result.best, key=lambda t: t.number)]
+        done = sorted(result.best, key=lambda t: t.number)
         store.close()
     winner = result.winner
     return BenchmarkRun(
         pick=None if winner is None else str(winner.genotype),
         reported=winner.metrics["test_acc"] if winner else float("nan"),
         overhead=overhead,
-        evaluated=evaluated,
+        evaluated=[t.key for t in done],
         repeats=result.repeats,
         queries=evaluator.queries,
+        points=[[t.metrics[o] for o in objective.objectives] for t in done] if objective.objectives else [],
     )
 
 
@@ -132,10 +155,16 @@ def run_benchmark(
     seeds: int = 100,
     on_run: Callable[[str, int, float], None] | None = None,
     jobs: int = 1,
+    setup: BenchmarkSetup | None = None,
 ) -> list[StrategyScore]:
     """Run every strategy for ``seeds`` seeds of ``queries`` evaluations each against ``table``; ``jobs`` > 1 runs
-    seeds in that many processes (each seed is an independent run, so the picks are the same)."""
+    seeds in that many processes (each seed is an independent run, so the picks are the same). ``setup``: the
+    space, joined tables, columns and objectives (default: NB201's table as given)."""
     tab = table if isinstance(table, Table) else Table(table)
+    setup = setup or BenchmarkSetup(tables=(str(tab.path),))
+    if not setup.tables:
+        setup = BenchmarkSetup(setup.space, (str(tab.path), *map(str, tab.joined)), tab.signal, tab.report,
+                               setup.objectives, setup.constraints)  # fmt: skip
     scores = []
     for name in strategies:
         STRATEGIES.get(name)
@@ -145,7 +174,7 @@ def run_benchmark(
             from concurrent.futures import ProcessPoolExecutor
 
             context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(jobs, context, _init_worker, (str(tab.path),)) as pool:
+            with ProcessPoolExecutor(jobs, context, _init_worker, (setup,)) as pool:
                 futures = [pool.submit(benchmark_run, name, seed, queries) for seed in range(seeds)]
                 for seed, future in enumerate(futures):
                     runs.append(future.result())
@@ -153,7 +182,7 @@ def run_benchmark(
                         on_run(name, seed, runs[-1].reported)
         else:
             for seed in range(seeds):
-                runs.append(benchmark_run(name, seed, queries, tab))
+                runs.append(benchmark_run(name, seed, queries, tab, setup))
                 if on_run is not None:
                     on_run(name, seed, runs[-1].reported)
         picks = [r.reported for r in runs]

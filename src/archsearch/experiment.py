@@ -16,17 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from archsearch import costs
 from archsearch.errors import ArchsearchError, GenotypeError
 from archsearch.evaluators import Evaluator
 from archsearch.evaluators.base import clean_metrics
 from archsearch.multifidelity import MultiFidelity
-from archsearch.objectives import DIRECTIONS, Objective
+from archsearch.objectives import Objective
 from archsearch.rundir import versions
 from archsearch.spaces import Space
 from archsearch.store import Store
 from archsearch.strategies import Strategy
 from archsearch.trial import COMPLETE, FAILED, INFEASIBLE, RUNNING, Trial
+from archsearch.trial_costs import CostMeter
 
 
 @dataclass
@@ -109,8 +109,7 @@ class Experiment:
         self.fidelity: MultiFidelity | None = fidelity
         self.finished: dict[str, Trial] = {}  # key -> first finished trial of that architecture
         self.in_flight: dict[Future[dict[str, float]], tuple[Trial, float]] = {}
-        self.cost_cache: dict[str, dict[str, float]] = {}
-        self.latency_table: Any = None  # the objective's latency table, read at its first use
+        self.costs = CostMeter(space, evaluator, objective)
         self.repeats = 0
         self.saved_repeats = 0  # the repeats count that goes with the strategy state last written
         self.consecutive_repeats = 0
@@ -136,7 +135,7 @@ class Experiment:
         if state is not None:
             self.strategy.load_state_dict(state)
         if self.fidelity is not None:
-            sign = 1.0 if DIRECTIONS[self.objective.metric] else -1.0
+            sign = 1.0 if self.objective.direction(self.objective.metric) else -1.0
             self.fidelity.rebuild((t.metrics for t in trials), sign)  # in-flight rows hold their lower rungs
         progress = self.store.progress()
         self.elapsed_before = float(progress.get("elapsed", 0.0))
@@ -155,42 +154,7 @@ class Experiment:
 
     # --- the steps ------------------------------------------------------------------------------------------------
     def _costs(self, genotype: Any) -> dict[str, float]:
-        needed = self.objective.needed_costs()
-        if not needed or genotype.key in self.cost_cache:
-            return self.cost_cache.get(genotype.key, {})
-        network = getattr(self.evaluator, "network", None)
-        if network is None:
-            raise ArchsearchError(
-                f"the {self.evaluator.name} evaluator builds no network, so constraints on "
-                f"{', '.join(sorted(needed))} cannot be checked"
-            )
-        model, shape = network(genotype, seed=0)
-        values: dict[str, float] = {}
-        if needed & {"params", "flops"}:
-            values["params"] = float(costs.count_params(model))
-            values["flops"] = float(costs.count_flops(model, shape))
-        if "latency_ms" in needed:
-            values.update(self._latency(genotype, model, shape))
-        for mode in ("forward", "train"):
-            if f"{mode}_peak_mb" in needed:
-                values[f"{mode}_peak_mb"] = costs.peak_memory_mb(model, shape, mode=mode)
-        self.cost_cache[genotype.key] = values
-        return values
-
-    def _latency(self, genotype: Any, model: Any, shape: Any) -> dict[str, float]:
-        """``latency_ms``: predicted by the objective's latency table (and measured where the prediction is near a
-        limit), else measured on the objective's target."""
-        from archsearch.latency_lookup import LatencyTable, constrained_latency
-
-        o = self.objective
-        if o.latency_table is None:
-            from archsearch.runtime_latency import measure
-
-            return {"latency_ms": measure(model, shape, o.latency_target, o.latency_batch_size, o.latency_threads,
-                                          device=o.latency_device).median_ms}  # fmt: skip
-        if self.latency_table is None:
-            self.latency_table = LatencyTable.from_json(o.latency_table, "the search's latency table")
-        return constrained_latency(self.latency_table, genotype, self.space, model, o.limits.get("latency_ms"))
+        return self.costs.of(genotype)
 
     def _finish(self, trial: Trial, started: float) -> None:
         self.done += 1
@@ -210,7 +174,7 @@ class Experiment:
         try:
             who = getattr(self.evaluator, "name", type(self.evaluator).__name__)
             metrics = clean_metrics(future.result(), f"the {who} evaluator")
-            metrics.update(self.cost_cache.get(trial.key, {}))
+            metrics.update(self.costs.cache.get(trial.key, {}))
             trial.metrics = {**trial.metrics, **metrics}
             trial.score, trial.status = self.objective.score(metrics), COMPLETE
             if self.fidelity is not None and trial.fidelity is not None:
@@ -388,7 +352,7 @@ def summarize(store: Store, space: Space[Any], objective: Objective, stop_reason
     """The result of a (finished or interrupted) run from its store (``skip_malformed``: see :meth:`Store.trials`)."""
     import numpy as np
 
-    from archsearch.objectives import DIRECTIONS, hypervolume, pareto_front
+    from archsearch.objectives import hypervolume, pareto_front
 
     trials = [t for t in store.trials(space.from_json, skip_malformed=skip_malformed) if t.status != RUNNING]
     stop_reason = stop_reason or str(store.progress().get("stop", ""))
@@ -400,7 +364,7 @@ def summarize(store: Store, space: Space[Any], objective: Objective, stop_reason
         usable = [t for t in complete if all(n in t.metrics for n in names)]
         if usable:
             points = np.array([[t.metrics[n] for n in names] for t in usable])
-            dirs = [DIRECTIONS[n] for n in names]
+            dirs = [objective.direction(n) for n in names]
             front = sorted((usable[i] for i in pareto_front(points, dirs)), key=lambda t: -(t.score or 0.0))
             if len(names) == 2:
                 worst = [points[:, k].min() if d else points[:, k].max() for k, d in enumerate(dirs)]

@@ -4,6 +4,11 @@ A constraint is a limit on a cost metric (``params``, ``flops``, ``latency_ms``,
 are measured on the built network before any training; a network that breaks a limit is never trained and is recorded
 as infeasible with the measured values. Several objectives give a Pareto front (non-dominated sorting) and its
 hypervolume.
+
+A search on a table may also name any numeric column of the table (``pixel3_ms``) as an objective or a constraint:
+such a column is a *column metric*, read from the table like a cost. Its direction is known for built-in names
+(:data:`DIRECTIONS`, :data:`KNOWN_COLUMNS`), given as ``name:min`` / ``name:max``, or the objective is refused; a
+constraint ``name<=VALUE`` needs no direction.
 """
 
 from __future__ import annotations
@@ -31,18 +36,38 @@ DIRECTIONS: dict[str, bool] = {
     "zc_score": True,  # the zero-cost evaluator's score (one proxy, or the ensemble of several)
 }
 COST_METRICS = ("params", "flops", "latency_ms", "forward_peak_mb", "train_peak_mb")
+#: table columns whose direction is known without being told (NAS-Bench-201's accuracies)
+KNOWN_COLUMNS: dict[str, bool] = {"valid_acc_12ep": True, "valid_acc_200ep": True, "test_acc_200ep": True}
 _UNITS = {"k": 1e3, "m": 1e6, "g": 1e9}
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 
 
 def parse_limit(text: str) -> tuple[str, float]:
-    """``'params<=1.5M'`` -> ``('params', 1.5e6)``. Units k/M/G are allowed."""
-    m = re.fullmatch(r"\s*([a-z_]+)\s*<=?\s*([0-9.]+)\s*([kKmMgG]?)\s*", text)
-    if not m or m[1] not in COST_METRICS:
+    """``'params<=1.5M'`` -> ``('params', 1.5e6)``. Units k/M/G are allowed. A name that is not a cost metric is a
+    table column (checked against the table by the search)."""
+    m = re.fullmatch(rf"\s*({_NAME})\s*<=?\s*([0-9.]+(?:[eE][-+]?[0-9]+)?)\s*([kKmMgG]?)\s*", text)
+    if not m or (m[1] in DIRECTIONS and m[1] not in COST_METRICS):
         raise ArchsearchError(
             f"cannot read constraint {text!r}: expected METRIC<=VALUE with METRIC one of "
-            f"{', '.join(COST_METRICS)} (e.g. params<=1.5M, latency_ms<=20)"
+            f"{', '.join(COST_METRICS)} or a numeric column of the searched table (e.g. params<=1.5M, "
+            "latency_ms<=20, pixel3_ms<=5)"
         )
     return m[1], float(m[2]) * _UNITS.get(m[3].lower(), 1.0)
+
+
+def parse_objective(text: str) -> tuple[str, bool | None]:
+    """``'pixel3_ms:min'`` -> ``('pixel3_ms', False)``; a name without ``:min``/``:max`` gets its known direction,
+    or ``None`` when it has none (the caller refuses it)."""
+    name, _, way = text.strip().partition(":")
+    if not re.fullmatch(_NAME, name) or way not in ("", "min", "max"):
+        raise ArchsearchError(f"cannot read objective {text!r}: expected a metric name, optionally with :min or :max "
+                              "(e.g. val_acc, params, pixel3_ms:min)")  # fmt: skip
+    known = DIRECTIONS.get(name, KNOWN_COLUMNS.get(name))
+    if way:
+        if known is not None and known != (way == "max"):
+            raise ArchsearchError(f"{name} is {'higher' if known else 'lower'}-is-better; it cannot be given :{way}")
+        return name, way == "max"
+    return name, known
 
 
 @dataclass
@@ -63,14 +88,21 @@ class Objective:
     latency_threads: int = 1
     #: a latency lookup table (its JSON) that predicts ``latency_ms`` instead of measuring it
     latency_table: dict[str, Any] | None = None
+    #: a fitted device latency model (its JSON) that predicts ``latency_ms`` from the architecture
+    latency_model: dict[str, Any] | None = None
+    #: table columns named as objectives or limits -> their direction (``None``: only limited, no direction needed)
+    columns: dict[str, bool | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in (self.metric, *self.objectives):
-            if name not in DIRECTIONS:
-                raise ArchsearchError(f"unknown metric {name!r} (allowed: {', '.join(DIRECTIONS)})")
+            if name not in DIRECTIONS and self.columns.get(name) is None:
+                raise ArchsearchError(
+                    f"unknown metric {name!r}: the built-in ones are {', '.join(DIRECTIONS)}; a table column needs "
+                    f"its direction ({name}:min or {name}:max)"
+                )
         for name, value in self.limits.items():
-            if name not in COST_METRICS:
-                raise ArchsearchError(f"cannot limit {name!r} (allowed: {', '.join(COST_METRICS)})")
+            if name not in COST_METRICS and name not in self.columns:
+                raise ArchsearchError(f"cannot limit {name!r} (allowed: {', '.join(COST_METRICS)} or a table column)")
             if value <= 0:
                 raise ArchsearchError(f"the limit on {name} must be positive, got {value}")
         if self.objectives and self.objectives[0] != self.metric:
@@ -78,15 +110,35 @@ class Objective:
 
     @classmethod
     def from_strings(cls, metric: str = "val_acc", constraints: Sequence[str] = (), objectives: str = "") -> Objective:
-        """Build from CLI text: ``--constraint params<=1M`` and ``--objectives val_acc,params``."""
+        """Build from CLI text: ``--constraint params<=1M`` and ``--objectives val_acc,params`` (a table column as
+        ``pixel3_ms:min``; ``--constraint pixel3_ms<=5``)."""
         limits = dict(parse_limit(c) for c in constraints)
-        objs = tuple(o.strip() for o in objectives.split(",") if o.strip())
-        return cls(metric=metric, limits=limits, objectives=objs)
+        parsed = [parse_objective(o) for o in objectives.split(",") if o.strip()]
+        metric_name, metric_way = parse_objective(metric)
+        columns: dict[str, bool | None] = {n: None for n in limits if n not in COST_METRICS}
+        for name, way in [*parsed, (metric_name, metric_way)]:
+            if name not in DIRECTIONS:
+                if way is None:
+                    raise ArchsearchError(f"{name!r} is not a built-in metric, so its direction is unknown: write "
+                                          f"{name}:min or {name}:max (built-in: {', '.join(DIRECTIONS)})")  # fmt: skip
+                columns[name] = way
+        return cls(metric=metric_name, limits=limits, objectives=tuple(n for n, _ in parsed), columns=columns)
+
+    def direction(self, name: str) -> bool:
+        """True when higher is better for metric ``name`` (a built-in metric or a column of this objective)."""
+        way = DIRECTIONS.get(name, self.columns.get(name))
+        if way is None:
+            raise ArchsearchError(f"the direction of {name!r} is unknown (built-in: {', '.join(DIRECTIONS)})")
+        return way
+
+    def specs(self) -> list[str]:
+        """The objectives as text a strategy reads back with :func:`parse_objective` (columns with :min/:max)."""
+        return [o if o in DIRECTIONS else f"{o}:{'max' if self.direction(o) else 'min'}" for o in self.objectives]
 
     def score(self, metrics: Mapping[str, float]) -> float:
         """The higher-is-better scalar strategies are told."""
         value = float(metrics[self.metric])
-        return value if DIRECTIONS[self.metric] else -value
+        return value if self.direction(self.metric) else -value
 
     def violations(self, costs: Mapping[str, float]) -> dict[str, tuple[float, float]]:
         """Every limit broken: metric -> (value, limit)."""
@@ -94,19 +146,25 @@ class Objective:
 
     def needed_costs(self) -> set[str]:
         """Which cost metrics must be measured before training: those limited, and those among the objectives."""
-        return set(self.limits) | {o for o in self.objectives if o in COST_METRICS}
+        named = {self.metric, *self.objectives}
+        return set(self.limits) | {o for o in named if o in COST_METRICS or o in self.columns}
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Objective:
         """The objective :meth:`to_json` wrote (as a run's config records it)."""
-        latency = {k: obj[k] for k in ("latency_target", "latency_threads", "latency_table") if k in obj}
-        return cls(metric=obj["metric"], limits=dict(obj["limits"]), objectives=tuple(obj["objectives"]), **latency)
+        keys = ("latency_target", "latency_threads", "latency_table", "latency_model", "columns")
+        extra = {k: obj[k] for k in keys if k in obj}
+        return cls(metric=obj["metric"], limits=dict(obj["limits"]), objectives=tuple(obj["objectives"]), **extra)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"metric": self.metric, "limits": self.limits, "objectives": list(self.objectives)}
+        if self.columns:
+            out["columns"] = dict(self.columns)
         if "latency_ms" in self.needed_costs():
             out.update(latency_target=self.latency_target, latency_threads=self.latency_threads,
                        latency_table=self.latency_table)  # fmt: skip
+            if self.latency_model is not None:
+                out["latency_model"] = self.latency_model
         return out
 
 
@@ -139,8 +197,23 @@ def non_dominated_sort(points: np.ndarray, directions: Sequence[bool]) -> list[l
 
 
 def pareto_front(points: np.ndarray, directions: Sequence[bool]) -> list[int]:
-    """Indices of the non-dominated points."""
-    return non_dominated_sort(points, directions)[0] if len(points) else []
+    """Indices of the non-dominated points, ascending (two objectives: a sort and a sweep, so a whole table's
+    front takes milliseconds; more: the first front of :func:`non_dominated_sort`)."""
+    if not len(points):
+        return []
+    p = _as_max(np.asarray(points, dtype=float), directions)
+    if p.shape[1] != 2:
+        return non_dominated_sort(points, directions)[0]
+    order = np.lexsort((-p[:, 1], -p[:, 0]))  # x descending, then y descending
+    front, best, k = [], -np.inf, 0
+    while k < len(order):
+        x, top = p[order[k], 0], p[order[k], 1]  # the group of equal x starts with its highest y
+        while k < len(order) and p[order[k], 0] == x:
+            if top > best and p[order[k], 1] == top:
+                front.append(int(order[k]))
+            k += 1
+        best = max(best, top)
+    return sorted(front)
 
 
 def hypervolume(points: np.ndarray, directions: Sequence[bool], reference: Sequence[float]) -> float:

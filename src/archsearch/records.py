@@ -126,6 +126,11 @@ def check_config(config: Any, where: str) -> dict[str, Any]:
     limits = objective.get("limits")
     if not isinstance(limits, dict) or any(finite_or_none(v) is None for v in limits.values()):
         raise wrong("objective.limits", limits, "an object of finite numbers")
+    columns = objective.get("columns", {})
+    if not isinstance(columns, dict) or any(not isinstance(v, (bool, type(None))) for v in columns.values()):
+        raise wrong("objective.columns", columns, "an object of directions (true, false or null)")
+    if not isinstance(objective.get("latency_model", {}), (dict, type(None))):
+        raise wrong("objective.latency_model", objective.get("latency_model"), "an object")
     objectives = objective.get("objectives")
     if not isinstance(objectives, list) or not all(isinstance(o, str) for o in objectives):
         raise wrong("objective.objectives", objectives, "a list of metric names")

@@ -17,12 +17,14 @@ function           command
 ``export``         ``archsearch export``: a found network as ONNX, ``torch.export``, TorchScript or model.py
 ``latency``        ``archsearch latency``: measured on PyTorch eager, TorchScript, ONNX Runtime
 ``latency_table``  ``archsearch latency-table``: a per-block lookup table that predicts latency
+``fit_latency_model`` ``archsearch latency-model fit``: a device's latency predicted from a few timed networks
 =================  =======================================================================================
 """
 
 from archsearch.api.benchmarking import benchmark
 from archsearch.api.exports import export
 from archsearch.api.latency import LatencyRecord, TableWritten, latency, latency_table
+from archsearch.api.latency_models import LatencyModelWritten, fit_latency_model
 from archsearch.api.multitrial import (
     EXECUTORS,
     RESUME_CHANGES,
@@ -58,6 +60,7 @@ __all__ = [
     "BenchmarkResult",
     "CostRecord",
     "Drawing",
+    "LatencyModelWritten",
     "LatencyRecord",
     "OneShotRun",
     "ReportFile",
@@ -74,6 +77,7 @@ __all__ = [
     "cost",
     "draw",
     "export",
+    "fit_latency_model",
     "latency",
     "latency_table",
     "make_config",

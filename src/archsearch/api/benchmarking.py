@@ -1,4 +1,6 @@
-"""Strategies compared on a tabular benchmark over many seeds (the same protocol as NAS-Bench-201's papers)."""
+"""Strategies compared on a tabular benchmark over many seeds (the same protocol as NAS-Bench-201's papers), on any
+space's table; with several objectives, scored by the hypervolume of each run's front against the table's true
+front."""
 
 from __future__ import annotations
 
@@ -6,55 +8,75 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from archsearch.api.multitrial import make_config
 from archsearch.api.results import BenchmarkResult
-from archsearch.benchmarking import run_benchmark, tabular_strategies
+from archsearch.benchmarking import BenchmarkSetup, run_benchmark, tabular_strategies
 from archsearch.errors import ArchsearchError
 from archsearch.outputs import check_output, check_png_dir
 from archsearch.strategies import STRATEGIES
 
 
 def benchmark(
-    table: str | Path,
+    table: str | Path | Sequence[str | Path],
     strategies: str | Sequence[str] = "all",
     queries: int = 100,
     seeds: int = 100,
     jobs: int = 1,
     space: str = "nb201",
+    table_signal: str = "valid_acc_12ep",
+    table_report: str = "test_acc_200ep",
+    objectives: str = "",
+    constraints: Sequence[str] = (),
     report: str | Path | None = None,
     png: str | Path | None = None,
     on_score: Callable[[Any], None] | None = None,
     force: bool = False,
 ) -> BenchmarkResult:
     """Run each strategy (``"all"``: every one that runs on a table) for ``seeds`` seeds of ``queries`` distinct
-    architectures against ``table``; each run's pick is the best by the table's 12-epoch validation accuracy and
-    is reported by its 200-epoch test accuracy. ``report`` writes the anytime curves and distributions as a page
-    (``png``: its figures as PNGs too; an existing report is replaced only with ``force``); ``jobs`` runs
-    seeds in that many processes."""
-    if space != "nb201":
-        raise ArchsearchError(f"the benchmark runs on the nb201 table; the space must be nb201, not {space}")
+    architectures against ``table`` (several: joined on the architecture) in ``space``. Each run's pick is the best
+    by ``table_signal`` and is reported by ``table_report``. With two ``objectives`` (e.g.
+    ``"valid_acc_12ep,pixel3_ms:min"``) each run is scored by the hypervolume of its front as a share of the
+    table's true front, at several budgets. ``constraints`` limit any column (``pixel3_ms<=5``). ``report`` writes
+    the anytime curves (and fronts) as a page (``png``: its figures as PNGs too; an existing report is replaced
+    only with ``force``); ``jobs`` runs seeds in that many processes."""
     if png and not report:
         raise ArchsearchError("png writes the report's figures; it needs a report file (report=FILE.html)")
     if report:  # refused before the benchmark runs, not after
         check_output(report, force, "the report")
         check_png_dir(png)
+    tables = [table] if isinstance(table, (str, Path)) else list(table)
+    multi = len([o for o in objectives.split(",") if o.strip()]) >= 2
+    if objectives and not multi:
+        raise ArchsearchError("objectives takes two or more metrics (a Pareto front); one metric is the signal "
+                              "(table_signal)")  # fmt: skip
     if isinstance(strategies, str):
-        names = tabular_strategies() if strategies == "all" else [s.strip() for s in strategies.split(",")]
+        names = tabular_strategies(multi) if strategies == "all" else [s.strip() for s in strategies.split(",")]
     else:
         names = list(strategies)
-    for name in names:
-        if STRATEGIES.get(name).multi_objective:
-            raise ArchsearchError(f"{name} is multi-objective; the benchmark compares strategies at finding the most "
-                                  "accurate architecture by one signal (search with --objectives instead)")  # fmt: skip
+    for name in names:  # every strategy checked against the setting, before the first runs
+        if STRATEGIES.get(name).multi_objective and not multi:
+            raise ArchsearchError(f"{name} is multi-objective; compare it with two or more objectives "
+                                  "(--objectives valid_acc_12ep,pixel3_ms:min)")  # fmt: skip
+        make_config(space, name, table=tables, table_signal=table_signal, table_report=table_report,
+                    objectives=objectives, constraints=constraints, trials=queries)  # fmt: skip
+    setup = BenchmarkSetup(space, tuple(str(Path(t).resolve()) for t in tables), table_signal, table_report,
+                           objectives, tuple(constraints))  # fmt: skip
+    tab = setup.table()
+    truth = None
     scores = []
     for name in names:
-        (result,) = run_benchmark(table, [name], queries, seeds, jobs=jobs)
+        (result,) = run_benchmark(tab, [name], queries, seeds, jobs=jobs, setup=setup)
+        if multi:
+            from archsearch.pareto_benchmark import pareto_scores
+            from archsearch.spaces import get_space
+
+            truth, (result,) = pareto_scores([result], tab, setup.objective(), get_space(space), queries)
         scores.append(result)
         if on_score is not None:
             on_score(result)
     out = BenchmarkResult(queries, seeds, scores)
     if report:
-        from archsearch.evaluators import Table
         from archsearch.reporting.run_report import build_benchmark_report
 
-        out.report = build_benchmark_report(scores, Table(table), queries, report, png)
+        out.report = build_benchmark_report(scores, tab, queries, report, png, truth)
     return out

@@ -12,6 +12,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from archsearch.api.objective_options import (
+    check_columns,
+    check_latency_table,
+    latency_model_settings,
+    latency_settings,
+    strategy_objectives,
+    table_options,
+)
 from archsearch.data import Data, as_data, is_named
 from archsearch.errors import ArchsearchError
 from archsearch.evaluators import EVALUATORS, accepts, make_evaluator
@@ -23,7 +31,7 @@ from archsearch.records import space_for_reading
 from archsearch.rundir import DB_NAME, describe
 from archsearch.spaces import get_space
 from archsearch.store import Store
-from archsearch.strategies import STRATEGIES, get_strategy
+from archsearch.strategies import get_strategy
 from archsearch.trial import Trial
 
 
@@ -32,7 +40,7 @@ def make_config(
     strategy: str = "evolution",
     dataset: str = "digits",
     evaluator: str | None = None,
-    table: str | None = None,
+    table: str | Path | Sequence[str | Path] | None = None,
     table_signal: str = "valid_acc_12ep",
     table_report: str = "test_acc_200ep",
     trials: int = 50,
@@ -43,6 +51,7 @@ def make_config(
     latency_table: str | Path | None = None,
     latency_target: str | None = None,
     latency_threads: int = 1,
+    latency_model: str | Path | None = None,
     seed: int = 0,
     workers: int = 1,
     executor: str = "process",
@@ -64,9 +73,7 @@ def make_config(
     if table is not None:
         if evaluator not in (None, "table"):
             raise ArchsearchError(f"--table searches a tabular benchmark; it cannot go with evaluator {evaluator!r}")
-        evaluator, ev_options = "table", {"table": str(Path(table).resolve())}
-        if (table_signal, table_report) != ("valid_acc_12ep", "test_acc_200ep"):
-            ev_options.update(signal=table_signal, report=table_report)
+        evaluator, ev_options = "table", table_options(table, table_signal, table_report)
     else:
         evaluator = evaluator or "train"
         if evaluator == "table":
@@ -80,8 +87,10 @@ def make_config(
             metric = "zc_score"  # the zero-cost evaluator trains nothing, so it has no accuracy to maximise
     objective = Objective.from_strings(metric, constraints, objectives)
     named = {objective.metric, *objective.objectives, *objective.limits}
-    _latency_settings(objective, named, space, latency_table, latency_target, latency_threads)
-    strategy_options = _strategy_objectives(strategy, objective, strategy_options)
+    check_columns(objective, space, ev_options if evaluator == "table" else None)
+    latency_settings(objective, named, space, latency_table, latency_target, latency_threads)
+    latency_model_settings(objective, named, space, latency_model, latency_table)
+    strategy_options = strategy_objectives(strategy, objective, strategy_options)
     if evaluator == "table" and "test_acc" in named:
         raise ArchsearchError(
             "test_acc is the table's reported figure, kept for the report: a search that selects by it (as metric, "
@@ -133,58 +142,6 @@ def make_config(
         },
         "multifidelity": multifidelity,
     }
-
-
-def _latency_settings(objective: Objective, named: set[str], space: str, table: str | Path | None,
-                      target: str | None, threads: int) -> None:  # fmt: skip
-    """Put how ``latency_ms`` is measured (or predicted by a latency table) into ``objective``; refuse settings that
-    would act on nothing."""
-    from archsearch.latency_lookup import LatencyTable
-    from archsearch.runtime_latency import check_target
-
-    given = [n for n, v in (("latency_table", table), ("latency_target", target)) if v is not None]
-    if threads != 1:
-        given.append("latency_threads")
-    if given and "latency_ms" not in named:
-        raise ArchsearchError(f"{', '.join(given)} set how latency_ms is measured, but no constraint or objective "
-                              "uses latency_ms (e.g. --constraint latency_ms<=5 or --objectives "
-                              "val_acc,latency_ms)")  # fmt: skip
-    if threads < 1:
-        raise ArchsearchError(f"latency_threads must be >= 1, got {threads}")
-    objective.latency_threads = threads
-    if target is not None:
-        objective.latency_target = check_target(target)
-    if table is not None:
-        lut = LatencyTable.load(table)
-        lut.check(get_space(space).name, target, where=str(table))
-        objective.latency_table, objective.latency_target = lut.to_json(), lut.target
-        objective.latency_threads, objective.latency_batch_size = lut.threads, lut.batch_size
-
-
-def _strategy_objectives(strategy: str, objective: Objective, options: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A multi-objective strategy (one taking ``objectives``) is given the search's objectives."""
-    if not isinstance(strategy, str) or "objectives" not in inspect.signature(STRATEGIES.get(strategy)).parameters:
-        return options
-    given = dict(options or {})
-    if "objectives" in given:
-        raise ArchsearchError(f"strategy {strategy} optimises the search's objectives: give them as --objectives")
-    if len(objective.objectives) < 2:
-        raise ArchsearchError(f"strategy {strategy} is multi-objective: name two or more --objectives "
-                              "(e.g. val_acc,latency_ms)")  # fmt: skip
-    return {**given, "objectives": list(objective.objectives)}
-
-
-def check_latency_table(objective: Objective, evaluator: Any) -> None:
-    """A search's latency table must be for the networks its evaluator builds (input shape, classes, build)."""
-    if objective.latency_table is None:
-        return
-    from archsearch.latency_lookup import LatencyTable
-
-    data = getattr(evaluator, "data", None)
-    table = LatencyTable.from_json(objective.latency_table, "the search's latency table")
-    table.check(table.space, None, data.input_shape if data is not None else None,
-                data.num_classes if data is not None else None, getattr(evaluator, "build_options", None),
-                where="the latency table")  # fmt: skip
 
 
 def build_experiment(
@@ -287,7 +244,6 @@ def resume_config(out: str | Path, evaluator: str | None = None, reading: bool =
 
 def _check_option_names(options: dict[str, Any]) -> None:
     """Refuse an option :func:`search` does not take, naming the ones it does (a TypeError otherwise)."""
-    import inspect
 
     allowed = set(inspect.signature(make_config).parameters) - {"space", "strategy", "dataset", "trials", "seconds"}
     if "trials" in options:

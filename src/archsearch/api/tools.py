@@ -81,19 +81,28 @@ def cost(
     threads: int | None = None,
     runs: int = 10,
     on_record: Callable[[CostRecord], None] | None = None,
+    latency_model: str | Path | None = None,
 ) -> list[CostRecord]:
     """Parameters, multiply-adds (MACs, PyTorch's FLOP counter halved) and, unless ``latency`` is off, the median
     latency over ``runs`` of each architecture for ``input_shape`` (C, H, W) images; ``memory`` adds peak memory of
-    a forward pass and a training step (batch 32)."""
+    a forward pass and a training step (batch 32). ``latency_model``: ``latency_ms`` is that device model's
+    prediction instead of a measurement here."""
     check_device(device)
     shape = tuple(int(v) for v in input_shape)
+    predictor = None
+    if latency_model is not None:
+        from archsearch.latency_model import LatencyModel
+
+        predictor = LatencyModel.load(latency_model)
     out = []
     for sp, genotype in genotypes(archs, space):
         model = sp.build(genotype, in_channels=shape[0], num_classes=classes, input_size=shape[1], seed=0,
                          **check_build(sp, build))  # fmt: skip
-        measured = cost_metrics.measure(model, shape, device=device, latency=latency, memory=memory,
-                                        batch_size=batch_size, threads=threads, runs=runs)  # fmt: skip
+        measured = cost_metrics.measure(model, shape, device=device, latency=latency and predictor is None,
+                                        memory=memory, batch_size=batch_size, threads=threads, runs=runs)  # fmt: skip
         record = CostRecord(str(genotype), sp.name, genotype.key, list(shape), **measured.to_json())
+        if predictor is not None:
+            record.latency_ms = predictor.predict([genotype], sp)[0]
         out.append(record)
         if on_record is not None:
             on_record(record)

@@ -8,6 +8,7 @@ from typing import Any
 
 from archsearch import api
 from archsearch.cli.common import build_options, emit, finite_float, input_shape, positive_int, read_archs
+from archsearch.errors import ArchsearchError
 from archsearch.spaces import SPACES
 
 
@@ -28,6 +29,13 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 def cmd_cost(args: argparse.Namespace) -> None:
     """Parameters, multiply-adds and latency of each architecture given."""
+    if args.latency_model is not None:
+        set_by_user = (("--no-latency", args.no_latency), ("--threads", args.threads is not None),
+                       ("--runs", args.runs != 10), ("--batch-size", args.batch_size != 1))  # fmt: skip
+        timing = [name for name, on in set_by_user if on]
+        if timing:
+            raise ArchsearchError(f"{', '.join(timing)} set how latency is timed; with --latency-model latency_ms "
+                                  "is predicted, not timed: drop them")  # fmt: skip
     if not args.json:
         print(f"{'space':<6} {'params':>10} {'MACs':>10} {'latency':>10}  arch")
 
@@ -44,6 +52,7 @@ def cmd_cost(args: argparse.Namespace) -> None:
         [g for _, g in read_archs(args.arch, args.space)], space=args.space, input_shape=args.input_shape,
         classes=args.classes, build=build_options(args), latency=not args.no_latency, memory=args.memory,
         batch_size=args.batch_size, device=args.device, threads=args.threads, runs=args.runs, on_record=row,
+        latency_model=args.latency_model,
     )  # fmt: skip
 
 
@@ -79,4 +88,6 @@ def add_core_commands(command: Any) -> None:
     p.add_argument("--threads", type=positive_int, help="CPU threads while timing")
     p.add_argument("--runs", type=positive_int, default=10, help="timed runs; the median is reported")
     p.add_argument("--no-latency", action="store_true", help="skip timing")
+    p.add_argument("--latency-model", metavar="FILE.json",
+                   help="latency_ms predicted by this device model (archsearch latency-model fit), not timed here")
     p.add_argument("--memory", action="store_true", help="also measure peak memory (forward, train step; batch 32)")

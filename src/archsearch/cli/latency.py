@@ -54,6 +54,18 @@ def cmd_latency_table(args: argparse.Namespace) -> None:
                             f"{w.scale:.3f} from {w.calibrated_on} whole networks")  # fmt: skip
 
 
+def cmd_latency_model(args: argparse.Namespace) -> None:
+    """``latency-model fit``: a device latency model from a CSV of networks timed on the device."""
+    written = api.fit_latency_model(args.space, args.measured, args.out, reference=args.reference,
+                                    reference_columns=args.reference_columns.split(",") if args.reference_columns
+                                    else None, force=args.force)  # fmt: skip
+    w = written
+    best = w.members[0]
+    emit(args, w.to_json(), f"wrote {w.path}: a {w.space} latency model from {w.measured} measured networks; "
+                            f"{len(w.members)} feature sets, the heaviest {best['features']} (weight "
+                            f"{best['weight']:.2f}, leave-one-out error {best['loo_rmse_ms']:.3g} ms)")  # fmt: skip
+
+
 def _build_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=finite_float, help="channel multiplier (chain, macro, mobile)")
     p.add_argument("--head", type=positive_int, help="head conv channels (mobile, default 1280)")
@@ -99,3 +111,17 @@ def add_latency_commands(command: Any) -> None:
     )
     p.add_argument("--verbose", action="store_true", help="print each block's latency as it is measured")
     _build_arguments(p)
+
+    p = command("latency-model", cmd_latency_model, "predict latency on a device you cannot run on, from a few "
+                "networks timed there")  # fmt: skip
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    fit = actions.add_parser("fit", help="fit a model on a CSV of arch, latency_ms and save it as JSON")
+    fit.add_argument("--space", required=True, choices=SPACES.names())
+    fit.add_argument("--measured", required=True, metavar="CSV",
+                     help="the networks timed on the device: arch, latency_ms")  # fmt: skip
+    fit.add_argument("--out", required=True, metavar="FILE.json")
+    fit.add_argument("--force", action="store_true", help="replace --out if it exists")
+    fit.add_argument("--reference", metavar="CSV", help="the same architectures' latencies on other devices "
+                     "(arch and one column per device), used as features and kept in the model")  # fmt: skip
+    fit.add_argument("--reference-columns", help="comma-separated columns of --reference (default all)")
+    fit.add_argument("--json", action="store_true", help="print one JSON object per result per line")

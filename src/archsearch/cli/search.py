@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from archsearch.cli.search_options import (
 from archsearch.errors import ArchsearchError
 from archsearch.experiment import Experiment, SearchResult
 from archsearch.objectives import Objective
+from archsearch.spaces import SPACES
 from archsearch.trial import Trial
 
 
@@ -192,19 +194,32 @@ def cmd_show(args: argparse.Namespace) -> None:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> None:
-    """Every strategy against a tabular benchmark, many seeds: mean and std of the reported figure of each pick."""
+    """Every strategy against a tabular benchmark, many seeds: mean and std of the reported figure of each pick, or
+    with several objectives the hypervolume share of each run's front."""
+    multi = bool(args.objectives)
     if not args.json:
-        print(f"{args.queries} queries, {args.seeds} seeds; reported: test_acc_200ep of the pick by valid_acc_12ep")
-        print(f"{'strategy':<12} {'mean':>7} {'std':>6} {'runs':>5} {'ms/trial':>9} {'repeats/run':>12}")
+        if multi:
+            print(f"{args.queries} queries, {args.seeds} seeds; hypervolume of each run's front as % of the table's "
+                  f"true front ({visible(args.objectives)}), mean ± std by queries")  # fmt: skip
+        else:
+            print(f"{args.queries} queries, {args.seeds} seeds; reported: {visible(args.table_report)} of the pick "
+                  f"by {visible(args.table_signal)}")  # fmt: skip
+            print(f"{'strategy':<12} {'mean':>7} {'std':>6} {'runs':>5} {'ms/trial':>9} {'repeats/run':>12}")
 
     def row(score: Any) -> None:
         r = score.to_json()
+        if multi:
+            by = "  ".join(f"{b}: {statistics.fmean(v):6.2f} ± {statistics.pstdev(v):5.2f}"
+                           for b, v in sorted(score.shares.items()))  # fmt: skip
+            emit(args, r, f"{r['strategy']:<12} {by}")
+            return
         emit(args, r, f"{r['strategy']:<12} {r['mean']:>7.2f} {r['std']:>6.2f} {r['runs']:>5} "
              f"{r['ms_per_trial']:>9.3f} {r['repeats_per_run']:>12.1f}")  # fmt: skip
 
     result = api.benchmark(args.table, args.strategies, queries=args.queries, seeds=args.seeds, jobs=args.jobs,
-                           space=args.space, report=args.report, png=args.png, on_score=row,
-                           force=args.force)  # fmt: skip
+                           space=args.space, table_signal=args.table_signal, table_report=args.table_report,
+                           objectives=args.objectives or "", constraints=args.constraint or (), report=args.report,
+                           png=args.png, on_score=row, force=args.force)  # fmt: skip
     if result.report is not None:
         emit(args, result.to_json()[-1], f"wrote {result.report}")
 
@@ -219,8 +234,16 @@ def add_search_commands(command: Any) -> None:
     p.add_argument("--top", type=positive_int, default=10)
 
     p = command("benchmark", cmd_benchmark, "compare strategies on a tabular benchmark over many seeds")
-    p.add_argument("--space", default="nb201")
-    p.add_argument("--table", required=True, help="a CSV in the nb201 format (arch, valid_acc_12ep, test_acc_200ep)")
+    p.add_argument("--space", default="nb201", choices=SPACES.names(), help="the table's space (default nb201)")
+    p.add_argument("--table", required=True, action="append", metavar="CSV",
+                   help="a table of the space (arch, the signal and reported columns); repeat to join further "
+                   "tables on the architecture (e.g. device latencies)")  # fmt: skip
+    p.add_argument("--table-signal", default="valid_acc_12ep", help="the column searched (default valid_acc_12ep)")
+    p.add_argument("--table-report", default="test_acc_200ep",
+                   help="the column reported for each pick, never searched (default test_acc_200ep)")  # fmt: skip
+    p.add_argument("--objectives", help="two metrics for a multi-objective benchmark scored by hypervolume, e.g. "
+                   "valid_acc_12ep,pixel3_ms:min (a column's direction as :min or :max)")  # fmt: skip
+    p.add_argument("--constraint", action="append", help="a limit on a metric or column, e.g. pixel3_ms<=5")
     p.add_argument("--strategies", default="all", help="comma-separated names, or all")
     p.add_argument("--queries", type=positive_int, default=100)
     p.add_argument("--seeds", type=positive_int, default=100)

@@ -35,7 +35,7 @@ TRAINING = {
 ALWAYS = {
     "space", "strategy", "strategy_option", "evaluator", "table", "trials", "time", "out", "seed", "workers",
     "executor", "trial_timeout", "constraint", "objectives", "metric", "retrain", "top", "progress", "fidelity",
-    "export", "export_dir", "latency_table", "latency_target", "latency_threads",
+    "export", "export_dir", "latency_table", "latency_target", "latency_threads", "latency_model",
 }  # fmt: skip
 
 
@@ -146,7 +146,7 @@ def search_kwargs(args: argparse.Namespace, given: set[str]) -> dict[str, Any]:
         "budget": args.trials, "seconds": args.time, "out": args.out, "metric": args.metric,
         "constraints": args.constraint or (), "objectives": args.objectives or "", "seed": args.seed,
         "latency_table": args.latency_table, "latency_target": args.latency_target,
-        "latency_threads": args.latency_threads,
+        "latency_threads": args.latency_threads, "latency_model": args.latency_model,
         "workers": args.workers, "executor": args.executor, "trial_timeout": args.trial_timeout,
         "retries": args.retries, "ray_address": args.ray_address, "cpus_per_trial": args.cpus_per_trial,
         "gpus_per_trial": args.gpus_per_trial,
@@ -260,7 +260,10 @@ def search_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--min-epochs", type=finite_float, default=1.0, help="lowest rung for --fidelity (default 1)")
     p.add_argument("--eta", type=int, default=3, help="reduction factor for --fidelity (default 3)")
-    p.add_argument("--table", help="search a tabular benchmark CSV (an arch column of the space's genotype texts)")
+    p.add_argument("--table", action="append", metavar="CSV",
+                   help="search a tabular benchmark CSV (an arch column of the space's genotype texts); repeat to "
+                   "join further tables on the architecture (e.g. device latencies), whose columns can then be "
+                   "objectives and constraints")  # fmt: skip
     p.add_argument(
         "--table-signal",
         default=default_of(multitrial.make_config, "table_signal"),
@@ -291,7 +294,8 @@ def search_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--retries", type=int, default=2, help="re-runs of a trial whose worker process died (default 2)")
     p.add_argument("--metric", default="val_acc")
     p.add_argument("--constraint", action="append", help="a limit checked before training, e.g. params<=1M")
-    p.add_argument("--objectives", help="several objectives for a Pareto front, e.g. val_acc,params")
+    p.add_argument("--objectives", help="several objectives for a Pareto front, e.g. val_acc,params; a table's "
+                   "column with its direction, e.g. val_acc,pixel3_ms:min")
     p.add_argument(
         "--latency-table",
         metavar="FILE.json",
@@ -303,6 +307,8 @@ def search_arguments(p: argparse.ArgumentParser) -> None:
         help="where latency_ms is measured (default eager; a table's own target)",
     )
     p.add_argument("--latency-threads", type=positive_int, default=1, help="threads when measuring latency_ms")
+    p.add_argument("--latency-model", metavar="FILE.json",
+                   help="predict latency_ms with a device model (archsearch latency-model fit) instead of measuring")
     p.add_argument("--channels", type=positive_int)
     p.add_argument("--cells", type=positive_int)
     p.add_argument("--width", type=finite_float, help="channel multiplier of the evaluated networks")

@@ -5,12 +5,20 @@ text or JSON), a search-signal column and a reported column: by default NAS-Benc
 ``test_acc_200ep`` (``signal`` / ``report`` choose others); NB201's ``valid_acc_200ep`` is read when present. With a
 space, every row's architecture is read in that space first (a row that does not parse is an error naming it) and
 looked up by the genotype's canonical key. Every query is counted.
+
+Further tables (``join``: more CSVs with an ``arch`` column, such as measured device latencies) are joined on the
+architecture: each must hold exactly the same architectures (a row missing from one is an error naming it) and
+columns of other names. Any numeric column can then be an objective or a constraint of the search (read like a cost,
+before the query is counted); ``params`` and ``flops`` come from a column of that name or are counted on the
+architecture built at the space's default settings for 3x32x32 inputs and 10 classes (CIFAR-10, as the tables are),
+without training.
 """
 
 from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,51 +40,92 @@ class Table:
     """A benchmark table in memory: arch string (or, with ``space``, genotype key) -> its numeric columns; ``signal``
     and ``report`` name the columns a search reads and reports."""
 
-    def __init__(self, path: str | Path, signal: str = SIGNAL, report: str = REPORTED, space: Any = None) -> None:
+    def __init__(self, path: str | Path, signal: str = SIGNAL, report: str = REPORTED, space: Any = None,
+                 join: Sequence[str | Path] = ()) -> None:  # fmt: skip
         self.path = Path(path)
         self.signal, self.report, self.space = signal, report, space
-        if not self.path.is_file():
-            raise ArchsearchError(f"{self.path}: no such table file")
-        try:
-            with self.path.open(newline="", encoding="utf-8") as f:
-                self._read(csv.DictReader(f))
-        except UnicodeDecodeError as exc:
-            raise ArchsearchError(f"{self.path}: not a text CSV file ({exc.reason} at byte {exc.start})") from None
-        except csv.Error as exc:
-            raise ArchsearchError(f"{self.path}: not a readable CSV file ({exc})") from None
-        if not self.rows:
-            raise ArchsearchError(f"{self.path}: the table is empty")
+        self.joined = [Path(j) for j in join]
+        self.rows, self.columns = self._read_file(self.path, (signal, report))
+        for other in self.joined:
+            self._join(other)
+        self._counts: dict[str, dict[str, float]] = {}
 
-    def _read(self, reader: csv.DictReader[str]) -> None:
+    def _read_file(self, path: Path, needed: Sequence[str]) -> tuple[dict[str, dict[str, float]], list[str]]:
+        if not path.is_file():
+            raise ArchsearchError(f"{path}: no such table file")
+        try:
+            with path.open(newline="", encoding="utf-8") as f:
+                return self._read(path, csv.DictReader(f), needed)
+        except UnicodeDecodeError as exc:
+            raise ArchsearchError(f"{path}: not a text CSV file ({exc.reason} at byte {exc.start})") from None
+        except csv.Error as exc:
+            raise ArchsearchError(f"{path}: not a readable CSV file ({exc})") from None
+
+    def _read(self, path: Path, reader: csv.DictReader[str], needed: Sequence[str]
+              ) -> tuple[dict[str, dict[str, float]], list[str]]:  # fmt: skip
         columns = list(reader.fieldnames or ())
-        missing = [c for c in ("arch", self.signal, self.report) if c not in columns]
+        missing = [c for c in ("arch", *needed) if c not in columns]
         if missing:
             numeric = ", ".join(c for c in columns if c not in ("arch", "index")) or "none"
-            raise ArchsearchError(
-                f"{self.path}: missing column(s) {missing}; need arch, the signal column ({self.signal}) and the "
-                f"reported one ({self.report}); the table's other columns: {numeric} (choose with --table-signal / "
-                "--table-report)"
-            )
-        self.rows: dict[str, dict[str, float]] = {}
+            what = ("need arch, the signal column ({}) and the reported one ({}); ".format(*needed) if needed
+                    else "a joined table needs an arch column; ")  # fmt: skip
+            raise ArchsearchError(f"{path}: missing column(s) {missing}; {what}the table's other columns: {numeric}"
+                                  + (" (choose with --table-signal / --table-report)" if needed else ""))  # fmt: skip
+        rows: dict[str, dict[str, float]] = {}
+        texts = getattr(self, "texts", None)
+        if texts is None:
+            self.texts: dict[str, str] = {}  # key -> the architecture's text as the first table gives it
         for n, row in enumerate(reader, start=2):
             try:
                 values = {k: float(v) for k, v in row.items() if k not in ("arch", "index") and k and v}
             except (ValueError, TypeError) as exc:
-                raise ArchsearchError(f"{self.path}:{n}: {exc}") from None
+                raise ArchsearchError(f"{path}:{n}: {exc}") from None
             bad = {k: v for k, v in values.items() if "acc" in k and not 0.0 <= v <= 100.0}
             if bad:
-                raise ArchsearchError(f"{self.path}:{n}: accuracies are percentages in 0..100, got {bad}")
-            self.rows[self._key(row["arch"], n)] = values
+                raise ArchsearchError(f"{path}:{n}: accuracies are percentages in 0..100, got {bad}")
+            key = self._key(path, row["arch"], n)
+            if key in rows and rows[key] != values:  # equal networks under two texts may share a row's values
+                raise ArchsearchError(f"{path}:{n}: architecture {row['arch'][:60]!r} is in the table twice, with "
+                                      "different values")  # fmt: skip
+            rows[key] = values
+            if texts is None:
+                self.texts[key] = row["arch"]
+        if not rows:
+            raise ArchsearchError(f"{path}: the table is empty")
+        return rows, [c for c in columns if c not in ("arch", "index") and c]
 
-    def _key(self, arch: str, line: int) -> str:
+    def _join(self, path: Path) -> None:
+        rows, columns = self._read_file(path, ())
+        clash = sorted(set(columns) & set(self.columns))
+        if clash:
+            raise ArchsearchError(f"{path}: column(s) {clash} are already in {self.path.name}; joined tables add "
+                                  "columns of other names")  # fmt: skip
+        for mine, theirs, where in ((self.rows, rows, path), (rows, self.rows, self.path)):
+            lost = next((k for k in mine if k not in theirs), None)
+            if lost is not None:
+                raise ArchsearchError(f"{where}: no row for architecture {lost[:80]!r} (joined tables hold the same "
+                                      "architectures)")  # fmt: skip
+        for key, values in rows.items():
+            self.rows[key].update(values)
+        self.columns += columns
+
+    def _key(self, path: Path, arch: str, line: int) -> str:
         if self.space is None:
             return arch
         try:
             return str(self.space.parse(arch).key)
         except ArchsearchError as exc:
             raise ArchsearchError(
-                f"{self.path}:{line}: arch {arch[:60]!r} does not read as a {self.space.name} genotype ({exc})"
+                f"{path}:{line}: arch {arch[:60]!r} does not read as a {self.space.name} genotype ({exc})"
             ) from None
+
+    def check_columns(self, names: Sequence[str]) -> None:
+        """Refuse metric names that are neither columns of the table nor counted on the architecture."""
+        unknown = [n for n in names if n not in self.columns and n not in ("params", "flops")]
+        if unknown:
+            raise ArchsearchError(f"{', '.join(unknown)}: not a column of the table(s) "
+                                  f"{', '.join(p.name for p in [self.path, *self.joined])} (columns: "
+                                  f"{', '.join(self.columns)}; params and flops are counted)")  # fmt: skip
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -90,6 +139,19 @@ class Table:
         except KeyError:
             raise ArchsearchError(f"{arch} is not in the table {self.path.name}") from None
 
+    def values(self, genotype: Any, names: Sequence[str], space: Any) -> dict[str, float]:
+        """The columns ``names`` of ``genotype``'s row; ``params`` / ``flops`` without a column of that name are
+        counted on the architecture built at ``space``'s default settings (3x32x32 inputs, 10 classes)."""
+        row = self.lookup(genotype if self.space is not None else str(genotype))
+        out = {n: row[n] for n in names if n in row}
+        counted = [n for n in names if n not in row]
+        if counted:
+            self.check_columns(counted)
+            if genotype.key not in self._counts:
+                self._counts[genotype.key] = space.counts(genotype)
+            out.update({n: self._counts[genotype.key][n] for n in counted})
+        return out
+
 
 class TableEvaluator(Evaluator):
     """Looks architectures up in a :class:`Table`: ``val_acc`` is the search signal, ``test_acc`` the reported
@@ -99,18 +161,22 @@ class TableEvaluator(Evaluator):
     name = "table"
 
     def __init__(
-        self, table: str | Path | Table | None = None, signal: str = SIGNAL, report: str = REPORTED, space: Any = None
+        self, table: str | Path | Table | None = None, signal: str = SIGNAL, report: str = REPORTED, space: Any = None,
+        join: Sequence[str | Path] = (),
     ) -> None:
         from archsearch.spaces import get_space
 
-        sp = None if space is None else get_space(space)
+        self.space = get_space(space if space is not None else "nb201")
         if isinstance(table, Table):
             self.table = table
-        else:  # NB201's text is its key: reading it through the space would only cost time
-            self.table = Table(
-                table or default_table(), signal, report, None if sp is None or sp.name == "nb201" else sp
-            )
+        else:  # a space whose text is its key is not read through the space: that would only cost time
+            keyed = space is None or self.space.text_is_key
+            self.table = Table(table or default_table(), signal, report, None if keyed else self.space, join)
         self.queries = 0
+
+    def costs(self, genotype: Any, names: Sequence[str]) -> dict[str, float]:
+        """The table's values (or counts) of the metrics ``names`` for ``genotype``; not a query."""
+        return self.table.values(genotype, names, self.space)
 
     def evaluate(self, genotype: Any, fidelity: float | None = None, seed: int | None = None) -> dict[str, float]:
         if fidelity is not None:

@@ -45,13 +45,14 @@ def _scatter(ax: Any, gid: str, xs: Sequence[float], ys: Sequence[float], fig: F
     fig.points[gid] = hover
 
 
-def history_figure(trials: Sequence[TrialRow], metric: str) -> Figure:
+def history_figure(trials: Sequence[TrialRow], metric: str, higher: bool | None = None) -> Figure:
     """Each trial's metric against trial number and against time since the run started, the best-so-far line,
-    failed and infeasible trials marked along the bottom; multi-fidelity runs coloured by rung (epochs)."""
+    failed and infeasible trials marked along the bottom; multi-fidelity runs coloured by rung (epochs). ``higher``:
+    the metric's direction (default: the built-in metric's)."""
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
     out = Figure("history", f"{metric} of every trial, best so far as a line", fig)
-    higher = DIRECTIONS.get(metric, True)
+    higher = DIRECTIONS.get(metric, True) if higher is None else higher
     done = [t for t in trials if t.status == "complete" and metric in t.metrics]
     start = min((t.started for t in trials), default=0.0)
     values = [t.metrics[metric] for t in done]
@@ -239,3 +240,35 @@ def anytime_figures(curves: dict[str, np.ndarray], finals: dict[str, list[float]
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     return [anytime, Figure("final", "the pick's reported accuracy per strategy over the seeds", fig)]
+
+
+def benchmark_front_figures(scores: Sequence[Any], truth: Any) -> list[Figure]:
+    """A multi-objective benchmark: each strategy's median-seed front against the table's true front, and the mean
+    hypervolume share against queries."""
+    plt = pyplot()
+    cmap = plt.get_cmap("tab10")
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    a, b = truth.names
+    order = np.argsort(truth.points[:, 0])
+    ax.step(truth.points[order, 0], truth.points[order, 1], where="post", color="black", lw=1.2, label="true front")
+    for k, s in enumerate(scores):
+        pts = np.array(s.median_front, dtype=float).reshape(-1, 2)
+        if len(pts):
+            ax.scatter(pts[:, 0], pts[:, 1], s=14, color=cmap(k % 10), label=f"{s.strategy} (median seed)", zorder=3)
+    ax.set_xlabel(a)
+    ax.set_ylabel(b)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fronts = Figure("fronts", f"each strategy's front (its median seed) against the true front on {a} and {b}", fig)
+    fig, ax = plt.subplots(figsize=(7.5, 4.0))
+    for k, s in enumerate(scores):
+        budgets = sorted(s.shares)
+        mean = [float(np.mean(s.shares[q])) for q in budgets]
+        ax.plot(budgets, mean, marker="o", color=cmap(k % 10), label=s.strategy)
+    ax.set_xlabel("queries")
+    ax.set_ylabel("hypervolume, % of the true front's")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return [fronts, Figure("hv-anytime", "mean hypervolume share against queries", fig)]

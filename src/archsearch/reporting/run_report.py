@@ -90,7 +90,8 @@ def _search_page(data: RunData, png_dir: Any) -> Page:
     notes = "".join(f'<p class="note">{esc(n)}</p>' for n in data.notes)
     page.section("Summary", kv_table(rows) + notes, "summary")
     if trials:
-        page.section("Search history", page.figure(history_figure(trials, objective.metric)), "history")
+        history = history_figure(trials, objective.metric, objective.direction(objective.metric))
+        page.section("Search history", page.figure(history), "history")
     if len(objective.objectives) >= 2 and result.front:
         front = {t.number for t in result.front}
         winner = result.best[0] if result.best else None
@@ -214,12 +215,13 @@ def _retrain(page: Page, retrain: dict[str, Any]) -> str:
 def best_so_far_curves(table_rows: Any, runs: Sequence[Any], queries: int) -> np.ndarray:
     """Seeds x queries: the reported figure of the best-by-signal architecture among the first q evaluated."""
     out = np.full((len(runs), queries), np.nan)
+    signal, report = table_rows.signal, table_rows.report
     for i, run in enumerate(runs):
         best_signal, best_reported = -np.inf, np.nan
         for q, arch in enumerate(run.evaluated[:queries]):
             row = table_rows.lookup(arch)
-            if row["valid_acc_12ep"] > best_signal:
-                best_signal, best_reported = row["valid_acc_12ep"], row["test_acc_200ep"]
+            if row[signal] > best_signal:
+                best_signal, best_reported = row[signal], row[report]
             out[i, q] = best_reported
         if run.evaluated:
             out[i, len(run.evaluated) :] = best_reported
@@ -227,26 +229,49 @@ def best_so_far_curves(table_rows: Any, runs: Sequence[Any], queries: int) -> np
 
 
 def build_benchmark_report(scores: Sequence[Any], table_rows: Any, queries: int, out: str | Path,
-                           png_dir: str | Path | None = None) -> Path:  # fmt: skip
-    """The strategy benchmark as a page: anytime curves, final distributions and the printed table (``out`` is
-    checked by the caller with :func:`archsearch.outputs.check_output` before the benchmark runs)."""
+                           png_dir: str | Path | None = None, truth: Any = None) -> Path:  # fmt: skip
+    """The strategy benchmark as a page: anytime curves, final distributions and the printed table; with ``truth``
+    (the table's true Pareto front) the hypervolume shares by budget and each strategy's median front against the
+    true one (``out`` is checked by the caller with :func:`archsearch.outputs.check_output` before the benchmark
+    runs)."""
+    tables = " + ".join(p.name for p in [table_rows.path, *table_rows.joined])
     page = Page(
         "archsearch strategy benchmark",
-        f"{table_rows.path.name} · {queries} queries · {len(scores[0].picks) if scores else 0} seeds · "
-        f"written {_stamp(time.time())}",
+        f"{tables} · {queries} queries · {len(scores[0].picks) if scores else 0} seeds · written {_stamp(time.time())}",
         png_dir,
     )
+    if truth is not None:
+        _pareto_sections(page, scores, truth)
+        return write_file(page.render(), out)
     curves = {s.strategy: best_so_far_curves(table_rows, s.runs, queries) for s in scores}
     finals = {s.strategy: list(s.picks) for s in scores}
     rows = [(s.strategy, round(s.mean, 3), round(s.std, 3), len(s.picks), round(s.ms_per_trial, 3), s.repeats)
             for s in scores]  # fmt: skip
     page.section(
         "Strategies",
-        "<p>Each run spends its queries on distinct architectures, picks the one with the best search signal "
-        "(valid_acc_12ep) and reports its test_acc_200ep.</p>"
+        f"<p>Each run spends its queries on distinct architectures, picks the one with the best search signal "
+        f"({esc(table_rows.signal)}) and reports its {esc(table_rows.report)}.</p>"
         + table(["strategy", "mean", "std", "runs", "ms/trial", "repeats/run"], rows),
         "table",
     )
     for figure in anytime_figures(curves, finals):
         page.section(figure.caption[:1].upper() + figure.caption[1:], page.figure(figure), figure.name)
     return write_file(page.render(), out)
+
+
+def _pareto_sections(page: Page, scores: Sequence[Any], truth: Any) -> None:
+    from archsearch.reporting.figures import benchmark_front_figures
+
+    budgets = sorted(scores[0].shares) if scores else []
+    rows = [(s.strategy, *(f"{np.mean(s.shares[b]):.2f} ± {np.std(s.shares[b]):.2f}" for b in budgets))
+            for s in scores]  # fmt: skip
+    page.section(
+        "Hypervolume share",
+        f"<p>Each run's front (non-dominated by the search's objectives) is scored on {esc(', '.join(truth.names))}"
+        " by its hypervolume as a percentage of the table's true front's, from the true front's nadir "
+        f"({esc(', '.join(f'{v:.4g}' for v in truth.reference))}); mean ± std over the seeds, by queries.</p>"
+        + table(["strategy", *(f"{b} queries" for b in budgets)], rows),
+        "table",
+    )
+    for figure in benchmark_front_figures(scores, truth):
+        page.section(figure.caption[:1].upper() + figure.caption[1:], page.figure(figure), figure.name)

@@ -82,6 +82,8 @@ class Space(ABC, Generic[G]):
     description: ClassVar[str] = ""
     #: whether every genotype asks the same decisions in the same order (no decision depends on an earlier one)
     fixed_decisions: ClassVar[bool] = False
+    #: whether a genotype's text is exactly its key (tables in this space are then looked up without parsing)
+    text_is_key: ClassVar[bool] = False
 
     # --- the decision view -------------------------------------------------------------------------------------
     @abstractmethod
@@ -191,6 +193,16 @@ class Space(ABC, Generic[G]):
     def build_options(self) -> dict[str, Any]:
         """Names and defaults of the width/depth options :meth:`build` accepts."""
         return {}
+
+    def counts(self, genotype: G, in_channels: int = 3, num_classes: int = 10, input_size: int = 32,
+               **options: Any) -> dict[str, float]:  # fmt: skip
+        """``params`` and ``flops`` (multiply-adds, PyTorch's counter) of ``genotype`` built for these inputs, without
+        training: what a search on a table uses as size objectives. Spaces may answer faster without building."""
+        from archsearch.costs import count_flops, count_params
+
+        model = self.build(genotype, in_channels, num_classes, input_size, seed=0, **options)
+        shape = (in_channels, input_size, input_size)
+        return {"params": float(count_params(model)), "flops": float(count_flops(model, shape))}
 
     # --- size and enumeration ----------------------------------------------------------------------------------
     def size(self) -> int | None:

@@ -113,6 +113,10 @@ class NB201Space(Space[NB201Genotype]):
     name = "nb201"
     description = "NAS-Bench-201 cell: 4 nodes, 6 edges, 5 ops (15,625 cells)"
     fixed_decisions = True
+    text_is_key = True
+
+    def __init__(self) -> None:
+        self._unit_counts: dict[tuple[Any, ...], dict[str, dict[str, float]]] = {}
 
     def decide(self, choose: Chooser) -> NB201Genotype:
         return NB201Genotype(tuple(choose(f"edge{frm}->{to}", NB201_OPS) for to, frm in NB201_EDGES))
@@ -188,6 +192,21 @@ class NB201Space(Space[NB201Genotype]):
         opts = {**self.build_options(), **options}
         return NB201Network, {"edges": genotype.edges(), "C": opts["channels"], "cells": opts["cells"],
                               "num_classes": num_classes, "in_channels": in_channels}  # fmt: skip
+
+    def counts(self, genotype: NB201Genotype, in_channels: int = 3, num_classes: int = 10, input_size: int = 32,
+               **options: Any) -> dict[str, float]:  # fmt: skip
+        """Exact, without building: every edge of every cell sees the same shape, so a network's params and FLOPs
+        are those of the all-``none`` network plus, per edge, what its op adds (measured once per op, on the network
+        with that op on all six edges; ``tests/test_table_objectives.py`` checks it against real builds)."""
+        settings = (in_channels, num_classes, input_size, *sorted(options.items()))
+        if settings not in self._unit_counts:
+            whole = {op: super(NB201Space, self).counts(NB201Genotype((op,) * len(NB201_EDGES)), in_channels,
+                                                        num_classes, input_size, **options) for op in NB201_OPS}
+            base = whole["none"]
+            units = {op: {k: (v - base[k]) / len(NB201_EDGES) for k, v in c.items()} for op, c in whole.items()}
+            self._unit_counts[settings] = {"base": base, **units}
+        units = self._unit_counts[settings]
+        return {k: float(round(units["base"][k] + sum(units[op][k] for op in genotype.ops))) for k in units["base"]}
 
     def size(self) -> int:
         return len(NB201_OPS) ** len(NB201_EDGES)

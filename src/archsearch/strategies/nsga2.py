@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from archsearch.errors import ArchsearchError
-from archsearch.objectives import DIRECTIONS, non_dominated_sort
+from archsearch.objectives import DIRECTIONS, non_dominated_sort, parse_objective
 from archsearch.strategies.base import Strategy
 from archsearch.trial import Trial
 
@@ -70,12 +70,13 @@ class NSGA2(Strategy):
         objectives = ("val_acc", "params") if objectives is None else tuple(objectives)
         if population_size < 2 or not 0 <= crossover_rate <= 1 or not 0 <= mutation_rate <= 1:
             raise ArchsearchError("nsga2 needs population_size >= 2 and rates in [0, 1]")
-        unknown = [o for o in objectives if o not in DIRECTIONS]
-        if len(objectives) < 2 or unknown:
-            raise ArchsearchError(f"nsga2 needs two or more known objectives (allowed: {', '.join(DIRECTIONS)}), "
+        parsed = [parse_objective(o) for o in objectives]
+        if len(objectives) < 2 or any(way is None for _, way in parsed):
+            raise ArchsearchError(f"nsga2 needs two or more known objectives (built-in: "
+                                  f"{', '.join(DIRECTIONS)}; a table column as name:min or name:max), "
                                   f"got {list(objectives)}")  # fmt: skip
-        self.objectives = list(objectives)
-        self.directions = [DIRECTIONS[o] for o in self.objectives]
+        self.objectives = [name for name, _ in parsed]
+        self.directions = [bool(way) for _, way in parsed]
         self.population_size, self.crossover_rate, self.mutation_rate = population_size, crossover_rate, mutation_rate
         self.evaluated: list[Member] = []  # children told in this generation
         self.parents: list[Member] = []
