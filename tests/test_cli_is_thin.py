@@ -263,7 +263,7 @@ SIGNATURES: dict[str, tuple[Any, dict[str, str], set[str]]] = {
     "train": (api.train, {"no_augment": "augment", "channels": "build", "cells": "build", "width": "build",
                           "auxiliary": "build"}, set()),
     "score": (api.score, {"arch": "archs", "channels": "build", "cells": "build", "width": "build"}, set()),
-    "benchmark": (api.benchmark, {"constraint": "constraints"}, set()),
+    "benchmark": (api.benchmark, {"constraint": "constraints", "strategy_option": "strategy_options"}, set()),
     "report": (api.report, {"run": "run_dir"}, {"watch", "every"}),
     "sample": (api.sample, {}, {"text"}),
     "show": (api.show, {"run": "run_dir"}, {"top"}),

@@ -82,6 +82,11 @@ class BenchmarkSetup:
     report: str = "test_acc_200ep"
     objectives: str = ""  # two or more: a multi-objective benchmark scored by hypervolume
     constraints: tuple[str, ...] = ()
+    strategy_options: tuple[tuple[str, str, Any], ...] = ()  # (strategy, option, value)
+
+    def options(self, strategy: str) -> dict[str, Any]:
+        """The options given for ``strategy``."""
+        return {key: value for name, key, value in self.strategy_options if name == strategy}
 
     def table(self) -> Table:
         return TableEvaluator(self.tables[0], self.signal, self.report, self.space, self.tables[1:]).table
@@ -125,7 +130,9 @@ def benchmark_run(name: str, seed: int, queries: int, table: Table | None = None
     space = get_space(setup.space)
     evaluator = _TimedTable(table, space=setup.space)
     objective = setup.objective()
-    options = {"objectives": objective.specs()} if STRATEGIES.get(name).multi_objective else {}
+    options = setup.options(name)
+    if STRATEGIES.get(name).multi_objective:
+        options["objectives"] = objective.specs()
     with tempfile.TemporaryDirectory(prefix="archsearch-bench-") as tmp:
         store = Store(tmp, durable=False)  # a throw-away store: no sync to disk per trial
         start = time.perf_counter()
@@ -164,7 +171,7 @@ def run_benchmark(
     setup = setup or BenchmarkSetup(tables=(str(tab.path),))
     if not setup.tables:
         setup = BenchmarkSetup(setup.space, (str(tab.path), *map(str, tab.joined)), tab.signal, tab.report,
-                               setup.objectives, setup.constraints)  # fmt: skip
+                               setup.objectives, setup.constraints, setup.strategy_options)  # fmt: skip
     scores = []
     for name in strategies:
         STRATEGIES.get(name)

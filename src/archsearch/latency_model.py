@@ -2,15 +2,17 @@
 timed there.
 
 A user times k networks on their phone (a CSV of ``arch, latency_ms``); :func:`fit` builds a ridge regression of
-latency on features of the architecture and keeps the candidate feature set that predicts the measured networks
-best under leave-one-out cross-validation (the ridge strength is chosen the same way):
+latency on each candidate set of the architecture's features (the ridge strength chosen by leave-one-out error on
+the measured networks) and predicts with the mean of the best of them and the simplest one nearly as good (see
+:func:`fit`). The features:
 
 - ``ops``: how often each decision value occurs (NB201: the count of each op in the cell; ``mobile``: kernel sizes,
   expansions, ... counted over layers),
-- ``size``: params and FLOPs of the network built at the space's defaults for 3x32x32 inputs and 10 classes,
+- ``size``: params and FLOPs of the network built at the space's defaults for 3x32x32 inputs and 10 classes
+  (with the op counts),
 - ``reference`` (with a reference table): the latencies of the same architectures measured on other devices, as
-  HELP meta-learns from other devices. The model keeps the reference values it reads, so a model file stands
-  alone.
+  HELP meta-learns from other devices: all columns together, each column alone, and each column with the op
+  counts. The model keeps the reference values it reads, so a model file stands alone.
 
 The model is saved as JSON (never a pickle) and read back with every field checked. Written by hand: ridge
 regression with leave-one-out selection on ten rows is a few lines of numpy, and scikit-learn's estimators would be
@@ -34,6 +36,8 @@ from archsearch.errors import ArchsearchError
 
 FORMAT = "archsearch-latency-model"
 LAMBDAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
+#: a feature set with fewer features joins the best one when its leave-one-out error is within this factor
+PARSIMONY = 3.0
 MIN_ROWS = 3
 
 
@@ -164,19 +168,27 @@ class LatencyModel:
     measured: int
     reference: dict[str, Any] | None = None
     fitted_on: str = ""
+    tried: dict[str, float] = field(default_factory=dict)  # every candidate feature set's leave-one-out error (ms)
     _cache: dict[str, dict[str, float]] = field(default_factory=dict, repr=False, compare=False)
 
     def _raw(self, genotype: Any, space: Any) -> dict[str, float]:
         if genotype.key not in self._cache:
-            kinds = "+".join(sorted({part for m in self.members for part in m.features.split("+")}))
-            self._cache[genotype.key] = raw_features(genotype, space, kinds, self.reference)
+            self._cache[genotype.key] = raw_features(genotype, space, self.kinds(), self.reference)
         return self._cache[genotype.key]
 
     def predict(self, genotypes: Sequence[Any], space: Any) -> list[float]:
         """Predicted latency (ms) of each genotype of ``space`` (the model's space)."""
         if space.name != self.space:
             raise ArchsearchError(f"this latency model was fitted on space {self.space}, not {space.name}")
-        raws = [self._raw(g, space) for g in genotypes]
+        return self.predict_features([self._raw(g, space) for g in genotypes])
+
+    def kinds(self) -> str:
+        """The feature kinds the members read (what :func:`raw_features` must compute for :meth:`predict_features`)."""
+        return "+".join(sorted({part.partition(":")[0] for m in self.members for part in m.features.split("+")}))
+
+    def predict_features(self, raws: Sequence[Mapping[str, float]]) -> list[float]:
+        """Predicted latency (ms) from each network's :func:`raw_features` (computed once when many models predict
+        the same networks, as a benchmark does)."""
         total = np.zeros(len(raws))
         for m in self.members:
             x = np.array([[r.get(n, 0.0) for n in m.names] for r in raws], dtype=float).reshape(len(raws), -1)
@@ -186,7 +198,7 @@ class LatencyModel:
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "version": 1, "space": self.space, "measured": self.measured,
                 "members": [m.to_json() for m in self.members], "reference": self.reference,
-                "fitted_on": self.fitted_on}  # fmt: skip
+                "fitted_on": self.fitted_on, "tried": self.tried}  # fmt: skip
 
     @classmethod
     def from_json(cls, obj: Any, where: str) -> LatencyModel:
@@ -205,7 +217,10 @@ class LatencyModel:
         measured = obj.get("measured")
         if isinstance(measured, bool) or not isinstance(measured, int) or measured < MIN_ROWS:
             raise ArchsearchError(f"{where}: measured must be a whole number >= {MIN_ROWS}")
-        return cls(obj["space"], parsed, measured, reference, str(obj.get("fitted_on", "")))
+        tried = obj.get("tried", {})
+        if not isinstance(tried, Mapping) or not all(_finite(v) for v in tried.values()):
+            raise ArchsearchError(f"{where}: the model's tried feature sets must map to finite errors")
+        return cls(obj["space"], parsed, measured, reference, str(obj.get("fitted_on", "")), dict(tried))
 
     @classmethod
     def load(cls, path: str | Path) -> LatencyModel:
@@ -221,9 +236,9 @@ class LatencyModel:
 
 
 def candidates(reference: Mapping[str, Any] | None) -> list[str]:
-    """The feature sets :func:`fit` tries: ops, size, ops+size and, with a reference table, all its columns and each
-    column alone or with the op counts."""
-    out = ["ops", "size", "ops+size"]
+    """The feature sets :func:`fit` tries: ops, ops+size and, with a reference table, all its columns and each column
+    alone or with the op counts (params and FLOPs alone are the baseline a model must beat, not a candidate)."""
+    out = ["ops", "ops+size"]
     if reference is not None:
         out.append("reference")
         for column in reference["columns"]:
@@ -306,7 +321,10 @@ def _belongs(feature: str, features: str) -> bool:
 def fit(measured: Sequence[tuple[Any, float]], space: Any, reference: Mapping[str, Any] | None = None,
         fitted_on: str = "") -> LatencyModel:  # fmt: skip
     """Fit on ``measured`` (genotype, ms) pairs: a ridge regression per candidate feature set (its strength chosen
-    by leave-one-out error), combined with weights proportional to 1 / (leave-one-out error)^2."""
+    by leave-one-out error); the prediction is the mean of two of them: the one with the lowest leave-one-out error
+    and the one with the fewest features whose error is at most :data:`PARSIMONY` times that (the same one when no
+    simpler set comes close). With ten measurements the lowest error alone overfits: on NAS-Bench-201's devices the
+    simpler partner (often one reference device's column) keeps the ranking of the unmeasured networks."""
     if len(measured) < MIN_ROWS:
         raise ArchsearchError(f"a latency model needs at least {MIN_ROWS} measured networks, got {len(measured)}")
     y = np.array([ms for _, ms in measured], dtype=float)
@@ -315,11 +333,15 @@ def fit(measured: Sequence[tuple[Any, float]], space: Any, reference: Mapping[st
     members = [m for m in (_fit_member(f, raws, y) for f in candidates(reference)) if m is not None]
     if not members:
         raise ArchsearchError("the measured networks do not differ in any feature: time networks that differ")
-    inverse = [1.0 / max(m.loo_rmse_ms, 1e-9) ** 2 for m in members]
-    for m, w in zip(members, inverse):
-        m.weight = w / sum(inverse)
+    best = min(members, key=lambda m: m.loo_rmse_ms)
+    simple = min((m for m in members if m.loo_rmse_ms <= PARSIMONY * best.loo_rmse_ms),
+                 key=lambda m: (len(m.names), m.loo_rmse_ms))  # fmt: skip
+    chosen = [best] if simple is best else [best, simple]
+    for m in chosen:
+        m.weight = 1.0 / len(chosen)
     kept = None
-    if reference is not None:
+    if reference is not None and any("reference" in m.features for m in chosen):
         kept = {"columns": list(reference["columns"]),
                 "rows": {k: [float(f"{v:.6g}") for v in vals] for k, vals in reference["rows"].items()}}  # fmt: skip
-    return LatencyModel(space.name, members, len(measured), kept, fitted_on)
+    tried = {m.features: round(m.loo_rmse_ms, 6) for m in members}
+    return LatencyModel(space.name, chosen, len(measured), kept, fitted_on, tried)

@@ -27,6 +27,7 @@ def benchmark(
     table_report: str = "test_acc_200ep",
     objectives: str = "",
     constraints: Sequence[str] = (),
+    strategy_options: dict[str, dict[str, Any]] | None = None,
     report: str | Path | None = None,
     png: str | Path | None = None,
     on_score: Callable[[Any], None] | None = None,
@@ -36,9 +37,10 @@ def benchmark(
     architectures against ``table`` (several: joined on the architecture) in ``space``. Each run's pick is the best
     by ``table_signal`` and is reported by ``table_report``. With two ``objectives`` (e.g.
     ``"valid_acc_12ep,pixel3_ms:min"``) each run is scored by the hypervolume of its front as a share of the
-    table's true front, at several budgets. ``constraints`` limit any column (``pixel3_ms<=5``). ``report`` writes
-    the anytime curves (and fronts) as a page (``png``: its figures as PNGs too; an existing report is replaced
-    only with ``force``); ``jobs`` runs seeds in that many processes."""
+    table's true front, at several budgets. ``constraints`` limit any column (``pixel3_ms<=5``);
+    ``strategy_options`` set a strategy's options by its name (``{"nsga2": {"population_size": 10}}``).
+    ``report`` writes the anytime curves (and fronts) as a page (``png``: its figures as PNGs too; an existing
+    report is replaced only with ``force``); ``jobs`` runs seeds in that many processes."""
     if png and not report:
         raise ArchsearchError("png writes the report's figures; it needs a report file (report=FILE.html)")
     if report:  # refused before the benchmark runs, not after
@@ -53,14 +55,20 @@ def benchmark(
         names = tabular_strategies(multi) if strategies == "all" else [s.strip() for s in strategies.split(",")]
     else:
         names = list(strategies)
+    unknown = sorted(set(strategy_options or {}) - set(names))
+    if unknown:
+        raise ArchsearchError(f"strategy options for {', '.join(unknown)}, which the benchmark does not run "
+                              f"(strategies: {', '.join(names)})")  # fmt: skip
     for name in names:  # every strategy checked against the setting, before the first runs
         if STRATEGIES.get(name).multi_objective and not multi:
             raise ArchsearchError(f"{name} is multi-objective; compare it with two or more objectives "
                                   "(--objectives valid_acc_12ep,pixel3_ms:min)")  # fmt: skip
         make_config(space, name, table=tables, table_signal=table_signal, table_report=table_report,
-                    objectives=objectives, constraints=constraints, trials=queries)  # fmt: skip
+                    objectives=objectives, constraints=constraints, trials=queries,
+                    strategy_options=dict((strategy_options or {}).get(name, {})))  # fmt: skip
+    given = tuple((n, k, v) for n, opts in (strategy_options or {}).items() for k, v in opts.items())
     setup = BenchmarkSetup(space, tuple(str(Path(t).resolve()) for t in tables), table_signal, table_report,
-                           objectives, tuple(constraints))  # fmt: skip
+                           objectives, tuple(constraints), given)  # fmt: skip
     tab = setup.table()
     truth = None
     scores = []

@@ -14,6 +14,7 @@ from archsearch.cli.common import emit, positive_int, visible
 from archsearch.cli.options import apply_config_file
 from archsearch.cli.search_options import (
     check_search_options,
+    key_values,
     resume_search,
     search_arguments,
     search_kwargs,
@@ -218,10 +219,22 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
 
     result = api.benchmark(args.table, args.strategies, queries=args.queries, seeds=args.seeds, jobs=args.jobs,
                            space=args.space, table_signal=args.table_signal, table_report=args.table_report,
-                           objectives=args.objectives or "", constraints=args.constraint or (), report=args.report,
+                           objectives=args.objectives or "", constraints=args.constraint or (),
+                           strategy_options=strategy_options(args.strategy_option or []), report=args.report,
                            png=args.png, on_score=row, force=args.force)  # fmt: skip
     if result.report is not None:
         emit(args, result.to_json()[-1], f"wrote {result.report}")
+
+
+def strategy_options(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``['nsga2.population_size=10']`` -> ``{'nsga2': {'population_size': 10}}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        name, dot, rest = item.partition(".")
+        if not dot or not name:
+            raise ArchsearchError(f"expected STRATEGY.NAME=VALUE (e.g. nsga2.population_size=10), got {item!r}")
+        out.setdefault(name, {}).update(key_values([rest]))
+    return out
 
 
 def add_search_commands(command: Any) -> None:
@@ -244,6 +257,8 @@ def add_search_commands(command: Any) -> None:
     p.add_argument("--objectives", help="two metrics for a multi-objective benchmark scored by hypervolume, e.g. "
                    "valid_acc_12ep,pixel3_ms:min (a column's direction as :min or :max)")  # fmt: skip
     p.add_argument("--constraint", action="append", help="a limit on a metric or column, e.g. pixel3_ms<=5")
+    p.add_argument("--strategy-option", action="append", metavar="STRATEGY.NAME=VALUE",
+                   help="an option of one strategy, e.g. nsga2.population_size=10 (repeatable)")  # fmt: skip
     p.add_argument("--strategies", default="all", help="comma-separated names, or all")
     p.add_argument("--queries", type=positive_int, default=100)
     p.add_argument("--seeds", type=positive_int, default=100)
