@@ -110,12 +110,32 @@ def _scratch(tmp: Path) -> None:
     (tmp / "search.toml").write_text(
         'space = "nb201"\nstrategy = "random"\ntrials = 2\nepochs = 1\nout = "runs/toml"\n'
     )
+    _made_tables(tmp)
     shared = _shared()
     if shared is not None:
         (tmp / "T.csv").symlink_to(shared / "nb201" / "nb201_cifar10.csv")
         (tmp.parent / "shared").mkdir(exist_ok=True)
         if not (tmp.parent / "shared" / "data").exists():
             (tmp.parent / "shared" / "data").symlink_to(shared)
+
+
+def _made_tables(tmp: Path) -> None:
+    """A made-up NAS-Bench-Macro table (``macro.csv``) and ten NB201 networks "timed on a phone" (``phone.csv``)."""
+    import csv
+
+    import numpy as np
+
+    from archsearch.spaces import get_space
+
+    macro = get_space("macro")
+    with (tmp / "macro.csv").open("w", newline="") as f:
+        rows = [(str(g), sum(int(c) * (i + 1) for i, c in enumerate(g.key)) / 2) for g in macro.enumerate()]
+        csv.writer(f).writerows([("arch", "acc_run0", "acc_runs12"), *((a, v, v / 2) for a, v in rows)])
+    nb201, rng = get_space("nb201"), np.random.default_rng(0)
+    cost = {"none": 0.0, "skip_connect": 0.1, "avg_pool_3x3": 0.4, "nor_conv_1x1": 1.0, "nor_conv_3x3": 3.0}
+    with (tmp / "phone.csv").open("w", newline="") as f:
+        timed = {str(g): 1.0 + sum(cost[o] for o in g.ops) for g in (nb201.sample(rng) for _ in range(10))}
+        csv.writer(f).writerows([("arch", "latency_ms"), *timed.items()])
 
 
 @pytest.fixture(scope="module")

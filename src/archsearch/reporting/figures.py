@@ -250,7 +250,7 @@ def benchmark_front_figures(scores: Sequence[Any], truth: Any) -> list[Figure]:
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
     a, b = truth.names
     order = np.argsort(truth.points[:, 0])
-    ax.step(truth.points[order, 0], truth.points[order, 1], where="post", color="black", lw=1.2, label="true front")
+    ax.step(truth.points[order, 0], truth.points[order, 1], where="pre", color="black", lw=1.2, label="true front")
     for k, s in enumerate(scores):
         pts = np.array(s.median_front, dtype=float).reshape(-1, 2)
         if len(pts):
