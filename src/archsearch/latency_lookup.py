@@ -360,6 +360,9 @@ def build_table(
                                    min(warmup, 3), min(repeats, 10))  # fmt: skip
         entries = {k: float(np.median(inside[k])) if k in inside else v for k, v in entries.items()}
         overhead = 0.0
+    # Every entry holds one call overhead, so the overhead is at most the smallest entry: a ReLU timed above it (by
+    # noise, on a few quick repeats) would make networks of small blocks predict negative latencies.
+    overhead = min(overhead, min(entries.values(), default=overhead))
     space_options = {"stages": [list(s[:2]) + [list(s[2])] for s in sp.stages]} if hasattr(sp, "stages") else {}
     table = LatencyTable(sp.name, target, threads, batch_size, input_shape, num_classes, options, overhead, entries,
                          space_options, machine=f"{platform.machine()} torch {torch.__version__}")  # fmt: skip
