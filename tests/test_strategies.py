@@ -70,6 +70,7 @@ def test_every_strategy_is_registered_once_and_named() -> None:
         "bananas",
         "guided_evolution",
         "nsga2",
+        "motpe",
     ]
     assert np.all([isinstance(n, str) for n in registered()])
 

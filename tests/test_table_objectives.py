@@ -121,6 +121,8 @@ def test_a_column_constraint_and_objective_drive_the_search(made_table: Path, de
         assert t.metrics["board_ms"] <= 20
     assert result.config["objective"]["columns"] == {"phone_ms": False, "board_ms": None}
     assert main(["show", str(tmp_path / "run"), "--json"]) == 0
+    page = archsearch.report(tmp_path / "run").path.read_text()  # the Pareto front drawn over the column
+    assert "Pareto front" in page and "phone_ms" in page
 
 
 def test_params_and_flops_are_counted_on_a_table_search(made_table: Path, tmp_path: Path) -> None:
@@ -171,6 +173,35 @@ def test_multi_objective_benchmark_scores_fronts_against_the_true_one(made_table
         assert 0 < r["searched_by_budget"]["60"] <= 100
     page = report.read_text()
     assert "Hypervolume share" in page and "true front" in page
+
+
+def test_motpe_follows_every_objective_and_resumes_exactly(made_table: Path, devices: Path) -> None:
+    """Optuna's multi-objective TPE is told each trial's objective values; its state rebuilds the same study."""
+    from archsearch.strategies import get_strategy
+    from archsearch.trial import COMPLETE, Trial
+
+    space = get_space("nb201")
+    table = Table(made_table, join=[devices])
+
+    def drive(strategy, n: int, start: int = 0) -> list[str]:  # type: ignore[no-untyped-def]
+        keys = []
+        for number in range(start, start + n):
+            (g,) = strategy.ask(1)
+            row = table.lookup(str(g))
+            metrics = {"val_acc": row["valid_acc_12ep"], "phone_ms": row["phone_ms"]}
+            strategy.tell([Trial(number, g, g.key, COMPLETE, metrics, metrics["val_acc"])])
+            keys.append(g.key)
+        return keys
+
+    original = get_strategy("motpe", space, seed=3, startup=4, objectives=["val_acc", "phone_ms:min"])
+    drive(original, 12)
+    assert original.study.directions[1].name == "MINIMIZE" and len(original.study.best_trials) >= 1
+    state = json.loads(json.dumps(original.state_dict()))
+    restored = get_strategy("motpe", space, seed=3, startup=4, objectives=["val_acc", "phone_ms:min"])
+    restored.load_state_dict(state)
+    assert drive(original, 6, 12) == drive(restored, 6, 12)
+    with pytest.raises(ArchsearchError, match="motpe needs two or more known objectives"):
+        get_strategy("motpe", space, objectives=["val_acc", "phone_ms"])
 
 
 def test_a_multi_objective_strategy_needs_objectives_in_the_benchmark(made_table: Path) -> None:
@@ -295,6 +326,9 @@ def test_a_model_of_another_space_is_refused(tmp_path: Path, made_table: Path, c
     err = capsys.readouterr().err
     assert "fitted on space nb201, not macro" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
+    argv = ["search", "--table", str(made_table), "--trials", "2", "--constraint", "latency_ms<=6", "--latency-model",
+            str(model), "--latency-target", "onnxruntime", "--out", str(tmp_path / "run")]  # fmt: skip
+    assert main(argv) == 2 and "with --latency-model it is predicted" in capsys.readouterr().err
     broken = tmp_path / "broken.json"
     broken.write_text(json.dumps({**json.loads(Path(model).read_text()), "members": [{"features": "ops"}]}))
     with pytest.raises(ArchsearchError, match=r"broken\.json: a model member's names"):

@@ -89,7 +89,7 @@ def make_config(
     named = {objective.metric, *objective.objectives, *objective.limits}
     check_columns(objective, space, ev_options if evaluator == "table" else None)
     latency_settings(objective, named, space, latency_table, latency_target, latency_threads)
-    latency_model_settings(objective, named, space, latency_model, latency_table)
+    latency_model_settings(objective, named, space, latency_model, latency_table, latency_target, latency_threads)
     strategy_options = strategy_objectives(strategy, objective, strategy_options)
     if evaluator == "table" and "test_acc" in named:
         raise ArchsearchError(

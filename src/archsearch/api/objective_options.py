@@ -71,7 +71,7 @@ def check_columns(objective: Objective, space: str, table: dict[str, Any] | None
 
 
 def latency_model_settings(objective: Objective, named: set[str], space: str, path: str | Path | None,
-                   lut: str | Path | None) -> None:  # fmt: skip
+                           lut: str | Path | None, target: str | None = None, threads: int = 1) -> None:  # fmt: skip
     """``latency_ms`` predicted by a fitted device model (``archsearch latency-model fit``)."""
     if path is None:
         return
@@ -82,6 +82,9 @@ def latency_model_settings(objective: Objective, named: set[str], space: str, pa
                               "(e.g. --constraint latency_ms<=5)")  # fmt: skip
     if lut is not None:
         raise ArchsearchError("latency_ms comes from --latency-model or --latency-table, not both")
+    if target is not None or threads != 1:
+        raise ArchsearchError("--latency-target and --latency-threads set how latency_ms is measured; with "
+                              "--latency-model it is predicted for the model's device: drop them")  # fmt: skip
     model = LatencyModel.load(path)
     if model.space != get_space(space).name:
         raise ArchsearchError(f"{path}: the latency model was fitted on space {model.space}, not {space}")

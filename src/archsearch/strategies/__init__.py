@@ -15,6 +15,7 @@ from archsearch.strategies.evolution import RegularizedEvolution
 from archsearch.strategies.genetic import GeneticSearch
 from archsearch.strategies.guided_evolution import GuidedEvolution
 from archsearch.strategies.local import LocalSearch
+from archsearch.strategies.motpe import MultiObjectiveTPE
 from archsearch.strategies.nsga2 import NSGA2
 from archsearch.strategies.progressive import ProgressiveSearch
 from archsearch.strategies.random import RandomSearch
@@ -32,6 +33,7 @@ for _cls in (
     Bananas,
     GuidedEvolution,
     NSGA2,
+    MultiObjectiveTPE,
 ):
     STRATEGIES.add(_cls.name, _cls)
 

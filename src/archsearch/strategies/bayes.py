@@ -44,7 +44,15 @@ class BayesianOptimization(Strategy):
             sampler = optuna.samplers.TPESampler(
                 seed=self.seed, n_startup_trials=self.startup, multivariate=self.multivariate, group=group
             )
-        return optuna.create_study(direction="maximize", sampler=sampler)
+        return optuna.create_study(directions=self.directions(), sampler=sampler)
+
+    def directions(self) -> list[str]:
+        """The study's directions: one score to maximise (the multi-objective subclass has one per objective)."""
+        return ["maximize"]
+
+    def value(self, trial: Trial) -> float | list[float] | None:
+        """What the study is told for a finished trial (``None``: it failed or broke a limit)."""
+        return trial.score
 
     def _sampler_random_states(self) -> list[np.random.RandomState]:
         """The TPE sampler's generator and that of its start-up random sampler."""
@@ -95,11 +103,12 @@ class BayesianOptimization(Strategy):
                         "needs each decision name to keep its choices"
                     )
                 params[d.name] = d.value
-            if t.score is None:
+            value = self.value(t)
+            if value is None:
                 self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
             else:
-                self.study.tell(trial, t.score)
-            self.history.append([params, t.score])
+                self.study.tell(trial, value)
+            self.history.append([params, value])
 
     def extra_state(self) -> dict[str, Any]:
         return {"choices": self.choices, "history": self.history, "asks": self.asks}
@@ -118,12 +127,13 @@ class BayesianOptimization(Strategy):
         for params, value in state["history"]:
             dists = {k: CategoricalDistribution(self.choices[k]) for k in params}
             fail = optuna.trial.TrialState.FAIL
+            told = {"values": value} if isinstance(value, list) else {"value": value}
             self.study.add_trial(
                 optuna.trial.create_trial(
                     params=params,
                     distributions=dists,
-                    value=value,
                     state=optuna.trial.TrialState.COMPLETE if value is not None else fail,
+                    **told,
                 )
             )
         self.asks = int(state["asks"])
