@@ -26,7 +26,7 @@ from types import SimpleNamespace
 import archsearch
 
 DEVICES = ("pixel3_ms", "raspi4_ms", "fpga_ms", "xeon_gold6226_ms")
-STRATEGIES = "nsga2,random,evolution,local,bayes"
+STRATEGIES = "nsga2,motpe,random,evolution,local,bayes"
 
 
 def _ceiling(tables: list[Path], objectives: str) -> tuple[float, float]:
