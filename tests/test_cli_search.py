@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+import archsearch
 from archsearch.cli import main
 
 
@@ -113,21 +114,40 @@ def test_search_errors(argv: list[str], message: str, tmp_path: Path, table: str
 
 
 def test_show_prints_a_table_with_a_column_per_recorded_metric(tmp_path: Path, table: str, capsys, monkeypatch) -> None:
-    monkeypatch.setenv("COLUMNS", "100")
+    monkeypatch.setenv("COLUMNS", "80")
     out = str(tmp_path / "run")
     argv = ["search", "--table", table, "--trials", "30", "--out", out, "--objectives", "val_acc,valid_acc_200ep"]
     assert main([*argv, "--json"]) == 0
     capsys.readouterr()
     assert main(["show", out, "--top", "3"]) == 0
     text = capsys.readouterr().out
-    header = next(line for line in text.splitlines() if "rank" in line)
-    for column in ("trial", "val_acc", "valid_acc_200ep", "test_acc", "seconds", "status", "architecture"):
-        assert column in header
-    table_lines = [line for line in text.splitlines() if "rank" in line or "complete" in line]
-    assert max(len(line) for line in table_lines) <= 100  # fitted to the terminal, the architecture folded
+    lines = text.splitlines()
+    header = next(line for line in lines if "rank" in line)
+    for column in ("trial", "val_acc", "valid_acc_200ep", "test_acc", "seconds", "status"):
+        assert column in header  # whole, never cut to "seco…"
+    assert lines[lines.index(header) + 1].strip() == "architecture"
+    rows = [n for n, line in enumerate(lines) if line.strip()[:1].isdigit() and "complete" in line]
+    assert len(rows) >= 3 and all(len(lines[n]) <= 80 for n in rows)  # a row is one line at 80 columns
+    result = archsearch.show(out).result
+    for n, trial in zip(rows[:3], result.best):  # each architecture whole on the line under its row
+        assert lines[n + 1].strip() == str(trial.genotype)
     assert "Pareto front over val_acc, valid_acc_200ep (hypervolume" in text
-    rows = [line for line in text.splitlines() if line.strip()[:1].isdigit() and "complete" in line]
-    assert len(rows) >= 3 and all("|" in line for line in rows)  # the architecture starts on the row itself
+    assert "stopped by the trial budget" in text
+
+
+def test_show_says_no_stop_cause_for_a_run_without_one(tmp_path: Path, table: str, capsys) -> None:
+    from archsearch.store import Store
+
+    out = tmp_path / "run"
+    assert main(["search", "--table", table, "--trials", "3", "--out", str(out), "--json"]) == 0
+    capsys.readouterr()
+    store = Store(out)
+    with store.transaction() as db:  # as a run being written (or killed) holds it: no stop recorded yet
+        store.put_state(db, store.strategy_state() or {}, {k: v for k, v in store.progress().items() if k != "stop"})
+    store.close()
+    assert main(["show", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "3 trials" in text and "stopped by" not in text
 
 
 def test_readable_numbers() -> None:

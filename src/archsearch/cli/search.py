@@ -82,10 +82,12 @@ def _print_result(args: argparse.Namespace, result: SearchResult, objective: Obj
         for record in result.to_json(top):
             print(json.dumps(record))
         return
-    stop = visible(STOP_REASONS.get(result.stop_reason, result.stop_reason or "nothing yet (no trial recorded)"))
+    # a run being written (or killed) has no stop cause yet: then the line says nothing of one
+    cause = STOP_REASONS.get(result.stop_reason, result.stop_reason)
+    stop = f"; stopped by {visible(cause)}" if result.stop_reason else ""
     print(
         f"{result.trials} trials ({result.failed} failed, {result.infeasible} infeasible, {result.repeats} answered "
-        f"from the store) in {result.seconds:.1f}s; stopped by {stop}"
+        f"from the store) in {result.seconds:.1f}s{stop}"
     )
     if result.failures:
         print("failed trials by error:")
@@ -105,33 +107,33 @@ COLUMNS = ("val_acc", "test_acc", "zc_score", "params", "flops", "latency_ms", "
 
 
 def _trial_table(trials: list[Trial], first: list[str], title: str) -> None:
-    """A table of trials fitted to the terminal: one column per recorded metric (numbers aligned, 58.1k, 1.18M),
-    fidelity, seconds, status, and the architecture last, folded rather than cut."""
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-
+    """A table of trials: one column per recorded metric (numbers aligned, 58.1k, 1.18M), fidelity, seconds and
+    status, each trial's architecture whole on its own line under its row (an architecture is longer than a terminal
+    column could hold: folded into one, a row took 5-15 lines)."""
     from archsearch.reporting.html import readable
 
     recorded = {k for t in trials for k in t.metrics}
     names = list(dict.fromkeys(first)) + [c for c in COLUMNS if c in recorded and c not in first]
-    table = Table(title=visible(title, False), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("rank", justify="right")
-    table.add_column("trial", justify="right")
-    for name in names:
-        table.add_column("MACs" if name == "flops" else visible(name, False), justify="right", no_wrap=True)
     fidelity = any(t.fidelity is not None for t in trials)
-    if fidelity:
-        table.add_column("epochs@rung", justify="right")
-    table.add_column("seconds", justify="right")
-    table.add_column("status")
-    table.add_column("architecture", overflow="fold", ratio=1)
+    header = ["rank", "trial", *("MACs" if n == "flops" else visible(n, False) for n in names),
+              *(["epochs@rung"] if fidelity else []), "seconds", "status"]  # fmt: skip
+    rows = []
     for rank, t in enumerate(trials, start=1):
         values = [readable(float(t.metrics[n])) if n in t.metrics else "-" for n in names]
         extra = [f"{t.fidelity:g}" if t.fidelity is not None else "-"] if fidelity else []
-        cells = [*values, *extra, f"{t.seconds:.1f}", visible(t.status, False), visible(t.genotype, False)]
-        table.add_row(str(rank), str(t.number), *cells)
-    Console(soft_wrap=False).print(table)
+        rows.append([str(rank), str(t.number), *values, *extra, f"{t.seconds:.1f}", visible(t.status, False)])
+    widths = [max(len(r[k]) for r in [header, *rows]) for k in range(len(header))]
+
+    def line(cells: list[str]) -> str:  # numbers right-aligned, the status (last) left-aligned
+        return "  ".join(c.rjust(w) for c, w in zip(cells[:-1], widths)) + "  " + cells[-1].ljust(widths[-1])
+
+    print(visible(title, False))
+    print(line(header).rstrip())
+    print("      architecture")
+    print("-" * len(line(header).rstrip()))
+    for cells, t in zip(rows, trials):
+        print(line(cells).rstrip())
+        print(f"      {visible(t.genotype, False)}")
 
 
 def _no_winner(result: SearchResult) -> str | None:
