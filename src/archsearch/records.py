@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from archsearch.errors import ArchsearchError
-
-STATUSES = ("complete", "failed", "infeasible", "running")
+from archsearch.trial import STATUSES
 
 
 @dataclass(frozen=True)

@@ -130,10 +130,6 @@ class ProcessExecutor:
         self.wake_write.send(b"")
         return future
 
-    def worker_pids(self) -> list[int]:
-        """Process ids of the live workers (for tests and for monitoring)."""
-        return [w.process.pid for w in self.slots if w is not None and w.process.pid is not None]
-
     def shutdown(self) -> None:
         """Stop the watcher and the workers; trials still queued or running fail as cancelled."""
         self.closing = True
