@@ -84,7 +84,8 @@ def _tampered(run: Path, where: Path, target: str, field: str, value: Any) -> Pa
         stored = value if isinstance(value, (int, float, str)) or value is None else json.dumps(value)
         try:
             db.execute(f"UPDATE trials SET {field} = ? WHERE number = 1", (stored,))
-        except sqlite3.IntegrityError:  # SQLite itself refuses to store it (a text trial number): nothing to read
+        except (sqlite3.IntegrityError, OverflowError):  # SQLite itself refuses to store it (a text trial number,
+            # an integer over 64 bits): nothing to read
             db.close()
             assume(False)
     else:
