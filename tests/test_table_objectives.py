@@ -95,6 +95,9 @@ def test_a_column_needs_its_direction_and_a_table(made_table: Path, devices: Pat
         archsearch.search(space="nb201", table=[made_table, devices], constraints=["speed_ms<=3"], budget=2,
                           out=tmp_path / "b")  # fmt: skip
     assert not (tmp_path / "b").exists()
+    with pytest.raises(ArchsearchError, match="missing.csv: no such table file"):
+        archsearch.search(space="nb201", table=[made_table, tmp_path / "missing.csv"], budget=2,
+                          objectives="val_acc,phone_ms:min", out=tmp_path / "c")  # fmt: skip
 
 
 def test_joined_tables_must_hold_the_same_architectures(made_table: Path, devices: Path, tmp_path: Path) -> None:
@@ -262,6 +265,8 @@ def test_a_latency_model_learns_an_additive_device_from_twelve_networks(tmp_path
     assert record["latency_ms"] == pytest.approx(predicted[0])
     assert main(["cost", arch, "--latency-model", str(out), "--runs", "5"]) == 2
     assert "predicted, not timed" in capsys.readouterr().err
+    with pytest.raises(ArchsearchError, match="latency=False skips latency; latency_model predicts it"):
+        archsearch.cost([arch], latency=False, latency_model=out)
 
 
 def test_a_latency_model_uses_a_reference_device(tmp_path: Path, devices: Path) -> None:

@@ -22,15 +22,10 @@ from archsearch.store import Store
 from archsearch.strategies import STRATEGIES, get_strategy
 
 
-@dataclass
-class StrategyScore:
-    """One strategy's results over its seeds."""
+class OverSeeds:
+    """Mean and spread of a strategy's figure over its seeds (``picks``: one per seed)."""
 
-    strategy: str
-    picks: list[float]  # the reported figure of each run's pick
-    ms_per_trial: float  # strategy + store time per evaluated trial (table lookups are counted out)
-    repeats: float  # mean answers from the store per run
-    runs: list[BenchmarkRun] = field(default_factory=list)  # each seed's run, for anytime curves
+    picks: list[float]
 
     @property
     def mean(self) -> float:
@@ -39,6 +34,17 @@ class StrategyScore:
     @property
     def std(self) -> float:
         return statistics.pstdev(self.picks) if len(self.picks) > 1 else 0.0
+
+
+@dataclass
+class StrategyScore(OverSeeds):
+    """One strategy's results over its seeds."""
+
+    strategy: str
+    picks: list[float]  # the reported figure of each run's pick
+    ms_per_trial: float  # strategy + store time per evaluated trial (table lookups are counted out)
+    repeats: float  # mean answers from the store per run
+    runs: list[BenchmarkRun] = field(default_factory=list)  # each seed's run, for anytime curves
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from archsearch.benchmarking import OverSeeds
 from archsearch.evaluators import Table
 from archsearch.objectives import Objective, hypervolume, pareto_front
 
@@ -78,7 +79,7 @@ def run_front(run: Any, table: Table, objective: Objective, space: Any, budget: 
 
 
 @dataclass
-class ParetoScore:
+class ParetoScore(OverSeeds):
     """One strategy's hypervolume shares over its seeds, at each budget."""
 
     strategy: str
@@ -89,16 +90,9 @@ class ParetoScore:
     searched: dict[int, list[float]] = field(default_factory=dict)  # the shares on the searched columns
 
     @property
-    def picks(self) -> list[float]:
+    def picks(self) -> list[float]:  # type: ignore[override]
+        """Each seed's share at the largest budget."""
         return self.shares[max(self.shares)]
-
-    @property
-    def mean(self) -> float:
-        return statistics.fmean(self.picks)
-
-    @property
-    def std(self) -> float:
-        return statistics.pstdev(self.picks) if len(self.picks) > 1 else 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {

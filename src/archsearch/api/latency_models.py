@@ -52,7 +52,3 @@ def fit_latency_model(space: str, measured: str | Path, out: str | Path, referen
                for m in sorted(model.members, key=lambda m: -m.weight)]  # fmt: skip
     return LatencyModelWritten(target, sp.name, len(rows), members, [] if ref is None else list(ref["columns"]))
 
-
-def predict_latency(genotypes: Sequence[Any], space: Any, model: str | Path) -> list[float]:
-    """``latency_ms`` of each genotype predicted by the model file ``model``."""
-    return LatencyModel.load(model).predict(genotypes, space)

@@ -65,9 +65,15 @@ def check_columns(objective: Objective, space: str, table: dict[str, Any] | None
         raise ArchsearchError(f"{names}: not a built-in metric; constraints are METRIC<=VALUE with METRIC one of "
                               f"{', '.join(COST_METRICS)}, objectives built-in metrics ({', '.join(DIRECTIONS)}); "
                               "a column of a table needs a search on that table (--table)")  # fmt: skip
-    from archsearch.evaluators import TableEvaluator
+    from archsearch.evaluators.benchmark import header_columns
 
-    TableEvaluator(space=space, **table).table.check_columns(list(objective.columns))
+    paths = [table["table"], *table.get("join", [])]
+    have = [c for path in paths for c in header_columns(path)]
+    unknown = [n for n in objective.columns if n not in have and n not in ("params", "flops")]
+    if unknown:
+        raise ArchsearchError(f"{', '.join(unknown)}: not a column of the table(s) "
+                              f"{', '.join(Path(p).name for p in paths)} (columns: {', '.join(have)}; params and "
+                              "flops are counted)")  # fmt: skip
 
 
 def latency_model_settings(objective: Objective, named: set[str], space: str, path: str | Path | None,

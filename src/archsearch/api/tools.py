@@ -90,6 +90,8 @@ def cost(
     check_device(device)
     shape = tuple(int(v) for v in input_shape)
     predictor = None
+    if latency_model is not None and not latency:
+        raise ArchsearchError("latency=False skips latency; latency_model predicts it: give one of them")
     if latency_model is not None:
         from archsearch.latency_model import LatencyModel
 

@@ -36,6 +36,22 @@ def default_table() -> Path:
     return Path(root) / "nb201" / "nb201_cifar10.csv"
 
 
+def header_columns(path: str | Path) -> list[str]:
+    """The numeric columns a table's header names (everything but ``arch`` and ``index``), read without its rows:
+    what a search checks its objectives against before it reads the table."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArchsearchError(f"{path}: no such table file")
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            header = next(csv.reader(f), [])
+    except UnicodeDecodeError as exc:
+        raise ArchsearchError(f"{path}: not a text CSV file ({exc.reason} at byte {exc.start})") from None
+    except csv.Error as exc:
+        raise ArchsearchError(f"{path}: not a readable CSV file ({exc})") from None
+    return [c for c in header if c not in ("arch", "index") and c]
+
+
 class Table:
     """A benchmark table in memory: arch string (or, with ``space``, genotype key) -> its numeric columns; ``signal``
     and ``report`` name the columns a search reads and reports."""
@@ -45,12 +61,14 @@ class Table:
         self.path = Path(path)
         self.signal, self.report, self.space = signal, report, space
         self.joined = [Path(j) for j in join]
-        self.rows, self.columns = self._read_file(self.path, (signal, report))
+        # texts: key -> the architecture's text as the first table gives it
+        self.rows, self.columns, self.texts = self._read_file(self.path, (signal, report))
         for other in self.joined:
             self._join(other)
         self._counts: dict[str, dict[str, float]] = {}
 
-    def _read_file(self, path: Path, needed: Sequence[str]) -> tuple[dict[str, dict[str, float]], list[str]]:
+    def _read_file(self, path: Path, needed: Sequence[str]
+                   ) -> tuple[dict[str, dict[str, float]], list[str], dict[str, str]]:  # fmt: skip
         if not path.is_file():
             raise ArchsearchError(f"{path}: no such table file")
         try:
@@ -62,7 +80,7 @@ class Table:
             raise ArchsearchError(f"{path}: not a readable CSV file ({exc})") from None
 
     def _read(self, path: Path, reader: csv.DictReader[str], needed: Sequence[str]
-              ) -> tuple[dict[str, dict[str, float]], list[str]]:  # fmt: skip
+              ) -> tuple[dict[str, dict[str, float]], list[str], dict[str, str]]:  # fmt: skip
         columns = list(reader.fieldnames or ())
         missing = [c for c in ("arch", *needed) if c not in columns]
         if missing:
@@ -72,9 +90,7 @@ class Table:
             raise ArchsearchError(f"{path}: missing column(s) {missing}; {what}the table's other columns: {numeric}"
                                   + (" (choose with --table-signal / --table-report)" if needed else ""))  # fmt: skip
         rows: dict[str, dict[str, float]] = {}
-        texts = getattr(self, "texts", None)
-        if texts is None:
-            self.texts: dict[str, str] = {}  # key -> the architecture's text as the first table gives it
+        texts: dict[str, str] = {}
         for n, row in enumerate(reader, start=2):
             try:
                 values = {k: float(v) for k, v in row.items() if k not in ("arch", "index") and k and v}
@@ -88,14 +104,13 @@ class Table:
                 raise ArchsearchError(f"{path}:{n}: architecture {row['arch'][:60]!r} is in the table twice, with "
                                       "different values")  # fmt: skip
             rows[key] = values
-            if texts is None:
-                self.texts[key] = row["arch"]
+            texts.setdefault(key, row["arch"])
         if not rows:
             raise ArchsearchError(f"{path}: the table is empty")
-        return rows, [c for c in columns if c not in ("arch", "index") and c]
+        return rows, [c for c in columns if c not in ("arch", "index") and c], texts
 
     def _join(self, path: Path) -> None:
-        rows, columns = self._read_file(path, ())
+        rows, columns, _ = self._read_file(path, ())
         clash = sorted(set(columns) & set(self.columns))
         if clash:
             raise ArchsearchError(f"{path}: column(s) {clash} are already in {self.path.name}; joined tables add "
