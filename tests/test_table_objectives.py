@@ -95,7 +95,7 @@ def test_a_column_needs_its_direction_and_a_table(made_table: Path, devices: Pat
         archsearch.search(space="nb201", table=[made_table, devices], constraints=["speed_ms<=3"], budget=2,
                           out=tmp_path / "b")  # fmt: skip
     assert not (tmp_path / "b").exists()
-    with pytest.raises(ArchsearchError, match="missing.csv: no such table file"):
+    with pytest.raises(ArchsearchError, match=r"missing\.csv: no such table file"):
         archsearch.search(space="nb201", table=[made_table, tmp_path / "missing.csv"], budget=2,
                           objectives="val_acc,phone_ms:min", out=tmp_path / "c")  # fmt: skip
 
