@@ -11,6 +11,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -c constraints.txt "torch==2.13.0"
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m archsearch.nn.native
 	touch $(STAMP)
 
 # The main job: a real search on scikit-learn's embedded digits (regularized evolution over NAS-Bench-201 cells,

@@ -4,7 +4,7 @@
     python benchmarks/device_latency.py --data-dir ../shared/data --search # + a constrained search per device
 
 For every device column of ``nb201/nb201_latency_devices.csv`` (Pixel 3, Raspberry Pi 4, an FPGA, a Xeon Gold 6226),
-``--draws`` times: k networks drawn at random are the "measured" ones; ``archsearch.latency_model.fit`` builds a
+``--draws`` times: k networks drawn at random are the "measured" ones; ``archsearch.costs.device_model.fit`` builds a
 model from them (op counts, params and FLOPs, and the other three devices' columns as a reference table: the device
 being predicted is never among its own references, as HELP's meta-learning never sees the test device); the model
 predicts the other 15,625 - k networks. Printed per device and k: Spearman's rho and the share within +-10% of the
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-from archsearch.latency_model import LatencyModel, fit, raw_features
+from archsearch.costs.device_model import LatencyModel, fit, raw_features
 from archsearch.spaces import get_space
 
 DEVICES = ("pixel3_ms", "raspi4_ms", "fpga_ms", "xeon_gold6226_ms")

@@ -33,8 +33,8 @@ import numpy as np
 from scipy.stats import kendalltau
 
 import archsearch
-from archsearch.latency_lookup import LatencyTable
-from archsearch.runtime_latency import measure
+from archsearch.costs.lookup import LatencyTable
+from archsearch.costs.runtime import measure
 from archsearch.spaces import get_space
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from archsearch.benchmarking import benchmark_run, tabular_strategies
-from archsearch.evaluators.benchmark import Table
+from archsearch.comparison.strategies import benchmark_run, tabular_strategies
+from archsearch.evaluators.table import Table
 from archsearch.spaces import get_space
 
 

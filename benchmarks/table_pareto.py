@@ -31,8 +31,8 @@ STRATEGIES = "nsga2,motpe,random,evolution,local,bayes"
 
 def _ceiling(tables: list[Path], objectives: str) -> tuple[float, float]:
     """The shares (reported, searched) of a "run" that evaluated every architecture of the table."""
-    from archsearch.benchmarking import BenchmarkSetup
-    from archsearch.pareto_benchmark import TrueFront, run_front
+    from archsearch.comparison.pareto import TrueFront, run_front
+    from archsearch.comparison.strategies import BenchmarkSetup
     from archsearch.spaces import get_space
 
     setup = BenchmarkSetup("nb201", tuple(map(str, tables)), objectives=objectives)

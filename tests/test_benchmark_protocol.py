@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from archsearch.benchmarking import benchmark_run, run_benchmark
+from archsearch.comparison.strategies import benchmark_run, run_benchmark
 from archsearch.evaluators import Table
 
 STRATEGIES = ["random", "evolution", "local", "reinforce"]

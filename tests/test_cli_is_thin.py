@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from archsearch import api
-from archsearch.benchmarking import StrategyScore
 from archsearch.cli import build_parser, main
-from archsearch.experiment import SearchResult
+from archsearch.comparison.strategies import StrategyScore
 from archsearch.oneshot.search import OneShotResult
+from archsearch.run_summary import SearchResult
 from archsearch.spaces import get_space
 from archsearch.trial import COMPLETE, Trial
 
@@ -125,7 +125,7 @@ def test_search_with_retrain_calls_retrain_with_the_search_result(monkeypatch, c
 
 
 def test_search_with_export_calls_export_with_the_run(monkeypatch, capsys, tmp_path: Path) -> None:
-    from archsearch.exporting import Exported
+    from archsearch.export.formats import Exported
 
     result = _search_result(api.make_config(trials=2))
     monkeypatch.setattr(api, "search", Recorder(result))
@@ -198,7 +198,7 @@ def test_draw(monkeypatch, capsys, tmp_path: Path) -> None:
 
 
 def test_export(monkeypatch, capsys, tmp_path: Path) -> None:
-    from archsearch.exporting import Exported
+    from archsearch.export.formats import Exported
 
     exported = Exported("onnx", [str(tmp_path / "model.onnx")], 1e-7, "onnxruntime", 3, 17)
     rec = Recorder(exported)

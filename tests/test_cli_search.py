@@ -90,7 +90,7 @@ def test_benchmark_json(table: str, capsys) -> None:
 
 
 def test_benchmark_jobs_give_the_same_picks(table: str) -> None:
-    from archsearch.benchmarking import run_benchmark
+    from archsearch.comparison.strategies import run_benchmark
 
     (inline,) = run_benchmark(table, ["evolution"], queries=15, seeds=3)
     (pooled,) = run_benchmark(table, ["evolution"], queries=15, seeds=3, jobs=2)

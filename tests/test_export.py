@@ -14,7 +14,7 @@ import torch
 
 import archsearch
 from archsearch import ArchsearchError
-from archsearch.exporting import FORMATS, TOLERANCE
+from archsearch.export.formats import FORMATS, TOLERANCE
 
 TINY = {
     "nb201": {"channels": 4, "cells": 1},

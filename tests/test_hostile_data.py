@@ -21,8 +21,8 @@ import torch
 
 import archsearch as A
 from archsearch.cli import main
+from archsearch.costs.lookup import LatencyTable, network_blocks
 from archsearch.errors import ArchsearchError
-from archsearch.latency_lookup import LatencyTable, network_blocks
 
 NB201 = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"
 

@@ -89,7 +89,7 @@ def test_export_refuses_links_and_existing_files_without_force(tmp_path: Path, c
 
 
 def test_an_interrupted_export_leaves_nothing_that_looks_finished(tmp_path: Path, monkeypatch) -> None:
-    import archsearch.exporting as exporting
+    from archsearch.export import formats as exporting
 
     real = exporting._python
 

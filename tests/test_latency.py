@@ -11,9 +11,9 @@ import pytest
 import torch
 
 import archsearch
+from archsearch.costs.lookup import LatencyTable, build_table, distinct_blocks, network_blocks
+from archsearch.costs.runtime import TARGETS, measure
 from archsearch.errors import ArchsearchError
-from archsearch.latency_lookup import LatencyTable, build_table, distinct_blocks, network_blocks
-from archsearch.runtime_latency import TARGETS, measure
 from archsearch.spaces import get_space
 
 SHAPE = (1, 12, 12)
@@ -51,7 +51,7 @@ def test_a_table_holds_every_distinct_block_once(table: LatencyTable) -> None:
 
 
 def test_an_eager_table_times_blocks_inside_networks(monkeypatch) -> None:
-    from archsearch import latency_lookup
+    from archsearch.costs import lookup as latency_lookup
 
     seen: list[int] = []
     real = latency_lookup._times_in_context
@@ -97,7 +97,7 @@ def test_the_table_file_round_trips_and_bad_files_are_refused(table: LatencyTabl
 
 
 def test_a_prediction_near_the_limit_is_checked_by_measuring(table: LatencyTable) -> None:
-    from archsearch.latency_lookup import NEAR_LIMIT, constrained_latency
+    from archsearch.costs.lookup import NEAR_LIMIT, constrained_latency
 
     space = get_space("mobile")
     g = space.sample(np.random.default_rng(6))
@@ -195,8 +195,8 @@ def test_nsga2_searches_accuracy_against_measured_latency(tmp_path: Path) -> Non
 def test_a_call_overhead_timed_above_the_blocks_never_makes_a_prediction_negative(monkeypatch) -> None:
     """Noise on a few quick repeats can time the one-element ReLU above small blocks; the table then counts the
     overhead as at most its smallest entry, so every prediction stays a latency."""
-    import archsearch.latency_lookup as lookup
-    from archsearch.runtime_latency import Latency
+    import archsearch.costs.lookup as lookup
+    from archsearch.costs.runtime import Latency
 
     def timed(module, *args, **kwargs):  # type: ignore[no-untyped-def]
         ms = 5.0 if isinstance(module, torch.nn.ReLU) else 1.0 + 1e-4 * sum(p.numel() for p in module.parameters())

@@ -10,12 +10,14 @@ from torch import nn
 
 from archsearch.nn import native
 from archsearch.nn.conv import DepthwiseConv2d
+from archsearch.oneshot import fused_sum
 
 CL = torch.channels_last
 
 pytestmark = pytest.mark.skipif(
     native.kernels() is None, reason=f"archsearch's CPU kernels are not built here: {native.unavailable_reason()}"
 )
+native.install()  # what the training loop and the supernet search do
 
 
 def _batch(C: int, H: int, seed: int = 0, B: int = 4) -> torch.Tensor:
@@ -127,8 +129,8 @@ def test_mixed_sum_matches_the_weighted_sum_it_replaces() -> None:
     ys = [_batch(16, 8, seed=s).requires_grad_() for s in (3, 4)]
     ours = [nn.BatchNorm2d(16, affine=False) for _ in zs]
     theirs = [nn.BatchNorm2d(16, affine=False) for _ in zs]
-    assert all(native.can_fold(z, n) for z, n in zip(zs, ours))
-    out = native.mixed_sum(
+    assert all(fused_sum.can_fold(z, n) for z, n in zip(zs, ours))
+    out = fused_sum.mixed_sum(
         [(weights[i], zs[i], ours[i]) for i in range(2)], [(weights[2 + j], ys[j]) for j in range(2)]
     )
     ref = sum(weights[i] * theirs[i](zs[i]) for i in range(2)) + sum(weights[2 + j] * ys[j] for j in range(2))
@@ -178,17 +180,17 @@ def test_a_build_that_fails_warns_and_training_falls_back(monkeypatch: pytest.Mo
         raise RuntimeError("Error building extension 'x'\nc++: error: no compiler here\nninja: build stopped")
 
     monkeypatch.setattr(cpp, "load", broken)
-    monkeypatch.setattr(native, "_state", {})
+    monkeypatch.setattr(native, "_KERNELS", native._Kernels())
     monkeypatch.setenv("ARCHSEARCH_KERNEL_CACHE", str(tmp_path / "empty"))  # nothing cached: it must build
     with pytest.warns(RuntimeWarning, match="are not used.*no compiler here.*PyTorch's own kernels"):
-        assert native.kernels() is None
+        assert native.ensure_built() is None
     assert "no compiler here" in (native.unavailable_reason() or "")
     conv = DepthwiseConv2d(16, 5, 1, 2)
     x = _batch(16, 8).requires_grad_()
     out = conv(x)
     assert type(out.grad_fn).__name__ != "_DepthwiseConvBackward"
     assert native.batch_norm(x, [nn.BatchNorm2d(16, affine=False)]).shape == x.shape
-    monkeypatch.setattr(native, "_state", {})
+    monkeypatch.setattr(native, "_KERNELS", native._Kernels())
     monkeypatch.setenv("ARCHSEARCH_NATIVE", "0")
     assert native.kernels() is None and native.unavailable_reason() == "turned off by ARCHSEARCH_NATIVE=0"
 

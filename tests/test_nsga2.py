@@ -80,7 +80,7 @@ def test_nsga2_finds_a_larger_front_than_random_search() -> None:
 
 def test_the_single_objective_benchmark_leaves_nsga2_out_and_says_why(made_table) -> None:
     import archsearch
-    from archsearch.benchmarking import tabular_strategies
+    from archsearch.comparison.strategies import tabular_strategies
 
     assert "nsga2" not in tabular_strategies() and "evolution" in tabular_strategies()
     with pytest.raises(ArchsearchError, match="nsga2 is multi-objective"):

@@ -28,11 +28,9 @@ def test_oneshot_cli_writes_plots_records_the_genotype_and_resumes(tmp_path, cap
         assert data.startswith(PNG) and len(data) > 2000
     assert set(final["threshold_epochs"]) == {"cell"}
     # the derived genotype is in the run's store
-    from archsearch.store import open_existing
+    from archsearch.rundir import describe
 
-    store = open_existing(out)
-    assert store.get_meta("oneshot_result")["genotype"]["arch"] == genotype.arch_str
-    store.close()
+    assert describe(out)[1]["oneshot_result"]["genotype"]["arch"] == genotype.arch_str
     # a second run into the same directory needs --resume; with it, the search goes on from epoch 2
     assert main([*base, "--epochs", "2"]) == 2
     assert "--resume" in capsys.readouterr().err

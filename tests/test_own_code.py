@@ -63,6 +63,33 @@ def test_the_example_space_is_searched_stored_and_resumed_like_a_built_in_one(tm
     g = resumed.winner.genotype
     (record,) = archsearch.api.cost([str(g)], space="conv_blocks", input_shape=(1, 8, 8), latency=False)
     assert record.arch == str(g) and record.params > 0
+    # the report draws the space's networks as it lays them out (its decisions, one box each), as for a built-in one
+    page = Path(archsearch.report(tmp_path).path).read_text()
+    assert all(f"{d.name}: {d.value}" in page for d in archsearch.get_space("conv_blocks").decisions(g))
+
+
+def test_a_space_that_recognises_its_text_is_found_without_being_named() -> None:
+    @register_space
+    class Widths(ChoiceSpace):
+        name = "widths_only"
+        choices = {"width": (8, 16)}  # noqa: RUF012 - a space's table, as in the examples
+        text_example = "a widths_only 'w=8'"
+
+        @classmethod
+        def recognizes(cls, text: str) -> bool:
+            return text.strip().startswith("w=")
+
+        def parse(self, text: str) -> Any:
+            return self.make(width=int(text.strip()[2:]))
+
+        def build_network(self, genotype: Any, in_channels: int, num_classes: int, input_size: int,
+                          **options: Any) -> torch.nn.Module:  # fmt: skip
+            return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(num_classes))
+
+    space, genotype = archsearch.parse_arch("w=16")
+    assert space.name == "widths_only" and genotype["width"] == 16
+    with pytest.raises(ArchsearchError, match="a widths_only 'w=8'"):
+        archsearch.parse_arch("nothing any space reads")
 
 
 def test_the_example_strategy_passes_the_strategy_suite_on_two_spaces() -> None:

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from archsearch.costs.lookup import LatencyTable
 from archsearch.errors import ArchsearchError
-from archsearch.latency_lookup import LatencyTable
 
 SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

@@ -9,6 +9,7 @@ import re
 import shutil
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -130,7 +131,14 @@ def test_the_darts_v2_drawing_has_the_papers_edges() -> None:
     """DARTS_V2 as in the DARTS paper's figure: normal cell node 0 and 1 sep_conv_3x3 from both inputs, node 2
     sep_conv_3x3 from c_{k-1} and skip_connect from c_{k-2}, node 3 skip_connect from c_{k-2} and dil_conv_3x3 from
     node 0; reduction cell max_pool_3x3 and skip_connect edges."""
-    from archsearch.reporting.drawings import draw_darts_cell, figure_svg
+    from archsearch.reporting.drawings import draw_darts_cell, pyplot
+
+    def figure_svg(fig: Any) -> str:
+        buffer = io.StringIO()
+        fig.savefig(buffer, format="svg", bbox_inches="tight")
+        pyplot().close(fig)
+        return buffer.getvalue()
+
     from archsearch.spaces import published
 
     v2 = published("DARTS_V2")

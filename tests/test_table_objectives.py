@@ -16,12 +16,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import archsearch
-import archsearch.latency_model
+import archsearch.costs.device_model
 from archsearch import ArchsearchError
 from archsearch.cli import main
+from archsearch.comparison.pareto import TrueFront
 from archsearch.evaluators import Table
 from archsearch.objectives import Objective, hypervolume, non_dominated_sort, pareto_front
-from archsearch.pareto_benchmark import TrueFront
 from archsearch.spaces import get_space
 from archsearch.spaces.nb201 import NB201_OPS, NB201Genotype
 
@@ -255,7 +255,7 @@ def test_a_latency_model_learns_an_additive_device_from_twelve_networks(tmp_path
     out = tmp_path / "phone.json"
     assert main(["latency-model", "fit", "--space", "nb201", "--measured", str(measured), "--out", str(out)]) == 0
     assert "wrote" in capsys.readouterr().out
-    model = archsearch.latency_model.LatencyModel.load(out)
+    model = archsearch.costs.device_model.LatencyModel.load(out)
     others = _sample(200, seed=1)
     predicted = model.predict(others, get_space("nb201"))
     assert np.allclose(predicted, [_phone_ms(g.ops) for g in others], rtol=0.02)
@@ -281,7 +281,7 @@ def test_a_latency_model_uses_a_reference_device(tmp_path: Path, devices: Path) 
     written = archsearch.fit_latency_model("nb201", measured, tmp_path / "m.json", reference=ref)
     assert written.reference_columns == ["squared_ms"]
     assert any(m["features"].startswith("reference") for m in written.members)
-    model = archsearch.latency_model.LatencyModel.load(written.path)
+    model = archsearch.costs.device_model.LatencyModel.load(written.path)
     others = _sample(100, seed=2)
     assert np.allclose(model.predict(others, get_space("nb201")), [0.2 * _phone_ms(g.ops) ** 2 for g in others],
                        rtol=0.05)  # fmt: skip
@@ -337,4 +337,4 @@ def test_a_model_of_another_space_is_refused(tmp_path: Path, made_table: Path, c
     broken = tmp_path / "broken.json"
     broken.write_text(json.dumps({**json.loads(Path(model).read_text()), "members": [{"features": "ops"}]}))
     with pytest.raises(ArchsearchError, match=r"broken\.json: a model member's names"):
-        archsearch.latency_model.LatencyModel.load(broken)
+        archsearch.costs.device_model.LatencyModel.load(broken)

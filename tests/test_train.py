@@ -1,10 +1,12 @@
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from torch import nn
 
-from archsearch.checkpoints import load_trained
+from archsearch.checkpoints import RECORD, WEIGHTS, build_from_spec, load_into
 from archsearch.cli import main
 from archsearch.data import from_tensors, load_dataset
 from archsearch.errors import ArchsearchError
@@ -106,6 +108,13 @@ def test_baseline_builds_for_any_input(shape) -> None:
     assert model(torch.randn(2, *shape)).shape == (2, 7)
     widths = [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)]
     assert widths == [64, 64, 128, 128, 256, 256]
+
+
+def load_trained(folder: Path) -> tuple[nn.Module, dict[str, Any]]:
+    """What `archsearch train --save` wrote, rebuilt from its spec with the weights loaded (``weights_only``)."""
+    record = json.loads((folder / RECORD).read_text())
+    model = load_into(build_from_spec(record["spec"]), folder / WEIGHTS)
+    return model.eval(), record
 
 
 def test_train_cli_json_save_and_reload_with_weights_only(tmp_path, capsys) -> None:

@@ -55,17 +55,6 @@ def save_trained(directory: str | Path, model: nn.Module, spec: dict[str, Any], 
     return out
 
 
-def load_trained(directory: str | Path, device: str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild a saved network and load its weights (with ``weights_only=True``); returns it in eval mode."""
-    folder = Path(directory)
-    if not (folder / WEIGHTS).is_file() or not (folder / RECORD).is_file():
-        raise ArchsearchError(f"{folder}: expected {WEIGHTS} and {RECORD} written by `archsearch train --save`")
-    record = json.loads((folder / RECORD).read_text())
-    model = build_from_spec(record["spec"])
-    load_into(model, folder / WEIGHTS, device)
-    return model.to(device).eval(), record
-
-
 def load_weights(path: str | Path, device: str = "cpu") -> dict[str, torch.Tensor]:
     """The state dict in ``path``, read with ``weights_only=True`` (a pickle holding anything but tensors is
     refused, nothing in it runs); a file that is not one is an :class:`ArchsearchError` naming it."""

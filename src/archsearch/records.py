@@ -4,60 +4,17 @@ clear error naming the field; nothing stored is imported or run.
 
 A run made with a space or evaluator registered in the process that ran it (``register_space``,
 ``register_evaluator``) is read by every command: where the space is not registered here, its genotypes are shown as
-stored (:class:`StoredGenotype`) and never built.
+stored (:class:`archsearch.spaces.stored.StoredGenotype`) and never built.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from typing import Any
 
 from archsearch.errors import ArchsearchError
 from archsearch.trial import STATUSES
-
-
-@dataclass(frozen=True)
-class StoredGenotype:
-    """A genotype of a space not registered in this process: shown as stored, never built."""
-
-    obj: dict[str, Any]
-
-    @property
-    def space(self) -> str:
-        return str(self.obj.get("space", "?"))
-
-    def __str__(self) -> str:
-        choices = self.obj.get("choices")
-        if isinstance(choices, dict):
-            return ",".join(f"{k}={v}" for k, v in choices.items())
-        return json.dumps({k: v for k, v in self.obj.items() if k != "space"}, separators=(",", ":"))
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.obj)
-
-
-@dataclass(frozen=True)
-class StoredSpace:
-    """Stands in for a space that is not registered here: reads its genotypes as :class:`StoredGenotype`."""
-
-    name: str
-
-    def from_json(self, obj: Any) -> StoredGenotype:
-        if not isinstance(obj, dict) or obj.get("space") != self.name:
-            raise ArchsearchError(f"a stored genotype of space {self.name!r} is not a JSON object of that space")
-        return StoredGenotype(obj)
-
-
-def space_for_reading(name: Any, options: Any, where: str) -> Any:
-    """The registered space ``name`` with its stored options, or a :class:`StoredSpace` when ``name`` is not
-    registered in this process (a space registered by the program that ran the search)."""
-    from archsearch.spaces import SPACES, space_from_record
-
-    if isinstance(name, str) and name not in SPACES:
-        return StoredSpace(name)
-    return space_from_record(name, options, where)
 
 
 def finite_or_none(value: Any) -> float | None:

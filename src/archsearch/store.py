@@ -103,10 +103,6 @@ class Store:
         self.db.execute("COMMIT")
 
     # --- meta ----------------------------------------------------------------------------------------------------
-    def get_meta(self, name: str, default: Any = None) -> Any:
-        row = self.db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
-        return default if row is None else json.loads(row[0])
-
     def set_meta(self, name: str, value: Any, db: sqlite3.Connection | None = None) -> None:
         (db or self.db).execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, json.dumps(value)))
 

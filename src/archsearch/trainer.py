@@ -23,6 +23,7 @@ from archsearch.costs import count_params
 from archsearch.data import Augment, Data
 from archsearch.devices import check_device
 from archsearch.errors import ArchsearchError
+from archsearch.nn import native
 
 OPTIMIZERS = ("sgd", "adamw")
 
@@ -166,6 +167,90 @@ def evaluate(
     return loss_sum / max(1, total), 100.0 * correct / max(1, total)
 
 
+@dataclass
+class _Run:
+    """What one training run steps with: the model (and its compiled form), optimizer, schedule, mixed precision
+    and the batches."""
+
+    model: nn.Module
+    run_model: nn.Module
+    config: TrainConfig
+    device: torch.device
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: Any
+    loader: Any
+    amp_dtype: torch.dtype
+    use_amp: bool
+
+    @classmethod
+    def prepare(cls, model: nn.Module, data: Data, config: TrainConfig) -> _Run:
+        """The model moved to the device and memory format, the optimizer, the warm-up and cosine schedule."""
+        device = torch.device(config.device)
+        cuda = device.type == "cuda"
+        model.to(device)
+        if config.channels_last:
+            model.to(memory_format=torch.channels_last)
+        run_model: nn.Module = torch.compile(model) if config.compile else model  # type: ignore[assignment]
+        optimizer = make_optimizer(model, config)
+        loader = data.loader("train", config.batch_size, device, shuffle=True, seed=config.seed,
+                             augment=config.augment, drop_last=len(data.train) > config.batch_size)  # fmt: skip
+        total_steps = config.epochs * len(loader)
+        warmup_steps = round(config.warmup_epochs * len(loader))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total_steps, warmup_steps))
+        amp_dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float16
+        use_amp = cuda and config.amp
+        scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+        return cls(model, run_model, config, device, optimizer, scheduler, scaler, loader, amp_dtype, use_amp)
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training loss of a batch (the auxiliary head's added at its weight) and the logits."""
+        c = self.config
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+            logits, aux = _logits(self.run_model(x))
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=c.label_smoothing)
+            if aux is not None:
+                loss = loss + c.aux_weight * F.cross_entropy(aux.float(), y, label_smoothing=c.label_smoothing)
+        return loss, logits
+
+    def step(self, loss: torch.Tensor) -> None:
+        """One optimizer step on ``loss`` (scaled, clipped, scheduled)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.config.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+
+    def epoch(self, epoch: int) -> tuple[float, float, str]:
+        """Train one epoch: mean loss, accuracy (percent), and the message when the loss stopped being finite."""
+        if hasattr(self.model, "drop_path_prob"):
+            self.model.drop_path_prob = self.config.drop_path * epoch / self.config.epochs
+        self.model.train()
+        self.loader.set_epoch(epoch)
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        seen = 0
+        for step, (x, y) in enumerate(self.loader):
+            if self.config.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            loss, logits = self.loss(x, y)
+            if not torch.isfinite(loss):
+                return 0.0, 0.0, f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; training stopped"
+            self.step(loss)
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.detach().argmax(1) == y).sum()
+            seen += len(y)
+        return loss_sum.item() / max(1, seen), 100.0 * correct.item() / max(1, seen), ""
+
+    def evaluate(self, data: Data, split: str) -> tuple[float, float]:
+        """Mean loss and accuracy (percent) on a split."""
+        c = self.config
+        return evaluate(self.run_model, data, split, c.eval_batch_size, c.device, c.channels_last)
+
+
 def train(
     model: nn.Module,
     data: Data,
@@ -174,112 +259,49 @@ def train(
 ) -> TrainResult:
     """Train ``model`` on ``data.train``, validate on ``data.val`` each epoch, and return a :class:`TrainResult`."""
     config = config or TrainConfig()
-    device = torch.device(config.device)
-    cuda = device.type == "cuda"
+    native.install()  # the compiled kernels where they are built already; a plain training run never builds them
     start = time.perf_counter()
     params = count_params(model)
-    model.to(device)
-    channels_last = config.channels_last
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    run_model: nn.Module = torch.compile(model) if config.compile else model  # type: ignore[assignment]
-    optimizer = make_optimizer(model, config)
-    loader = data.loader(
-        "train",
-        config.batch_size,
-        device,
-        shuffle=True,
-        seed=config.seed,
-        augment=config.augment,
-        drop_last=len(data.train) > config.batch_size,
-    )
-    total_steps = config.epochs * len(loader)
-    warmup_steps = round(config.warmup_epochs * len(loader))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total_steps, warmup_steps))
-    amp_dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float16
-    use_amp = cuda and config.amp
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
-
+    run = _Run.prepare(model, data, config)
     history: list[EpochRecord] = []
     best_acc, best_epoch, best_state = -1.0, 0, None
     status, message = "completed", ""
-    devices = [device.index or 0] if cuda else []
-    with torch.random.fork_rng(devices=devices):
+    with torch.random.fork_rng(devices=[run.device.index or 0] if run.device.type == "cuda" else []):
         torch.manual_seed(config.seed)
         for epoch in range(config.epochs):
             epoch_start = time.perf_counter()
-            if hasattr(model, "drop_path_prob"):
-                model.drop_path_prob = config.drop_path * epoch / config.epochs
-            model.train()
-            loader.set_epoch(epoch)
-            loss_sum = torch.zeros((), device=device)
-            correct = torch.zeros((), device=device, dtype=torch.long)
-            seen = 0
-            for step, (x, y) in enumerate(loader):
-                if channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                    logits, aux = _logits(run_model(x))
-                    loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
-                    if aux is not None:
-                        aux_loss = F.cross_entropy(aux.float(), y, label_smoothing=config.label_smoothing)
-                        loss = loss + config.aux_weight * aux_loss
-                if not torch.isfinite(loss):
-                    status = "nan_loss"
-                    message = f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; training stopped"
-                    break
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if config.grad_clip:
-                    scaler.unscale_(optimizer)
-                    nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                loss_sum += loss.detach() * len(y)
-                correct += (logits.detach().argmax(1) == y).sum()
-                seen += len(y)
-            if status == "nan_loss":
+            train_loss, train_acc, message = run.epoch(epoch)
+            if message:
+                status = "nan_loss"
                 break
-            val_loss, val_acc = evaluate(run_model, data, "val", config.eval_batch_size, config.device, channels_last)
-            record = EpochRecord(
-                epoch + 1,
-                loss_sum.item() / max(1, seen),
-                100.0 * correct.item() / max(1, seen),
-                val_loss,
-                val_acc,
-                optimizer.param_groups[0]["lr"],
-                time.perf_counter() - epoch_start,
-            )
-            history.append(record)
+            val_loss, val_acc = run.evaluate(data, "val")
+            history.append(EpochRecord(epoch + 1, train_loss, train_acc, val_loss, val_acc,
+                                       run.optimizer.param_groups[0]["lr"], time.perf_counter() - epoch_start))
             if on_epoch is not None:
-                on_epoch(record)
+                on_epoch(history[-1])
             if val_acc > best_acc + config.min_delta or best_state is None:
                 best_acc, best_epoch = val_acc, epoch + 1
                 if config.restore_best:
                     best_state = copy.deepcopy(model.state_dict())
-            elif config.patience is not None and epoch + 1 - best_epoch >= config.patience:
-                status = "early_stopped"
-                message = f"no validation gain over {config.patience} epoch(s) after epoch {best_epoch}"
+            status, message = _stop(config, epoch, best_epoch, start)
+            if status != "completed":
                 break
-            if config.max_seconds is not None and time.perf_counter() - start > config.max_seconds:
-                status, message = "time_limit", f"stopped after {epoch + 1} epoch(s): {config.max_seconds}s budget"
-                break
-
     if best_state is not None and config.restore_best and status != "nan_loss":
         model.load_state_dict(best_state)
     test_acc = None
     if config.evaluate_test and status != "nan_loss":
-        test_acc = evaluate(run_model, data, "test", config.eval_batch_size, config.device, channels_last)[1]
-    return TrainResult(
-        status=status,
-        best_val_acc=max(best_acc, 0.0),
-        final_val_acc=history[-1].val_acc if history else 0.0,
-        best_epoch=best_epoch,
-        epochs=len(history),
-        seconds=time.perf_counter() - start,
-        params=params,
-        test_acc=test_acc,
-        message=message,
-        history=history,
-    )
+        test_acc = run.evaluate(data, "test")[1]
+    return TrainResult(status=status, best_val_acc=max(best_acc, 0.0),
+                       final_val_acc=history[-1].val_acc if history else 0.0, best_epoch=best_epoch,
+                       epochs=len(history), seconds=time.perf_counter() - start, params=params, test_acc=test_acc,
+                       message=message, history=history)  # fmt: skip
+
+
+def _stop(config: TrainConfig, epoch: int, best_epoch: int, start: float) -> tuple[str, str]:
+    """Whether training stops after ``epoch`` (early stopping, the time limit): the status and why, or
+    ``("completed", "")`` to go on."""
+    if config.patience is not None and epoch + 1 > best_epoch and epoch + 1 - best_epoch >= config.patience:
+        return "early_stopped", f"no validation gain over {config.patience} epoch(s) after epoch {best_epoch}"
+    if config.max_seconds is not None and time.perf_counter() - start > config.max_seconds:
+        return "time_limit", f"stopped after {epoch + 1} epoch(s): {config.max_seconds}s budget"
+    return "completed", ""

@@ -65,7 +65,7 @@ class CostMeter:
         return values
 
     def _predicted_latency(self, genotype: Any) -> float:
-        from archsearch.latency_model import LatencyModel
+        from archsearch.costs.device_model import LatencyModel
 
         if self.latency_model is None:
             self.latency_model = LatencyModel.from_json(self.objective.latency_model, "the search's latency model")
@@ -74,13 +74,13 @@ class CostMeter:
     def _latency(self, genotype: Any, model: Any, shape: Any) -> dict[str, float]:
         """``latency_ms``: predicted by the objective's latency table (and measured where the prediction is near a
         limit), else measured on the objective's target."""
-        from archsearch.latency_lookup import LatencyTable, constrained_latency
+        from archsearch.costs.lookup import LatencyTable, constrained_latency
 
         o = self.objective
         if o.latency_model is not None:
             return {"latency_ms": self._predicted_latency(genotype)}
         if o.latency_table is None:
-            from archsearch.runtime_latency import measure
+            from archsearch.costs.runtime import measure
 
             return {"latency_ms": measure(model, shape, o.latency_target, o.latency_batch_size, o.latency_threads,
                                           device=o.latency_device).median_ms}  # fmt: skip

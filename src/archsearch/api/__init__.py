@@ -34,7 +34,6 @@ from archsearch.api.multitrial import (
     make_executor,
     resume_config,
     search,
-    summarize_run,
     with_resumable_changes,
 )
 from archsearch.api.oneshot_search import oneshot
@@ -53,6 +52,7 @@ from archsearch.api.retraining import Retrained, RetrainResult, retrain
 from archsearch.api.scoring import score
 from archsearch.api.tools import cost, draw, report, sample, show, spaces, watch_report
 from archsearch.api.training import train
+from archsearch.run_summary import summarize_run
 
 __all__ = [
     "EXECUTORS",

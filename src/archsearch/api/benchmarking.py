@@ -10,9 +10,10 @@ from typing import Any
 
 from archsearch.api.multitrial import make_config
 from archsearch.api.results import BenchmarkResult
-from archsearch.benchmarking import BenchmarkSetup, run_benchmark, tabular_strategies
+from archsearch.comparison.strategies import BenchmarkSetup, run_benchmark, tabular_strategies
 from archsearch.errors import ArchsearchError
 from archsearch.outputs import check_output, check_png_dir
+from archsearch.spaces import DEFAULT_SPACE
 from archsearch.strategies import STRATEGIES
 
 
@@ -22,7 +23,7 @@ def benchmark(
     queries: int = 100,
     seeds: int = 100,
     jobs: int = 1,
-    space: str = "nb201",
+    space: str = DEFAULT_SPACE,
     table_signal: str = "valid_acc_12ep",
     table_report: str = "test_acc_200ep",
     objectives: str = "",
@@ -51,18 +52,8 @@ def benchmark(
     if objectives and not multi:
         raise ArchsearchError("objectives takes two or more metrics (a Pareto front); one metric is the signal "
                               "(table_signal)")  # fmt: skip
-    if isinstance(strategies, str):
-        names = tabular_strategies(multi) if strategies == "all" else [s.strip() for s in strategies.split(",")]
-    else:
-        names = list(strategies)
-    unknown = sorted(set(strategy_options or {}) - set(names))
-    if unknown:
-        raise ArchsearchError(f"strategy options for {', '.join(unknown)}, which the benchmark does not run "
-                              f"(strategies: {', '.join(names)})")  # fmt: skip
+    names = _strategies(strategies, multi, strategy_options or {})
     for name in names:  # every strategy checked against the setting, before the first runs
-        if STRATEGIES.get(name).multi_objective and not multi:
-            raise ArchsearchError(f"{name} is multi-objective; compare it with two or more objectives "
-                                  "(--objectives valid_acc_12ep,pixel3_ms:min)")  # fmt: skip
         make_config(space, name, table=tables, table_signal=table_signal, table_report=table_report,
                     objectives=objectives, constraints=constraints, trials=queries,
                     strategy_options=dict((strategy_options or {}).get(name, {})))  # fmt: skip
@@ -75,7 +66,7 @@ def benchmark(
     for name in names:
         (result,) = run_benchmark(tab, [name], queries, seeds, jobs=jobs, setup=setup)
         if multi:
-            from archsearch.pareto_benchmark import pareto_scores
+            from archsearch.comparison.pareto import pareto_scores
             from archsearch.spaces import get_space
 
             truth, (result,) = pareto_scores([result], tab, setup.objective(), get_space(space), queries)
@@ -88,3 +79,21 @@ def benchmark(
 
         out.report = build_benchmark_report(scores, tab, queries, report, png, truth)
     return out
+
+
+def _strategies(strategies: str | Sequence[str], multi: bool, options: dict[str, dict[str, Any]]) -> list[str]:
+    """The strategies a benchmark runs (``"all"``: every one that runs on a table with this many objectives),
+    each able to run in this setting, and every strategy option given for one of them."""
+    if isinstance(strategies, str):
+        names = tabular_strategies(multi) if strategies == "all" else [s.strip() for s in strategies.split(",")]
+    else:
+        names = list(strategies)
+    unknown = sorted(set(options) - set(names))
+    if unknown:
+        raise ArchsearchError(f"strategy options for {', '.join(unknown)}, which the benchmark does not run "
+                              f"(strategies: {', '.join(names)})")  # fmt: skip
+    for name in names:
+        if STRATEGIES.get(name).multi_objective and not multi:
+            raise ArchsearchError(f"{name} is multi-objective; compare it with two or more objectives "
+                                  "(--objectives valid_acc_12ep,pixel3_ms:min)")  # fmt: skip
+    return names

@@ -1,5 +1,5 @@
 """Exporting a found network: from a run directory (its winner, with the retrained weights when the run retrained
-it) or from an architecture, in any format of :mod:`archsearch.exporting`."""
+it) or from an architecture, in any format of :mod:`archsearch.export.formats`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from archsearch.api.tools import check_build, genotypes, show
 from archsearch.checkpoints import load_into
 from archsearch.errors import ArchsearchError
 from archsearch.evaluators.train import scaled_build
-from archsearch.exporting import Exported, export_network
+from archsearch.export.formats import Exported, export_network
 from archsearch.rundir import describe, names_directory, run_file
 from archsearch.spaces import Space, get_space
 
@@ -102,7 +102,7 @@ def export(
     sp, genotype, model, shape, classes, options = network_of(arch, space, input_shape, num_classes, weights, build)
     source = None
     if format == "python":
-        from archsearch.standalone import standalone_source
+        from archsearch.export.standalone import standalone_source
 
         source = standalone_source(sp, genotype, shape[0], classes, shape[1], options)
     return export_network(model, shape, format, out, source, force)

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.api.exports import network_of
+from archsearch.costs.lookup import LatencyTable, build_table
+from archsearch.costs.runtime import check_target, measure
 from archsearch.errors import ArchsearchError
-from archsearch.latency_lookup import LatencyTable, build_table
 from archsearch.outputs import check_output
-from archsearch.runtime_latency import check_target, measure
 from archsearch.spaces import Space
 
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from archsearch.costs.device_model import LatencyModel, fit, read_measured, read_reference
 from archsearch.errors import ArchsearchError
-from archsearch.latency_model import LatencyModel, fit, read_measured, read_reference
 from archsearch.outputs import check_output, write_file
 from archsearch.spaces import get_space
 

@@ -24,19 +24,19 @@ from archsearch.data import Data, as_data, is_named
 from archsearch.errors import ArchsearchError
 from archsearch.evaluators import EVALUATORS, accepts, make_evaluator
 from archsearch.executors import EvaluatorSpec, InlineExecutor, ProcessExecutor
-from archsearch.experiment import Budget, Experiment, SearchResult
+from archsearch.experiment import Budget, Experiment
 from archsearch.multifidelity import MultiFidelity
 from archsearch.objectives import Objective
-from archsearch.records import space_for_reading
+from archsearch.run_summary import SearchResult
 from archsearch.rundir import DB_NAME, describe
-from archsearch.spaces import get_space
+from archsearch.spaces import DEFAULT_SPACE, get_space
 from archsearch.store import Store
 from archsearch.strategies import get_strategy
 from archsearch.trial import Trial
 
 
 def make_config(
-    space: str = "nb201",
+    space: str = DEFAULT_SPACE,
     strategy: str = "evolution",
     dataset: str = "digits",
     evaluator: str | None = None,
@@ -69,22 +69,10 @@ def make_config(
     space's genotype texts; ``table_signal`` is the column searched, ``table_report`` the one reported); else
     ``evaluator`` (default ``train``) trains on ``dataset``."""
     get_strategy(strategy, get_space(space, **(space_options or {})), seed=seed, **(strategy_options or {}))
-    ev_options = dict(evaluator_options or {})
-    if table is not None:
-        if evaluator not in (None, "table"):
-            raise ArchsearchError(f"--table searches a tabular benchmark; it cannot go with evaluator {evaluator!r}")
-        evaluator, ev_options = "table", table_options(table, table_signal, table_report)
-    else:
-        evaluator = evaluator or "train"
-        if evaluator == "table":
-            raise ArchsearchError("the table evaluator needs --table CSV")
-        if ":" not in evaluator:  # a package.module:Class evaluator takes exactly the options given
-            EVALUATORS.get(evaluator)
-            for option, value in (("dataset", dataset), ("seed", seed)):
-                if accepts(evaluator, option):  # an evaluator of your own may not read data
-                    ev_options.setdefault(option, value)
-        if evaluator == "zero_cost" and metric == "val_acc":
-            metric = "zc_score"  # the zero-cost evaluator trains nothing, so it has no accuracy to maximise
+    evaluator, ev_options = _evaluator_settings(evaluator, evaluator_options, table, table_signal, table_report,
+                                                dataset, seed)  # fmt: skip
+    if evaluator == "zero_cost" and metric == "val_acc":
+        metric = "zc_score"  # the zero-cost evaluator trains nothing, so it has no accuracy to maximise
     objective = Objective.from_strings(metric, constraints, objectives)
     named = {objective.metric, *objective.objectives, *objective.limits}
     check_columns(objective, space, ev_options if evaluator == "table" else None)
@@ -96,18 +84,67 @@ def make_config(
             "test_acc is the table's reported figure, kept for the report: a search that selects by it (as metric, "
             "objective or constraint) leaks the test split into the choice; search by val_acc"
         )
-    if multifidelity is not None:
-        if evaluator == "table":
-            raise ArchsearchError("multi-fidelity search needs an evaluator that trains (epochs), not the table")
-        mf = {
-            "kind": multifidelity.get("kind", "sh"),
-            "min": multifidelity.get("min", 1),
-            "max": ev_options.get("epochs", 10),
-            "eta": multifidelity.get("eta", 3),
-        }
-        MultiFidelity(mf["kind"], mf["min"], mf["max"], mf["eta"], metric)  # validates
-        multifidelity = mf
     Budget(trials, seconds)
+    return {
+        "space": space,
+        "space_options": space_options or {},
+        "strategy": strategy,
+        "strategy_options": strategy_options or {},
+        "evaluator": evaluator,
+        "evaluator_options": ev_options,
+        "objective": objective.to_json(),
+        "budget": {"trials": trials, "seconds": seconds},
+        "seed": seed,
+        "workers": workers,
+        "executor": _executor_settings(
+            executor, workers, trial_timeout, retries, ray_address, cpus_per_trial, gpus_per_trial
+        ),
+        "multifidelity": _multifidelity_settings(multifidelity, evaluator, ev_options, metric),
+    }
+
+
+def _evaluator_settings(evaluator: str | None, options: dict[str, Any] | None, table: Any, signal: str, report: str,
+                        dataset: str, seed: int) -> tuple[str, dict[str, Any]]:  # fmt: skip
+    """The evaluator a search uses and its options: the table's with ``table``, else ``evaluator`` (default
+    ``train``) with the dataset and seed where it reads them."""
+    ev_options = dict(options or {})
+    if table is not None:
+        if evaluator not in (None, "table"):
+            raise ArchsearchError(f"--table searches a tabular benchmark; it cannot go with evaluator {evaluator!r}")
+        return "table", table_options(table, signal, report)
+    evaluator = evaluator or "train"
+    if evaluator == "table":
+        raise ArchsearchError("the table evaluator needs --table CSV")
+    if ":" not in evaluator:  # a package.module:Class evaluator takes exactly the options given
+        EVALUATORS.get(evaluator)
+        for option, value in (("dataset", dataset), ("seed", seed)):
+            if accepts(evaluator, option):  # an evaluator of your own may not read data
+                ev_options.setdefault(option, value)
+    return evaluator, ev_options
+
+
+def _multifidelity_settings(multifidelity: dict[str, Any] | None, evaluator: str, ev_options: dict[str, Any],
+                            metric: str) -> dict[str, Any] | None:  # fmt: skip
+    """The successive-halving or Hyperband settings, checked (the top rung is the evaluator's epochs)."""
+    if multifidelity is None:
+        return None
+    if evaluator == "table":
+        raise ArchsearchError("multi-fidelity search needs an evaluator that trains (epochs), not the table")
+    mf = {
+        "kind": multifidelity.get("kind", "sh"),
+        "min": multifidelity.get("min", 1),
+        "max": ev_options.get("epochs", 10),
+        "eta": multifidelity.get("eta", 3),
+    }
+    MultiFidelity(mf["kind"], mf["min"], mf["max"], mf["eta"], metric)  # validates
+    return mf
+
+
+def _executor_settings(
+    executor: str, workers: int, trial_timeout: float | None, retries: int, ray_address: str | None,
+    cpus_per_trial: float, gpus_per_trial: float,
+) -> dict[str, Any]:
+    """Where trials run and their fault rules, checked."""
     if workers < 1:
         raise ArchsearchError(f"workers must be >= 1, got {workers}")
     if executor not in EXECUTORS:
@@ -121,27 +158,8 @@ def make_config(
         )
     if ray_address is not None and executor != "ray":
         raise ArchsearchError("--ray-address needs --executor ray")
-    return {
-        "space": space,
-        "space_options": space_options or {},
-        "strategy": strategy,
-        "strategy_options": strategy_options or {},
-        "evaluator": evaluator,
-        "evaluator_options": ev_options,
-        "objective": objective.to_json(),
-        "budget": {"trials": trials, "seconds": seconds},
-        "seed": seed,
-        "workers": workers,
-        "executor": {
-            "kind": executor,
-            "trial_timeout": trial_timeout,
-            "retries": retries,
-            "ray_address": ray_address,
-            "cpus_per_trial": cpus_per_trial,
-            "gpus_per_trial": gpus_per_trial,
-        },
-        "multifidelity": multifidelity,
-    }
+    return {"kind": executor, "trial_timeout": trial_timeout, "retries": retries, "ray_address": ray_address,
+            "cpus_per_trial": cpus_per_trial, "gpus_per_trial": gpus_per_trial}  # fmt: skip
 
 
 def build_experiment(
@@ -293,7 +311,7 @@ RESUME_CHANGES = ("workers", "executor", "trial_timeout", "retries", "ray_addres
 
 
 def search(
-    space: str = "nb201",
+    space: str = DEFAULT_SPACE,
     strategy: str = "evolution",
     dataset: Any = "digits",
     budget: int | None = None,
@@ -371,19 +389,3 @@ def with_resumable_changes(
         out["workers"] = workers
     out["executor"].update({k: v for k, v in executor.items() if v is not None})
     return out
-
-
-def summarize_run(run_dir: str | Path, config: dict[str, Any], skip_malformed: bool = False
-                  ) -> tuple[Objective, SearchResult]:  # fmt: skip
-    """The objective and the result (best trials, front, failures, stop cause) of the search recorded in
-    ``run_dir`` under ``config``, read without writing (``skip_malformed``: leave out tampered trial rows)."""
-    from archsearch.experiment import summarize
-    from archsearch.store import open_existing
-
-    objective = Objective.from_json(config["objective"])
-    store = open_existing(run_dir)
-    try:
-        space = space_for_reading(config["space"], config.get("space_options"), str(run_dir))
-        return objective, summarize(store, space, objective, skip_malformed=skip_malformed)
-    finally:
-        store.close()

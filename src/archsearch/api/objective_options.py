@@ -18,8 +18,8 @@ def latency_settings(objective: Objective, named: set[str], space: str, table: s
                       target: str | None, threads: int) -> None:  # fmt: skip
     """Put how ``latency_ms`` is measured (or predicted by a latency table) into ``objective``; refuse settings that
     would act on nothing."""
-    from archsearch.latency_lookup import LatencyTable
-    from archsearch.runtime_latency import check_target
+    from archsearch.costs.lookup import LatencyTable
+    from archsearch.costs.runtime import check_target
 
     given = [n for n, v in (("latency_table", table), ("latency_target", target)) if v is not None]
     if threads != 1:
@@ -65,7 +65,7 @@ def check_columns(objective: Objective, space: str, table: dict[str, Any] | None
         raise ArchsearchError(f"{names}: not a built-in metric; constraints are METRIC<=VALUE with METRIC one of "
                               f"{', '.join(COST_METRICS)}, objectives built-in metrics ({', '.join(DIRECTIONS)}); "
                               "a column of a table needs a search on that table (--table)")  # fmt: skip
-    from archsearch.evaluators.benchmark import header_columns
+    from archsearch.evaluators.table import header_columns
 
     paths = [table["table"], *table.get("join", [])]
     have = [c for path in paths for c in header_columns(path)]
@@ -81,7 +81,7 @@ def latency_model_settings(objective: Objective, named: set[str], space: str, pa
     """``latency_ms`` predicted by a fitted device model (``archsearch latency-model fit``)."""
     if path is None:
         return
-    from archsearch.latency_model import LatencyModel
+    from archsearch.costs.device_model import LatencyModel
 
     if "latency_ms" not in named:
         raise ArchsearchError("--latency-model predicts latency_ms, but no constraint or objective uses latency_ms "
@@ -114,7 +114,7 @@ def check_latency_table(objective: Objective, evaluator: Any) -> None:
     """A search's latency table must be for the networks its evaluator builds (input shape, classes, build)."""
     if objective.latency_table is None:
         return
-    from archsearch.latency_lookup import LatencyTable
+    from archsearch.costs.lookup import LatencyTable
 
     data = getattr(evaluator, "data", None)
     table = LatencyTable.from_json(objective.latency_table, "the search's latency table")

@@ -94,7 +94,7 @@ class BenchmarkResult:
 
     queries: int
     seeds: int
-    scores: list[Any]  # archsearch.benchmarking.StrategyScore, one per strategy
+    scores: list[Any]  # archsearch.comparison.strategies.StrategyScore, one per strategy
     report: Path | None = None
 
     def to_json(self) -> list[dict[str, Any]]:

@@ -11,9 +11,9 @@ from typing import Any
 from archsearch.data import as_data
 from archsearch.errors import ArchsearchError
 from archsearch.evaluators.train import scaled_build
-from archsearch.experiment import SearchResult
 from archsearch.nn.baseline import build_model
 from archsearch.outputs import save_torch
+from archsearch.run_summary import SearchResult
 from archsearch.rundir import names_directory
 from archsearch.spaces import Space, get_space, parse_arch
 from archsearch.store import Store
@@ -80,29 +80,9 @@ def retrain(
     ``dataset`` is anything :func:`archsearch.data.as_data` takes (default: digits). With ``run_dir``, both are
     recorded in its store for the report. ``subset``: a seeded subset (``seed``) of the training split;
     ``image_size``: for a folder of images of mixed sizes."""
-    if names_directory(arch):
-        from archsearch.api.tools import show
-
-        view = show(arch)
-        if view.result is None:
-            raise ArchsearchError(f"{arch} holds a one-shot search; retrain its genotype (archsearch show prints it)")
-        arch = view.result
-        arch.config = view.config
-    if isinstance(arch, SearchResult):
-        if arch.winner is None:
-            raise ArchsearchError("no trial completed, so there is no winner to retrain")
-        config = arch.config or {}
-        options = config.get("evaluator_options", {})
-        if dataset is None:
-            if config.get("evaluator") == "table" or config.get("in_memory_data"):
-                raise ArchsearchError("the search read no dataset that can be read again (a table, or data in "
-                                      "memory): give dataset= to retrain on")  # fmt: skip
-            dataset, data_dir = options.get("dataset", "digits"), options.get("data_dir") or data_dir
-            image_size = options.get("image_size") or image_size
-        space = get_space(config["space"], **config.get("space_options", {})) if config else space
-        searched = scaled_build(get_space(space), options.get("build"), float(options.get("width", 1.0)))
-        build = {**searched, **(build or {})}  # the network the search evaluated (its width), unless overridden
-        arch = arch.winner.genotype
+    if names_directory(arch) or isinstance(arch, SearchResult):
+        arch, space, build, dataset, data_dir, image_size = _searched(arch, space, build, dataset, data_dir,
+                                                                      image_size)  # fmt: skip
     data = as_data("digits" if dataset is None else dataset, data_dir, image_size=image_size)
     if subset:
         data = data.with_train_subset(subset, seed=seed)
@@ -131,16 +111,52 @@ def retrain(
         if on_model is not None:
             on_model(out.models[name])
     if run_dir is not None:
-        network = {"space": space_obj.name, "genotype": genotype.to_json(), "input_shape": [c, size, size],
-                   "num_classes": data.num_classes, "build": dict(build or {}), "weights": WINNER_WEIGHTS}  # fmt: skip
-        record: dict[str, Any] = {"dataset": data.name, "train_examples": len(data.train), "epochs": epochs,
-                                  "winner_network": network}  # fmt: skip
-        save_torch(models["winner"][1].state_dict(), Path(run_dir) / WINNER_WEIGHTS)  # `archsearch export` reads it
-        for name, m in out.models.items():
-            record[name] = {**m.to_json(), "history": [vars(h) for h in m.result.history]}
-        store = Store(run_dir)
-        try:
-            store.set_meta("retrain", record)
-        finally:
-            store.close()
+        _record(run_dir, out, data, space_obj, genotype, build, models["winner"][1], epochs)
     return out
+
+
+def _searched(arch: Any, space: Any, build: dict[str, Any] | None, dataset: Any, data_dir: Any,
+              image_size: int | None) -> tuple[Any, Any, dict[str, Any], Any, Any, int | None]:  # fmt: skip
+    """A search's winner (from its result or its run directory) as the search built it: (genotype, space, build
+    options, dataset, data folder, image size), the given ones taking precedence."""
+    if names_directory(arch):
+        from archsearch.api.tools import show
+
+        view = show(arch)
+        if view.result is None:
+            raise ArchsearchError(f"{arch} holds a one-shot search; retrain its genotype (archsearch show prints it)")
+        arch = view.result
+        arch.config = view.config
+    if arch.winner is None:
+        raise ArchsearchError("no trial completed, so there is no winner to retrain")
+    config = arch.config or {}
+    options = config.get("evaluator_options", {})
+    if dataset is None:
+        if config.get("evaluator") == "table" or config.get("in_memory_data"):
+            raise ArchsearchError("the search read no dataset that can be read again (a table, or data in "
+                                  "memory): give dataset= to retrain on")  # fmt: skip
+        dataset, data_dir = options.get("dataset", "digits"), options.get("data_dir") or data_dir
+        image_size = options.get("image_size") or image_size
+    space = get_space(config["space"], **config.get("space_options", {})) if config else space
+    searched = scaled_build(get_space(space), options.get("build"), float(options.get("width", 1.0)))
+    build = {**searched, **(build or {})}  # the network the search evaluated (its width), unless overridden
+    return arch.winner.genotype, space, build, dataset, data_dir, image_size
+
+
+def _record(run_dir: str | Path, out: RetrainResult, data: Any, space: Space[Any], genotype: Any,
+            build: dict[str, Any] | None, winner: Any, epochs: int) -> None:  # fmt: skip
+    """Both retrainings into the run's store for the report, and the winner's weights beside it (``archsearch
+    export`` reads them)."""
+    c, size, _ = data.input_shape
+    network = {"space": space.name, "genotype": genotype.to_json(), "input_shape": [c, size, size],
+               "num_classes": data.num_classes, "build": dict(build or {}), "weights": WINNER_WEIGHTS}  # fmt: skip
+    record: dict[str, Any] = {"dataset": data.name, "train_examples": len(data.train), "epochs": epochs,
+                              "winner_network": network}  # fmt: skip
+    save_torch(winner.state_dict(), Path(run_dir) / WINNER_WEIGHTS)
+    for name, m in out.models.items():
+        record[name] = {**m.to_json(), "history": [vars(h) for h in m.result.history]}
+    store = Store(run_dir)
+    try:
+        store.set_meta("retrain", record)
+    finally:
+        store.close()

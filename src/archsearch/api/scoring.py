@@ -13,7 +13,7 @@ import torch
 from archsearch.api.results import ScoreResult
 from archsearch.api.tools import check_build, genotypes
 from archsearch.errors import ArchsearchError
-from archsearch.evaluators.benchmark import Table
+from archsearch.evaluators.table import Table
 from archsearch.evaluators.zero_cost import PROXIES, first_batch, parse_proxies, rank_average, score_model
 from archsearch.spaces import Space, get_space
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from archsearch import costs as cost_metrics
 from archsearch.api.results import CostRecord, Drawing, OneShotRun, ReportFile, RunView, SpaceInfo
+from archsearch.costs.runtime import REPEATS
 from archsearch.devices import check_device
 from archsearch.errors import ArchsearchError
 from archsearch.outputs import check_output
@@ -79,7 +80,7 @@ def cost(
     batch_size: int = 1,
     device: str = "cpu",
     threads: int | None = None,
-    runs: int = 10,
+    runs: int = REPEATS,
     on_record: Callable[[CostRecord], None] | None = None,
     latency_model: str | Path | None = None,
 ) -> list[CostRecord]:
@@ -93,7 +94,7 @@ def cost(
     if latency_model is not None and not latency:
         raise ArchsearchError("latency=False skips latency; latency_model predicts it: give one of them")
     if latency_model is not None:
-        from archsearch.latency_model import LatencyModel
+        from archsearch.costs.device_model import LatencyModel
 
         predictor = LatencyModel.load(latency_model)
     out = []
@@ -166,7 +167,8 @@ def watch_report(
 def show(run_dir: str | Path) -> RunView:
     """What a run directory holds, read without writing a byte: a search's config, objective and result (best
     trials, failures, Pareto front), or a one-shot search's method and genotype."""
-    from archsearch.api.multitrial import resume_config, summarize_run
+    from archsearch.api.multitrial import resume_config
+    from archsearch.run_summary import summarize_run
 
     kind, meta = describe(run_dir)
     busy = is_busy(run_dir)

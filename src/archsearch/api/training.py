@@ -53,18 +53,7 @@ def train(
     data = as_data(dataset, data_dir, image_size=image_size)
     if subset:
         data = data.with_train_subset(subset, seed=seed)
-    c, size, _ = data.input_shape
-    if model is not None:
-        if build or drop_path:
-            raise ArchsearchError(f"build options (channels, cells, width, auxiliary, drop_path) apply to "
-                                  f"architectures, not the model {model!r}")  # fmt: skip
-        spec = model_spec(c, data.num_classes, size, model=model)
-        label = model
-    else:
-        ((sp, genotype),) = genotypes([arch], space)
-        options = check_build(sp, {**(build or {}), "drop_path": drop_path or None})
-        spec = model_spec(c, data.num_classes, size, genotype=genotype, build=options)
-        label = str(genotype)
+    spec, label = _network(arch, model, space, build, drop_path, data)
     import torch
 
     with torch.random.fork_rng(devices=[]):
@@ -84,3 +73,18 @@ def train(
         save_trained(save, network, spec, record.to_json())
         record.saved = str(save)
     return record
+
+
+def _network(arch: Any, model: str | None, space: Any, build: dict[str, Any] | None, drop_path: float,
+             data: Any) -> tuple[dict[str, Any], str]:  # fmt: skip
+    """The spec of the network to train (an architecture with its build options, or a hand-designed model by
+    name) for ``data``, and its label."""
+    c, size, _ = data.input_shape
+    if model is not None:
+        if build or drop_path:
+            raise ArchsearchError(f"build options (channels, cells, width, auxiliary, drop_path) apply to "
+                                  f"architectures, not the model {model!r}")  # fmt: skip
+        return model_spec(c, data.num_classes, size, model=model), model
+    ((sp, genotype),) = genotypes([arch], space)
+    options = check_build(sp, {**(build or {}), "drop_path": drop_path or None})
+    return model_spec(c, data.num_classes, size, genotype=genotype, build=options), str(genotype)

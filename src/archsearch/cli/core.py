@@ -8,6 +8,7 @@ from typing import Any
 
 from archsearch import api
 from archsearch.cli.common import build_options, emit, finite_float, input_shape, positive_int, read_archs
+from archsearch.costs.runtime import REPEATS
 from archsearch.errors import ArchsearchError
 from archsearch.spaces import SPACES
 
@@ -31,7 +32,7 @@ def cmd_cost(args: argparse.Namespace) -> None:
     """Parameters, multiply-adds and latency of each architecture given."""
     if args.latency_model is not None:
         set_by_user = (("--no-latency", args.no_latency), ("--threads", args.threads is not None),
-                       ("--runs", args.runs != 10), ("--batch-size", args.batch_size != 1))  # fmt: skip
+                       ("--runs", args.runs != REPEATS), ("--batch-size", args.batch_size != 1))  # fmt: skip
         timing = [name for name, on in set_by_user if on]
         if timing:
             raise ArchsearchError(f"{', '.join(timing)} set how latency is timed; with --latency-model latency_ms "
@@ -86,7 +87,8 @@ def add_core_commands(command: Any) -> None:
     p.add_argument("--batch-size", type=positive_int, default=1, help="batch size for latency (default 1)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=positive_int, help="CPU threads while timing")
-    p.add_argument("--runs", type=positive_int, default=10, help="timed runs; the median is reported")
+    p.add_argument("--runs", type=positive_int, default=REPEATS,
+                   help=f"timed runs; the median is reported (default {REPEATS})")
     p.add_argument("--no-latency", action="store_true", help="skip timing")
     p.add_argument("--latency-model", metavar="FILE.json",
                    help="latency_ms predicted by this device model (archsearch latency-model fit), not timed here")

@@ -8,7 +8,7 @@ from typing import Any
 from archsearch import api
 from archsearch.cli.common import build_options, emit, finite_float, input_shape, positive_int, read_archs
 from archsearch.errors import ArchsearchError
-from archsearch.exporting import FORMATS, describe
+from archsearch.export.formats import FORMATS, describe
 from archsearch.rundir import names_directory
 from archsearch.spaces import SPACES
 

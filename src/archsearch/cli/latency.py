@@ -9,10 +9,10 @@ from typing import Any
 
 from archsearch import api
 from archsearch.cli.common import build_options, emit, finite_float, input_shape, positive_int, read_archs
+from archsearch.costs.runtime import TARGETS
 from archsearch.errors import ArchsearchError
 from archsearch.rundir import names_directory
-from archsearch.runtime_latency import TARGETS
-from archsearch.spaces import SPACES
+from archsearch.spaces import SPACES, block_spaces
 
 
 def cmd_latency(args: argparse.Namespace) -> None:
@@ -92,7 +92,7 @@ def add_latency_commands(command: Any) -> None:
     _build_arguments(p)
 
     p = command("latency-table", cmd_latency_table, "measure every block of a space on a runtime: a lookup table")
-    p.add_argument("--space", required=True, choices=("macro", "mobile"))
+    p.add_argument("--space", required=True, choices=block_spaces())
     p.add_argument("--target", default="onnxruntime", choices=TARGETS)
     p.add_argument("--out", required=True, metavar="FILE.json")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")

@@ -15,8 +15,10 @@ from archsearch.cli.common import emit, finite_float, positive_int
 from archsearch.cli.options import NOT_OPTIONS, default_of, flag, option_actions
 from archsearch.errors import ArchsearchError
 from archsearch.oneshot import METHODS, SUPERNETS, OneShotConfig, build_supernet, default_config
+from archsearch.oneshot.darts import Darts
 from archsearch.oneshot.spos import PATH_SAMPLING
 from archsearch.rundir import describe
+from archsearch.spaces import DartsSpace
 
 
 def _supernet_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -219,8 +221,8 @@ def add_oneshot_command(command: Any) -> None:
 
 
 def _oneshot_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--method", choices=METHODS.names(), default="darts")
-    p.add_argument("--space", choices=SUPERNETS.names(), default="darts", help="a space that has a supernet")
+    p.add_argument("--method", choices=METHODS.names(), default=Darts.name)
+    p.add_argument("--space", choices=SUPERNETS.names(), default=DartsSpace.name, help="a space that has a supernet")
     p.add_argument("--dataset", default="digits")
     p.add_argument("--data-dir", help="folder holding the dataset files (default: $ARCHSEARCH_DATA)")
     p.add_argument("--subset", type=positive_int, help="search on a seeded random subset of N training examples")

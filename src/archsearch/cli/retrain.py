@@ -8,7 +8,7 @@ from typing import Any
 from archsearch import api
 from archsearch.api.retraining import Retrained, RetrainResult
 from archsearch.cli.common import emit
-from archsearch.experiment import SearchResult
+from archsearch.run_summary import SearchResult
 from archsearch.spaces import Space
 from archsearch.trainer import EpochRecord
 

@@ -21,9 +21,10 @@ from archsearch.cli.search_options import (
     search_parser,
 )
 from archsearch.errors import ArchsearchError
-from archsearch.experiment import Experiment, SearchResult
+from archsearch.experiment import Experiment
 from archsearch.objectives import Objective
-from archsearch.spaces import SPACES
+from archsearch.run_summary import SearchResult
+from archsearch.spaces import DEFAULT_SPACE, SPACES
 from archsearch.trial import Trial
 
 
@@ -172,7 +173,7 @@ def cmd_search(args: argparse.Namespace) -> None:
 
         retrain_winner(args, result, given)
     if args.export:  # the winner (retrained, when it was) for deployment
-        from archsearch.exporting import describe
+        from archsearch.export.formats import describe
 
         exported = api.export(args.out, args.export, args.export_dir or str(Path(args.out) / "export"))
         emit(args, {"export": exported.to_json()}, describe(exported))
@@ -249,7 +250,8 @@ def add_search_commands(command: Any) -> None:
     p.add_argument("--top", type=positive_int, default=10)
 
     p = command("benchmark", cmd_benchmark, "compare strategies on a tabular benchmark over many seeds")
-    p.add_argument("--space", default="nb201", choices=SPACES.names(), help="the table's space (default nb201)")
+    p.add_argument("--space", default=DEFAULT_SPACE, choices=SPACES.names(),
+                   help=f"the table's space (default {DEFAULT_SPACE})")
     p.add_argument("--table", required=True, action="append", metavar="CSV",
                    help="a table of the space (arch, the signal and reported columns); repeat to join further "
                    "tables on the architecture (e.g. device latencies)")  # fmt: skip

@@ -13,8 +13,8 @@ from archsearch.cli.common import finite_float, positive_int
 from archsearch.cli.options import NOT_OPTIONS, default_of, flag, option_actions, refuse_unused
 from archsearch.cli.train import add_training_arguments
 from archsearch.errors import ArchsearchError
-from archsearch.exporting import FORMATS
-from archsearch.spaces import SPACES
+from archsearch.export.formats import FORMATS
+from archsearch.spaces import DEFAULT_SPACE, SPACES
 from archsearch.strategies import STRATEGIES
 
 #: options a resume may change (the budget, where trials run, how the result is shown); every other option of a run
@@ -230,7 +230,21 @@ def search_parser() -> argparse.ArgumentParser:
 
 
 def search_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--space", default="nb201", choices=SPACES.names())
+    """Every option of ``archsearch search``: what is searched, the budget and where trials run, the objective,
+    the networks and outputs, and the training options of its trials."""
+    _what_is_searched(p)
+    _budget_and_executor(p)
+    _objective(p)
+    _networks_and_outputs(p)
+    add_training_arguments(p)
+    from archsearch.evaluators import TrainEvaluator
+
+    # a search's trials train briefly with early stopping: the train evaluator's own defaults
+    p.set_defaults(epochs=default_of(TrainEvaluator, "epochs"), patience=default_of(TrainEvaluator, "patience"))
+
+
+def _what_is_searched(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--space", default=DEFAULT_SPACE, choices=SPACES.names())
     p.add_argument("--strategy", default="evolution", choices=STRATEGIES.names())
     p.add_argument(
         "--strategy-option",
@@ -274,6 +288,9 @@ def search_arguments(p: argparse.ArgumentParser) -> None:
         default=default_of(multitrial.make_config, "table_report"),
         help="the table's column reported for the winner, never searched (default test_acc_200ep)",
     )
+
+
+def _budget_and_executor(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trials", type=positive_int, default=50)
     p.add_argument("--time", type=finite_float, help="wall-clock budget in seconds")
     p.add_argument("--out", default="runs/search", help="run directory (the store lives here)")
@@ -292,6 +309,9 @@ def search_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trial-timeout", type=finite_float,
                    help="seconds after which a trial is stopped and recorded failed")
     p.add_argument("--retries", type=int, default=2, help="re-runs of a trial whose worker process died (default 2)")
+
+
+def _objective(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metric", default="val_acc")
     p.add_argument("--constraint", action="append", help="a limit checked before training, e.g. params<=1M")
     p.add_argument("--objectives", help="several objectives for a Pareto front, e.g. val_acc,params; a table's "
@@ -309,6 +329,9 @@ def search_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latency-threads", type=positive_int, default=1, help="threads when measuring latency_ms")
     p.add_argument("--latency-model", metavar="FILE.json",
                    help="predict latency_ms with a device model (archsearch latency-model fit) instead of measuring")
+
+
+def _networks_and_outputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channels", type=positive_int)
     p.add_argument("--cells", type=positive_int)
     p.add_argument("--width", type=finite_float, help="channel multiplier of the evaluated networks")
@@ -319,8 +342,4 @@ def search_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--export-dir", help="where --export writes (default OUT/export)")
     p.add_argument("--config", help="a TOML file with any of these options")
     p.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is not a tty")
-    add_training_arguments(p)
-    from archsearch.evaluators import TrainEvaluator
 
-    # a search's trials train briefly with early stopping: the train evaluator's own defaults
-    p.set_defaults(epochs=default_of(TrainEvaluator, "epochs"), patience=default_of(TrainEvaluator, "patience"))

@@ -7,7 +7,7 @@ from typing import Any
 
 from archsearch.errors import ArchsearchError
 from archsearch.evaluators.base import Evaluator, clean_metrics
-from archsearch.evaluators.benchmark import Table, TableEvaluator
+from archsearch.evaluators.table import Table, TableEvaluator
 from archsearch.evaluators.train import ProxyEvaluator, TrainEvaluator
 from archsearch.evaluators.zero_cost import ZeroCostEvaluator
 from archsearch.registry import Registry

@@ -15,6 +15,7 @@ import torch
 from archsearch.data import Data
 from archsearch.data.loader import BatchLoader, Split
 from archsearch.errors import ArchsearchError
+from archsearch.nn import native
 from archsearch.oneshot import METHODS, default_config
 from archsearch.oneshot.base import OneShotConfig, OneShotMethod
 from archsearch.oneshot.supernets import Supernet, build_supernet
@@ -97,18 +98,51 @@ def run_oneshot(
     options = {**cls.supernet_defaults, **(supernet_options or {})}
     run = Path(run_dir)
     checkpoint = run / CHECKPOINT
-    settings = {
-        "method": method,
-        "space": sp.name,
-        "config": asdict(config),
-        "supernet": options,
-        "data": {"name": data.name, "train": len(data.train), "input_shape": list(data.input_shape)},
-    }
+    shape = list(data.input_shape)
+    settings = {"method": method, "space": sp.name, "config": asdict(config), "supernet": options,
+                "data": {"name": data.name, "train": len(data.train), "input_shape": shape}}  # fmt: skip
     recorded = _check_run_dir(run, checkpoint, resume, settings)
+    if torch.device(device).type == "cpu":  # the compiled kernels, built in the background the first time
+        native.install()
+        native.ensure_built(background=True)
     net = build_supernet(sp.name, data.in_channels, data.num_classes, seed=config.seed, **options)
     # channels-last runs the depthwise convolutions of the DARTS ops 2-3x faster on the CPU (oneDNN) and suits GPUs
     net = net.to(device, memory_format=torch.channels_last)
-    if cls.needs_validation_split:  # weights on one half of the training split, architecture on the other
+    train_loader, val_loader = _loaders(data, config, device, cls.needs_validation_split)
+    searcher = cls(net, config, len(train_loader), space=sp)
+    world = searcher.world  # under torchrun: every rank runs this; rank 0 alone writes
+    if not world.main:
+        on_epoch = on_step = None
+    store = Store(run) if world.main else None  # holds the run directory's lock until the end
+    try:
+        history, stopped = _restore(searcher, checkpoint)
+        if store is not None and recorded is None:
+            store.set_meta("oneshot", {**settings, "ranks": world.size, **(extra_meta or {})})
+            store.set_meta("versions", versions())
+        for epoch in range(len(history), config.epochs):
+            if stopped != "finished":
+                break
+            record = _epoch(searcher, train_loader, val_loader, epoch, on_step)
+            history.append(record)
+            stopped = _collapse(searcher, record, config) or stopped
+            if world.main:
+                _save_atomic({"method": searcher.state_dict(), "history": history, "stopped": stopped}, checkpoint)
+            if store is not None:  # the history alone, for reports (also of a search still running)
+                store.set_meta("oneshot_history", history)
+            if on_epoch is not None:
+                on_epoch(record)
+        result = OneShotResult(method, None, history, stopped, run, supernet=net)
+        _derive(searcher, sp, result, store, subnetwork_search if cls.searches_subnetworks else None)
+        return result
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _loaders(data: Data, config: OneShotConfig, device: Any, halves: bool) -> tuple[BatchLoader, BatchLoader | None]:
+    """The batches the weights train on and (``halves``: a method that steps its architecture on held-out data)
+    those the architecture steps on: the training split cut in two, as DARTS does."""
+    if halves:
         weight_data, arch_data = _halves(data, config.seed)
     else:
         weight_data, arch_data = data.train, None
@@ -120,67 +154,43 @@ def run_oneshot(
         val_loader = BatchLoader(
             arch_data, config.batch_size, data.mean, data.std, device, True, config.seed + 1, None, True
         )
-    steps = len(train_loader)
-    if steps == 0:
+    if len(train_loader) == 0:
         raise ValueError(f"batch size {config.batch_size} exceeds the {len(weight_data)} examples the weights train on")
-    searcher = cls(net, config, steps, space=sp)
-    world = searcher.world  # under torchrun: every rank runs this; rank 0 alone writes
-    if not world.main:
-        on_epoch = on_step = None
-    history: list[dict[str, Any]] = []
-    stopped = "finished"
-    store = Store(run) if world.main else None  # holds the run directory's lock until the end
+    return train_loader, val_loader
+
+
+def _restore(searcher: OneShotMethod, checkpoint: Path) -> tuple[list[dict[str, Any]], str]:
+    """The history and stop cause of the last finished epoch, the method's state restored (none: a new run)."""
+    if not checkpoint.exists():
+        return [], "finished"
+    saved = load_checkpoint(checkpoint, next(searcher.net.parameters()).device)
     try:
-        if checkpoint.exists():
-            saved = load_checkpoint(checkpoint, next(net.parameters()).device)
-            try:
-                searcher.load_state_dict(saved["method"])
-            except (RuntimeError, KeyError, ValueError, TypeError) as exc:
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise ArchsearchError(f"{checkpoint} does not fit this supernet ({first})") from None
-            history, stopped = saved["history"], saved["stopped"]
-        if store is not None and recorded is None:
-            store.set_meta("oneshot", {**settings, "ranks": world.size, **(extra_meta or {})})
-            store.set_meta("versions", versions())
-    except BaseException:
+        searcher.load_state_dict(saved["method"])
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ArchsearchError(f"{checkpoint} does not fit this supernet ({first})") from None
+    return saved["history"], saved["stopped"]
+
+
+def _derive(searcher: OneShotMethod, sp: Space[Any], result: OneShotResult, store: Store | None,
+            subnetwork_search: SubnetworkSearch | None) -> None:  # fmt: skip
+    """The genotype of a finished search into ``result`` (and the store): the method's derivation rule, or a search
+    over sub-networks on rank 0 whose winner the other ranks receive."""
+    net = searcher.net
+    if subnetwork_search is not None:
+        found = None
         if store is not None:
-            store.close()
-        raise
-    try:
-        for epoch in range(len(history), config.epochs):
-            if stopped != "finished":
-                break
-            record = _epoch(searcher, train_loader, val_loader, epoch, on_step)
-            history.append(record)
-            reason = _collapse(searcher, record, config)
-            if reason:
-                stopped = reason
-            if world.main:
-                _save_atomic({"method": searcher.state_dict(), "history": history, "stopped": stopped}, checkpoint)
-            if store is not None:  # the history alone, for reports (also of a search still running)
-                store.set_meta("oneshot_history", history)
-            if on_epoch is not None:
-                on_epoch(record)
-        result = OneShotResult(method, None, history, stopped, run, supernet=net)
-        if subnetwork_search is not None and cls.searches_subnetworks:
-            # the search over sub-networks runs on rank 0; the others receive its winner
-            found = None
-            if store is not None:
-                winner, trials = subnetwork_search(net, sp, store, config)
-                store.set_meta("oneshot_result", {"genotype": winner.to_json(), "stopped": "finished", "notes": []})
-                found = (winner.to_json(), trials)
-            found = world.broadcast_object(found)
-            result.genotype, result.search_trials = sp.from_json(found[0]), found[1]
-        else:
-            result.genotype = searcher.derive()
-            if net.derive_note:
-                result.notes.append(net.derive_note)
-            if store is not None:
-                _record(store, result)
-        return result
-    finally:
-        if store is not None:
-            store.close()
+            winner, trials = subnetwork_search(net, sp, store, searcher.config)
+            store.set_meta("oneshot_result", {"genotype": winner.to_json(), "stopped": "finished", "notes": []})
+            found = (winner.to_json(), trials)
+        found = searcher.world.broadcast_object(found)
+        result.genotype, result.search_trials = sp.from_json(found[0]), found[1]
+        return
+    result.genotype = searcher.derive()
+    if net.derive_note:
+        result.notes.append(net.derive_note)
+    if store is not None:
+        _record(store, result)
 
 
 def load_checkpoint(path: Path, device: Any = "cpu") -> dict[str, Any]:

@@ -26,6 +26,7 @@ from torch import nn
 from archsearch.errors import BuildError
 from archsearch.nn import native
 from archsearch.nn.ops import make_op
+from archsearch.oneshot import fused_sum
 from archsearch.oneshot.mixed import SharedPrefix, batchable, is_zero
 
 
@@ -70,7 +71,7 @@ def _weighted_sum(
     """One edge's ``sum_k w_k * op_k(x)``: in one compiled pass when some ops' last batch norms were folded,
     else as fused multiply-adds."""
     if folded:
-        return native.mixed_sum(folded, plain)
+        return fused_sum.mixed_sum(folded, plain)
     if not plain:
         raise ValueError("a mixed edge needs at least one op besides 'none'")
     (w, y), rest = plain[0], plain[1:]
@@ -178,7 +179,7 @@ class SearchCell(nn.Module):
             for idx, (e, rest) in enumerate(zip(out_edges, rests)):
                 if rest and isinstance(rest[-1], nn.BatchNorm2d):  # fold the op's last batch norm when it can
                     z = _run_layers(y, rest[:-1])
-                    if native.can_fold(z, rest[-1]):
+                    if fused_sum.can_fold(z, rest[-1]):
                         folded[idx].append((weights[e, k], z, rest[-1]))
                     else:
                         plain[idx].append((weights[e, k], _run_layers(z, rest[-1:])))

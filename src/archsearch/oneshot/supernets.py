@@ -15,8 +15,8 @@ from archsearch.nn.cells import ResNetBasicBlock
 from archsearch.nn.ops import FactorizedReduce, ReLUConvBN
 from archsearch.oneshot.search_cell import CellArch, SearchCell, edge_normalised
 from archsearch.registry import Registry
-from archsearch.spaces.darts import DARTS_SEARCH_OPS, DartsGenotype
-from archsearch.spaces.nb201 import NB201_EDGES, NB201_OPS, NB201_PATHS, NB201Genotype
+from archsearch.spaces.darts import DARTS_SEARCH_OPS, DartsGenotype, DartsSpace
+from archsearch.spaces.nb201 import NB201_EDGES, NB201_OPS, NB201_PATHS, NB201Genotype, NB201Space
 
 
 class Supernet(nn.Module):
@@ -32,6 +32,8 @@ class Supernet(nn.Module):
     cells_option: ClassVar[str] = "cells"
     default_cells: ClassVar[int] = 1
     cells_help: ClassVar[str] = "cells"
+    #: the smallest supernet options that still exercise every edge and op (the one-shot property checks')
+    tiny: ClassVar[dict[str, int]] = {}
 
     def _init_arch(self, num_edges: int, edge_norm: bool, generator: torch.Generator) -> None:
         self.num_edges = num_edges
@@ -103,6 +105,7 @@ class DartsSupernet(Supernet):
     cell_types = ("normal", "reduce")
     op_names = tuple(DARTS_SEARCH_OPS)
     cells_option, default_cells, cells_help = "layers", 5, "cells in all (two of them reductions)"
+    tiny: ClassVar[dict[str, int]] = {"channels": 4, "cells": 3}
 
     def __init__(
         self,
@@ -210,6 +213,7 @@ class NB201Supernet(Supernet):
     cell_types = ("cell",)
     op_names = tuple(NB201_OPS)
     cells_option, default_cells, cells_help = "cells", 1, "cells per stage"
+    tiny: ClassVar[dict[str, int]] = {"channels": 4, "cells": 1}
 
     def __init__(
         self,
@@ -286,8 +290,8 @@ class NB201Supernet(Supernet):
 
 #: supernets by the name of the space they search; adding a space's supernet is one registration
 SUPERNETS: Registry[type[Supernet]] = Registry("supernet")
-SUPERNETS.add("darts", DartsSupernet)
-SUPERNETS.add("nb201", NB201Supernet)
+SUPERNETS.add(DartsSpace.name, DartsSupernet)
+SUPERNETS.add(NB201Space.name, NB201Supernet)
 
 
 def build_supernet(

@@ -1,5 +1,6 @@
-"""Drawings of architectures, in the style of DARTS's cell figures: NB201 and DARTS cells as DAGs (nodes, edges
-labelled by op), chain networks as stacks of layers with their skip connections. Drawn with matplotlib, so one
+"""Drawings of architectures, in the style of DARTS's cell figures: each space lays its genotypes out as data
+(:mod:`archsearch.spaces.drawing`: cells as DAGs with edges labelled by op, networks as stacks of layers with their
+skip connections, MobileNet-style stages), and this module renders those layouts. Drawn with matplotlib, so one
 drawing gives SVG (inline in reports) and PNG (for papers); no Graphviz needed.
 
 The layout is fixed by the cell's structure (inputs left, intermediate nodes in order, output right), which for
@@ -15,6 +16,8 @@ from typing import Any
 
 from archsearch.errors import ArchsearchError
 from archsearch.outputs import write_file
+from archsearch.spaces import SPACES, Space, get_space
+from archsearch.spaces.drawing import Dag, LayerStack, Layout, TwoInputCell
 
 OP_COLOURS = {
     "none": "#bbbbbb",
@@ -97,20 +100,27 @@ def _frame(plt: Any, width: float, height: float, title: str | None) -> tuple[An
     return fig, ax
 
 
-def draw_nb201(genotype: Any, title: str | None = None) -> Any:
-    """An NB201 cell: nodes 0 (input) to 3 (output) in a row, an edge labelled by its op from every node to every
-    later one (``none`` edges dashed: they carry nothing)."""
+def _dag_bend(to: int, frm: int) -> float:
+    """How much an edge of a row of nodes bends: neighbours straight, longer edges arched above and below in turn
+    (the layout of NAS-Bench-201's figures for its 4-node cell)."""
+    if to - frm == 1:
+        return 0.0
+    return (-1.0 if frm % 2 == 0 else 1.0) * (0.45 if to - frm == 2 else 0.42)
+
+
+def draw_dag(dag: Dag, title: str | None = None) -> Any:
+    """A cell as a row of nodes, input 0 to output n-1, an edge labelled by its op from node to node (``none``
+    edges dashed: they carry nothing)."""
     plt = pyplot()
-    fig, ax = _frame(plt, 6.4, 3.6, title)
-    pos = {n: (1.3 * n, 0.0) for n in range(4)}
-    edges = [(1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2)]
-    bends = {(1, 0): 0.0, (2, 1): 0.0, (3, 2): 0.0, (2, 0): -0.45, (3, 1): 0.45, (3, 0): -0.42}
-    for (j, i), op in zip(edges, genotype.ops):
-        _edge(ax, pos[i], pos[j], op, bends[(j, i)])
+    last = dag.nodes - 1
+    fig, ax = _frame(plt, 1.6 * dag.nodes, 3.6, title)
+    pos = {n: (1.3 * n, 0.0) for n in range(dag.nodes)}
+    for to, frm, op in dag.edges:
+        _edge(ax, pos[frm], pos[to], op, _dag_bend(to, frm))
     for n, xy in pos.items():
-        text, style = {0: ("in 0", IO_NODE), 3: ("out 3", OUT_NODE)}.get(n, (str(n), NODE))
+        text, style = {0: ("in 0", IO_NODE), last: (f"out {last}", OUT_NODE)}.get(n, (str(n), NODE))
         _node(ax, xy, text, style)
-    ax.set_xlim(-0.5, 4.4)
+    ax.set_xlim(-0.5, 1.3 * last + 0.5)
     ax.set_ylim(-1.3, 1.45)
     fig.tight_layout()
     return fig
@@ -152,29 +162,29 @@ def draw_darts_cell(cell: Sequence[tuple[str, int]], concat: Sequence[int], titl
     return fig
 
 
-def draw_chain(genotype: Any, title: str | None = None) -> Any:
-    """A chain network top to bottom: input, one box per layer (op, kernel, channels, stride), the classifier head,
-    and each skip connection as an arc from the layer it leaves to the layer it joins (merged by add or concat)."""
+def draw_stack(stack: LayerStack, title: str | None = None) -> Any:
+    """A network top to bottom: input, one box per layer, the head (if any), and each extra connection as an arc
+    from the layer it leaves to the layer it joins (merged as the stack says)."""
     plt = pyplot()
-    layers = genotype.layers
+    layers = stack.layers
     fig, ax = _frame(plt, 4.6, 0.9 + 0.55 * (len(layers) + 2), title)
     y = {i: -(i + 1) * 1.0 for i in range(len(layers))}
     _node(ax, (0.0, 0.0), "input", IO_NODE)
-    for i, layer in enumerate(layers):
-        text = layer.text().split(" +")[0]
-        _node(ax, (0.0, y[i]), f"{i}: {text}", NODE)
+    for i, text in enumerate(layers):
+        _node(ax, (0.0, y[i]), text, NODE)
         ax.annotate("", xy=(0.0, y[i]), xytext=(0.0, y[i] + 1.0),
                     arrowprops={"arrowstyle": "-|>", "color": "#555555", "shrinkA": 9, "shrinkB": 9})  # fmt: skip
-        for j in layer.inputs:
-            ax.annotate("", xy=(0.55, y[i]), xytext=(0.55, y[j]),
-                        arrowprops={"arrowstyle": "-|>", "color": "#1f77b4", "lw": 1.3, "shrinkA": 4, "shrinkB": 4,
-                                    "connectionstyle": f"arc3,rad=-{0.25 + 0.05 * (i - j)}"})  # fmt: skip
-    end = -(len(layers) + 1) * 1.0
-    _node(ax, (0.0, end), "pool + linear", OUT_NODE)
-    ax.annotate("", xy=(0.0, end), xytext=(0.0, end + 1.0),
-                arrowprops={"arrowstyle": "-|>", "color": "#555555", "shrinkA": 9, "shrinkB": 9})  # fmt: skip
-    if any(layer.inputs for layer in layers):
-        ax.text(1.55, 0.0, f"skips ({genotype.merge})", color="#1f77b4", fontsize=8, ha="center")
+    for j, i in stack.skips:
+        ax.annotate("", xy=(0.55, y[i]), xytext=(0.55, y[j]),
+                    arrowprops={"arrowstyle": "-|>", "color": "#1f77b4", "lw": 1.3, "shrinkA": 4, "shrinkB": 4,
+                                "connectionstyle": f"arc3,rad=-{0.25 + 0.05 * (i - j)}"})  # fmt: skip
+    end = -(len(layers) + 1) * 1.0 if stack.head else y.get(len(layers) - 1, 0.0)
+    if stack.head:
+        _node(ax, (0.0, end), stack.head, OUT_NODE)
+        ax.annotate("", xy=(0.0, end), xytext=(0.0, end + 1.0),
+                    arrowprops={"arrowstyle": "-|>", "color": "#555555", "shrinkA": 9, "shrinkB": 9})  # fmt: skip
+    if stack.skips:
+        ax.text(1.55, 0.0, f"skips ({stack.merge})", color="#1f77b4", fontsize=8, ha="center")
     ax.set_xlim(-1.6, 2.0)
     ax.set_ylim(end - 0.6, 0.6)
     fig.tight_layout()
@@ -212,41 +222,27 @@ def draw_stages(stages: Sequence[Sequence[str]], title: str | None = None) -> An
     return fig
 
 
-def _mobile_stages(genotype: Any) -> list[list[str]]:
-    if genotype.space == "macro":
-        from archsearch.spaces.macro import BLOCKS, STAGES
-
-        labels = ["identity" if c == 0 else f"MB{BLOCKS[c][0]} K{BLOCKS[c][1]}" for c in genotype.layers]
-        starts = [sum(STAGES[:i]) for i in range(len(STAGES))]
-        return [labels[a : a + n] for a, n in zip(starts, STAGES)]
-    return [[f"MB{la.expansion} K{la.kernel}" + (" SE" if la.se else "") for la in stage] for stage in genotype.stages]
-
-
-def draw(genotype: Any) -> list[tuple[str, Any]]:
-    """Figures of an architecture in any space: ``[(name, figure), ...]`` (DARTS: its normal and reduction cells)."""
-    space = getattr(genotype, "space", None)
-    if space == "nb201":
-        return [("cell", draw_nb201(genotype, "NB201 cell"))]
-    if space == "darts":
-        return [
-            ("normal", draw_darts_cell(genotype.normal, genotype.normal_concat, "normal cell")),
-            ("reduce", draw_darts_cell(genotype.reduce, genotype.reduce_concat, "reduction cell")),
-        ]
-    if space == "chain":
-        return [("network", draw_chain(genotype, f"chain network ({len(genotype.layers)} layers)"))]
-    if space in ("macro", "mobile"):
-        stages = _mobile_stages(genotype)
-        return [("network", draw_stages(stages, f"{space} network ({sum(map(len, stages))} searched layers)"))]
-    raise ArchsearchError(f"no drawing for space {space!r} (drawn: nb201, darts, chain, macro, mobile)")
+def render(layout: Layout, title: str | None = None) -> Any:
+    """The matplotlib figure of one layout."""
+    if isinstance(layout, Dag):
+        return draw_dag(layout, title)
+    if isinstance(layout, TwoInputCell):
+        return draw_darts_cell(layout.edges, layout.concat, title)
+    if isinstance(layout, LayerStack):
+        return draw_stack(layout, title)
+    return draw_stages(layout.stages, title)
 
 
-def figure_svg(fig: Any) -> str:
-    """The figure as an SVG element (text, no XML header), and the figure closed."""
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", bbox_inches="tight")
-    pyplot().close(fig)
-    text = buffer.getvalue()
-    return text[text.index("<svg") :]
+def draw(genotype: Any, space: Space[Any] | None = None) -> list[tuple[str, Any]]:
+    """Figures of an architecture in any registered space, as the space lays it out (:meth:`Space.drawings`):
+    ``[(part, figure), ...]`` (DARTS: its normal and reduction cells)."""
+    if space is None:
+        name = getattr(genotype, "space", None)
+        if name not in SPACES:
+            raise ArchsearchError(f"no drawing for space {name!r}: it is not registered in this process "
+                                  f"(registered: {', '.join(SPACES)})")  # fmt: skip
+        space = get_space(name)
+    return [(d.part, render(d.layout, d.title)) for d in space.drawings(genotype)]
 
 
 def save_figure(fig: Any, path: str | Path, dpi: int = 150) -> Path:

@@ -15,6 +15,7 @@ from archsearch.records import finite_or_none
 from archsearch.reporting.figures import anytime_figures, history_figure, oneshot_figures, pareto_figure, retrain_figure
 from archsearch.reporting.html import Page, esc, kv_table, table
 from archsearch.reporting.rundata import RunData, read_run
+from archsearch.spaces import DEFAULT_SPACE
 
 TOP_DRAWN = 8  # the top trials drawn in the table (drawings dominate the page's size)
 TOP_LISTED = 50
@@ -46,7 +47,7 @@ def _versions(data: RunData) -> str:
 
 
 def _search_page(data: RunData, png_dir: Any) -> Page:
-    from archsearch.api import summarize_run
+    from archsearch.run_summary import summarize_run
 
     config = data.config
     obj = config["objective"]
@@ -166,7 +167,7 @@ def _oneshot_page(data: RunData, png_dir: Any) -> Page:
     ]
     notes = "".join(f'<p class="note">{esc(n)}</p>' for n in data.notes)
     page.section("Summary", kv_table(rows) + notes, "summary")
-    space = get_space(info.get("space", "nb201"))
+    space = get_space(info.get("space", DEFAULT_SPACE))
     if found:
         genotype = space.from_json(found["genotype"])
         page.section(
@@ -174,7 +175,7 @@ def _oneshot_page(data: RunData, png_dir: Any) -> Page:
             f"<p><code>{esc(genotype)}</code></p>" + page.drawing(genotype, "derived"),
             "derived",
         )
-    ops = _op_names(space.name)
+    ops = space.supernet_ops()
     for figure in oneshot_figures(history, ops, config.get("max_skips")):
         page.section(figure.caption[:1].upper() + figure.caption[1:], page.figure(figure), figure.name)
     derived = [(r["epoch"], r.get("skips", "-"), r.get("genotype", "-")) for r in history if "genotype" in r]
@@ -184,13 +185,6 @@ def _oneshot_page(data: RunData, png_dir: Any) -> Page:
         complete = sorted((t for t in data.trials if t.status == "complete"), key=lambda t: -(t.score or 0.0))
         page.section("Sub-networks scored with inherited weights", _top_table(page, complete, "val_acc"), "top")
     return page
-
-
-def _op_names(space: str) -> list[str]:
-    from archsearch.spaces.darts import DARTS_SEARCH_OPS
-    from archsearch.spaces.nb201 import NB201_OPS
-
-    return list(DARTS_SEARCH_OPS if space == "darts" else NB201_OPS)
 
 
 def _retrain(page: Page, retrain: dict[str, Any]) -> str:

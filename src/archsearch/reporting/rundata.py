@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.errors import ArchsearchError
-from archsearch.records import check_trial_fields, finite_or_none, space_for_reading, stored_metrics
+from archsearch.records import check_trial_fields, finite_or_none, stored_metrics
 from archsearch.rundir import DB_NAME, ONESHOT_CHECKPOINT, connect_readonly, damaged_message, describe, is_busy
+from archsearch.spaces import space_for_reading
 
 
 @dataclass

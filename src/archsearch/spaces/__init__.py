@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from archsearch.errors import ArchsearchError, GenotypeError
@@ -19,15 +19,20 @@ from archsearch.spaces.mobile import MobileGenotype, MobileLayer, MobileSpace
 from archsearch.spaces.nb201 import NB201Genotype, NB201Space
 
 SPACES: Registry[type[Space[Any]]] = Registry("space")
-SPACES.add("nb201", NB201Space)
-SPACES.add("darts", DartsSpace)
-SPACES.add("chain", ChainSpace)
-SPACES.add("macro", MacroSpace)
-SPACES.add("mobile", MobileSpace)
+SPACES.add(NB201Space.name, NB201Space)
+SPACES.add(DartsSpace.name, DartsSpace)
+SPACES.add(ChainSpace.name, ChainSpace)
+SPACES.add(MacroSpace.name, MacroSpace)
+SPACES.add(MobileSpace.name, MobileSpace)
+
+#: the space searched when none is named (the tabular benchmark's, NAS-Bench-201)
+DEFAULT_SPACE = NB201Space.name
 
 
-#: the spaces whose text form :func:`guess_space` recognises
-BUILT_IN = ("nb201", "darts", "chain", "macro", "mobile")
+def block_spaces() -> list[str]:
+    """The registered spaces whose networks are chains of blocks a latency table can time one by one (those that
+    list their blocks with ``block_cover``)."""
+    return [name for name in SPACES if hasattr(SPACES.get(name), "block_cover")]
 
 
 def register_space(cls: type[Space[Any]] | None = None, *, name: str | None = None) -> Any:
@@ -93,18 +98,9 @@ def genotype_from_json(obj: Mapping[str, Any], space: str | Space[Any] | None = 
 
 
 def guess_space(text: str) -> str:
-    """Which space a piece of architecture text belongs to, from its form."""
+    """Which registered space a piece of architecture text belongs to: the space a JSON object names, else the first
+    space (in the order they were registered) that :meth:`Space.recognizes` the text."""
     t = text.strip()
-    if t.startswith("|"):
-        return "nb201"
-    if t.startswith("Genotype") or t in PUBLISHED:
-        return "darts"
-    if t.startswith(("add:", "concat:")):
-        return "chain"
-    if t.isdigit():
-        return "macro"
-    if re.fullmatch(r"k\d.*", t):
-        return "mobile"
     if t.startswith("{"):
         try:
             obj = json.loads(t)
@@ -113,18 +109,20 @@ def guess_space(text: str) -> str:
         if isinstance(obj, dict) and isinstance(obj.get("space"), str):
             return obj["space"]
         raise GenotypeError("space", f"the JSON object names no space (allowed: {', '.join(SPACES)})")
+    for name in SPACES:
+        if SPACES.get(name).recognizes(t):
+            return name
+    forms = [SPACES.get(name).text_example for name in SPACES if SPACES.get(name).text_example]
     raise GenotypeError(
         "arch",
-        f"cannot tell the space of {t[:60]!r}: expected an NB201 string '|op~0|+...', a DARTS 'Genotype(...)' "
-        f"or name ({', '.join(PUBLISHED)}), a chain 'add: ...', a macro '02012100', a mobile 'k3e6-k5e3se|...', "
-        "or a JSON object; a registered space's own text "
-        "needs its name (--space)",
+        f"cannot tell the space of {t[:60]!r}: expected {', '.join(forms)}, or a JSON object; a registered space's "
+        "own text needs its name (--space)",
     )
 
 
 def parse_arch(text: str, space: str | Space[Any] | None = None) -> tuple[Space[Any], Any]:
     """Read an architecture from text in any space; with ``space`` the text must belong to it."""
-    if space is not None and get_space(space).name not in BUILT_IN:  # a registered space reads its own text
+    if space is not None and not type(get_space(space)).text_example:  # a space that reads its own text only
         sp = get_space(space)
         return sp, sp.parse(text)
     found = guess_space(text)
@@ -137,8 +135,48 @@ def parse_arch(text: str, space: str | Space[Any] | None = None) -> tuple[Space[
     return sp, sp.parse(text)
 
 
+@dataclass(frozen=True)
+class StoredGenotype:
+    """A genotype of a space not registered in this process: shown as stored, never built."""
+
+    obj: dict[str, Any]
+
+    @property
+    def space(self) -> str:
+        return str(self.obj.get("space", "?"))
+
+    def __str__(self) -> str:
+        choices = self.obj.get("choices")
+        if isinstance(choices, dict):
+            return ",".join(f"{k}={v}" for k, v in choices.items())
+        return json.dumps({k: v for k, v in self.obj.items() if k != "space"}, separators=(",", ":"))
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.obj)
+
+
+@dataclass(frozen=True)
+class StoredSpace:
+    """Stands in for a space that is not registered here: reads its genotypes as :class:`StoredGenotype`."""
+
+    name: str
+
+    def from_json(self, obj: Any) -> StoredGenotype:
+        if not isinstance(obj, dict) or obj.get("space") != self.name:
+            raise ArchsearchError(f"a stored genotype of space {self.name!r} is not a JSON object of that space")
+        return StoredGenotype(obj)
+
+
+def space_for_reading(name: Any, options: Any, where: str) -> Any:
+    """The registered space ``name`` with its stored options, or a :class:`StoredSpace` when ``name`` is not
+    registered in this process (a space registered by the program that ran the search)."""
+    if isinstance(name, str) and name not in SPACES:
+        return StoredSpace(name)
+    return space_from_record(name, options, where)
+
+
 __all__ = [
-    "BUILT_IN",
+    "DEFAULT_SPACE",
     "PUBLISHED",
     "SPACES",
     "ChainGenotype",
@@ -158,11 +196,15 @@ __all__ = [
     "NB201Genotype",
     "NB201Space",
     "Space",
+    "StoredGenotype",
+    "StoredSpace",
+    "block_spaces",
     "genotype_from_json",
     "get_space",
     "guess_space",
     "parse_arch",
     "published",
     "register_space",
+    "space_for_reading",
     "uniform_chooser",
 ]

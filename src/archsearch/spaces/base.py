@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from archsearch.errors import GenotypeError
+from archsearch.spaces.drawing import Drawing, LayerStack
 from archsearch.spaces.sizing import check_fits, check_options, might_not_fit
 
 
@@ -198,11 +199,32 @@ class Space(ABC, Generic[G]):
                **options: Any) -> dict[str, float]:  # fmt: skip
         """``params`` and ``flops`` (multiply-adds, PyTorch's counter) of ``genotype`` built for these inputs, without
         training: what a search on a table uses as size objectives. Spaces may answer faster without building."""
-        from archsearch.costs import count_flops, count_params
+        from archsearch.nn.counting import count_flops, count_params
 
         model = self.build(genotype, in_channels, num_classes, input_size, seed=0, **options)
         shape = (in_channels, input_size, input_size)
         return {"params": float(count_params(model)), "flops": float(count_flops(model, shape))}
+
+    # --- how it is shown ----------------------------------------------------------------------------------------
+    @classmethod
+    def recognizes(cls, text: str) -> bool:
+        """Whether ``text`` has this space's text form, so :func:`archsearch.parse_arch` can tell the space without
+        being told. The default recognises nothing: a space's own text then needs its name (``--space``)."""
+        return False
+
+    #: a short example of the text form :meth:`recognizes`, named in the error for text no space recognises
+    text_example: ClassVar[str] = ""
+
+    def drawings(self, genotype: G) -> list[Drawing]:
+        """The figures of ``genotype`` as data (:mod:`archsearch.spaces.drawing`). The default draws its decisions
+        as a stack, one box per decision; spaces with cells or stages draw those."""
+        rows = tuple(f"{d.name}: {d.value}" for d in self.decisions(genotype))
+        return [Drawing("network", f"{self.name} architecture ({len(rows)} decisions)", LayerStack(rows, head=""))]
+
+    def tiny_build(self) -> dict[str, Any]:
+        """Build options that make this space's networks as small as they can be while still exercising every
+        choice: what the property checks of :mod:`archsearch.testing` build with. The default is the defaults."""
+        return {}
 
     # --- size and enumeration ----------------------------------------------------------------------------------
     def size(self) -> int | None:
@@ -216,6 +238,11 @@ class Space(ABC, Generic[G]):
     def ops(self) -> list[str]:
         """The operation names this space chooses among."""
         return []
+
+    def supernet_ops(self) -> list[str]:
+        """The candidate operations a supernet of this space mixes on each edge, in the order of its architecture
+        parameters (the report labels their plots with these). The default is :meth:`ops`."""
+        return self.ops()
 
     @abstractmethod
     def complexity(self, genotype: G) -> float:

@@ -19,6 +19,7 @@ from torch import nn
 from archsearch.errors import GenotypeError
 from archsearch.nn.networks import ChainLayerSpec, ChainNetwork
 from archsearch.spaces.base import Chooser, Decision, Space, check_keys
+from archsearch.spaces.drawing import Drawing, LayerStack
 
 LAYER_OPS: tuple[str, ...] = ("conv", "max_pool", "avg_pool")
 KERNELS: tuple[int, ...] = (1, 3, 5, 7)
@@ -375,6 +376,21 @@ class ChainSpace(Space[ChainGenotype]):
                 raise GenotypeError(f"layers[{i}].inputs", f"must be a list of layer indices, got {inputs!r}")
             layers.append(ChainLayer(item["op"], item["kernel"], item["channels"], item["stride"], tuple(inputs)))
         return self.validate(ChainGenotype(tuple(layers), obj["merge"]))
+
+    @classmethod
+    def recognizes(cls, text: str) -> bool:
+        return text.strip().startswith(("add:", "concat:"))
+
+    text_example = "a chain 'add: ...'"
+
+    def drawings(self, genotype: ChainGenotype) -> list[Drawing]:
+        layers = tuple(f"{i}: {layer.text().split(' +')[0]}" for i, layer in enumerate(genotype.layers))
+        skips = tuple((j, i) for i, layer in enumerate(genotype.layers) for j in layer.inputs)
+        title = f"chain network ({len(layers)} layers)"
+        return [Drawing("network", title, LayerStack(layers, skips, genotype.merge))]
+
+    def tiny_build(self) -> dict[str, Any]:
+        return {"width": 0.0625}
 
     def parse(self, text: str) -> ChainGenotype:
         stripped = text.strip()

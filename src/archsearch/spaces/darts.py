@@ -22,6 +22,7 @@ from archsearch.errors import GenotypeError
 from archsearch.nn.networks import DartsNetwork
 from archsearch.spaces.base import Chooser, Decision, Space, check_keys
 from archsearch.spaces.darts_genotypes import PUBLISHED
+from archsearch.spaces.drawing import Drawing, TwoInputCell
 
 # Candidate ops of DARTS's search (its PRIMITIVES); ``none`` exists only inside a supernet.
 DARTS_SEARCH_OPS: tuple[str, ...] = (
@@ -315,6 +316,9 @@ class DartsSpace(Space[DartsGenotype]):
     def ops(self) -> list[str]:
         return list(DARTS_OPS)
 
+    def supernet_ops(self) -> list[str]:
+        return list(DARTS_SEARCH_OPS)
+
     def complexity(self, genotype: DartsGenotype) -> float:
         """Convolutions in both cells: a separable conv (two stacked) counts 2, a dilated conv 1."""
         weight = {"sep_conv_3x3": 2, "sep_conv_5x5": 2, "dil_conv_3x3": 1, "dil_conv_5x5": 1}
@@ -323,6 +327,20 @@ class DartsSpace(Space[DartsGenotype]):
     def from_json(self, obj: Mapping[str, Any]) -> DartsGenotype:
         check_keys(obj, self.name, ["normal", "normal_concat", "reduce", "reduce_concat"])
         return self.validate(DartsGenotype(**{k: _tuples(obj[k]) for k in obj if k != "space"}))
+
+    @classmethod
+    def recognizes(cls, text: str) -> bool:
+        return text.strip().startswith("Genotype") or text.strip() in PUBLISHED
+
+    text_example = f"a DARTS 'Genotype(...)' or name ({', '.join(PUBLISHED)})"
+
+    def drawings(self, genotype: DartsGenotype) -> list[Drawing]:
+        return [Drawing("normal", "normal cell", TwoInputCell(tuple(genotype.normal), tuple(genotype.normal_concat))),
+                Drawing("reduce", "reduction cell", TwoInputCell(tuple(genotype.reduce),
+                                                                 tuple(genotype.reduce_concat)))]  # fmt: skip
+
+    def tiny_build(self) -> dict[str, Any]:
+        return {"channels": 4, "cells": 3, "auxiliary": True, "drop_path": 0.2}
 
     def parse(self, text: str) -> DartsGenotype:
         stripped = text.strip()

@@ -24,6 +24,7 @@ from torch import nn
 from archsearch.errors import GenotypeError
 from archsearch.nn.mobile import MobileBlockSpec, MobileNetwork
 from archsearch.spaces.base import Chooser, Decision, Space, check_keys
+from archsearch.spaces.drawing import Drawing, Stages
 
 STAGES: tuple[int, ...] = (2, 3, 3)
 CHOICES: tuple[int, ...] = (0, 1, 2)
@@ -183,6 +184,21 @@ class MacroSpace(Space[MacroGenotype]):
         if not isinstance(obj["arch"], str):
             raise GenotypeError("arch", f"must be the 8-digit string, got {obj['arch']!r}")
         return parse_digits(obj["arch"])
+
+    @classmethod
+    def recognizes(cls, text: str) -> bool:
+        return text.strip().isdigit()
+
+    text_example = "a macro '02012100'"
+
+    def drawings(self, genotype: MacroGenotype) -> list[Drawing]:
+        labels = ["identity" if c == 0 else f"MB{BLOCKS[c][0]} K{BLOCKS[c][1]}" for c in genotype.layers]
+        starts = [sum(STAGES[:i]) for i in range(len(STAGES))]
+        stages = tuple(tuple(labels[a : a + n]) for a, n in zip(starts, STAGES))
+        return [Drawing("network", f"macro network ({len(labels)} searched layers)", Stages(stages))]
+
+    def tiny_build(self) -> dict[str, Any]:
+        return {"width": 0.125}
 
     def parse(self, text: str) -> MacroGenotype:
         """The 8-digit string (``02012100``) or JSON."""

@@ -26,6 +26,7 @@ from torch import nn
 from archsearch.errors import GenotypeError
 from archsearch.nn.mobile import MobileBlockSpec, MobileNetwork
 from archsearch.spaces.base import Chooser, Decision, Space, check_keys
+from archsearch.spaces.drawing import Drawing, Stages
 
 KERNELS: tuple[int, ...] = (3, 5, 7)
 EXPANSIONS: tuple[int, ...] = (3, 6)
@@ -277,6 +278,21 @@ class MobileSpace(Space[MobileGenotype]):
                 layers.append(MobileLayer(item["kernel"], item["expansion"], item["se"]))
             stages.append(tuple(layers))
         return self.validate(MobileGenotype(tuple(stages)))
+
+    @classmethod
+    def recognizes(cls, text: str) -> bool:
+        return re.fullmatch(r"k\d.*", text.strip()) is not None
+
+    text_example = "a mobile 'k3e6-k5e3se|...'"
+
+    def drawings(self, genotype: MobileGenotype) -> list[Drawing]:
+        stages = tuple(tuple(f"MB{la.expansion} K{la.kernel}" + (" SE" if la.se else "") for la in stage)
+                       for stage in genotype.stages)  # fmt: skip
+        title = f"mobile network ({sum(map(len, stages))} searched layers)"
+        return [Drawing("network", title, Stages(stages))]
+
+    def tiny_build(self) -> dict[str, Any]:
+        return {"width": 0.125, "head": 32}
 
     def parse(self, text: str) -> MobileGenotype:
         """``k3e3-k5e6se|k3e6-k3e3|...`` or JSON."""

@@ -18,6 +18,7 @@ from torch import nn
 from archsearch.errors import GenotypeError
 from archsearch.nn.networks import NB201Network
 from archsearch.spaces.base import Chooser, Decision, Space, check_keys
+from archsearch.spaces.drawing import Dag, Drawing
 
 NB201_OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 # Edge order of the NB201 string: (to_node, from_node).
@@ -227,6 +228,19 @@ class NB201Space(Space[NB201Genotype]):
         if not isinstance(obj["arch"], str):
             raise GenotypeError("arch", f"must be an NB201 string, got {type(obj['arch']).__name__}")
         return NB201Genotype.from_string(obj["arch"])
+
+    @classmethod
+    def recognizes(cls, text: str) -> bool:
+        return text.strip().startswith("|")
+
+    text_example = "an NB201 string '|op~0|+...'"
+
+    def drawings(self, genotype: NB201Genotype) -> list[Drawing]:
+        edges = tuple((to, frm, op) for (to, frm), op in zip(NB201_EDGES, genotype.ops))
+        return [Drawing("cell", "NB201 cell", Dag(4, edges))]
+
+    def tiny_build(self) -> dict[str, Any]:
+        return {"channels": 4, "cells": 1}
 
     def parse(self, text: str) -> NB201Genotype:
         if text.strip().startswith("|"):

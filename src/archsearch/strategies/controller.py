@@ -199,28 +199,10 @@ class LSTMController:
         steps at once (each head padded to the widest), which keeps the count of NumPy calls, the real cost, small."""
         for name, size in signature:
             self.ensure_head(name, size)
-        n, H, steps = chosen.shape[0], self.hidden, len(signature)
+        n = chosen.shape[0]
         weights = np.asarray(weights, dtype=self.dtype)
         tokens = np.concatenate([np.full((n, 1), -1), chosen[:, :-1]], axis=1).T + 1  # (steps, n) input tokens
-        token_gates = self._input_gates()[tokens]
-        W_hh = self.params["lstm.weight_hh"]
-        h, c = None, np.zeros((n, H), self.dtype)
-        t_list, c_list, h_list = [], [], []
-        for step in range(steps):
-            gates = token_gates[step] if h is None else token_gates[step] + h @ W_hh.T
-            t = np.tanh(gates * self._gate_scale)
-            i_f_o = 0.5 + 0.5 * t
-            c = i_f_o[:, H : 2 * H] * c + i_f_o[:, :H] * t[:, 2 * H : 3 * H]
-            h = i_f_o[:, 3 * H :] * np.tanh(c)
-            t_list.append(t)
-            c_list.append(c)
-            h_list.append(h)
-        T, C, Hs = np.stack(t_list), np.stack(c_list), np.stack(h_list)  # (steps, n, 4H), (steps, n, H) x 2
-        sig = 0.5 + 0.5 * T
-        i, f, g, o = sig[..., :H], sig[..., H : 2 * H], T[..., 2 * H : 3 * H], sig[..., 3 * H :]
-        C_prev = np.concatenate([np.zeros((1, n, H), self.dtype), C[:-1]])
-        tanh_c = np.tanh(C)
-
+        T, C, Hs = self._recur(tokens)
         weight_index, bias_index, mask = self._head_index(signature)
         flat_ext = np.append(self.flat, self.dtype.type(0))
         W_stack = flat_ext[weight_index]  # (steps, S, H)
@@ -242,9 +224,38 @@ class LSTMController:
         )
         grad_flat += head_grad.astype(self.dtype)
         grad_flat = grad_flat[:-1]
-        grads = self._views(grad_flat)
+        self._backprop_through_time(self._views(grad_flat), dz @ W_stack, T, C, Hs, tokens)
+        return loss, grad_flat
 
-        dh_heads = dz @ W_stack  # (steps, n, H)
+    def _recur(self, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The LSTM run over the input ``tokens`` (steps, n): its gates' tanh (steps, n, 4H), cell and hidden
+        states (steps, n, H) at every step."""
+        n, H = tokens.shape[1], self.hidden
+        token_gates = self._input_gates()[tokens]
+        W_hh = self.params["lstm.weight_hh"]
+        h, c = None, np.zeros((n, H), self.dtype)
+        t_list, c_list, h_list = [], [], []
+        for step in range(tokens.shape[0]):
+            gates = token_gates[step] if h is None else token_gates[step] + h @ W_hh.T
+            t = np.tanh(gates * self._gate_scale)
+            i_f_o = 0.5 + 0.5 * t
+            c = i_f_o[:, H : 2 * H] * c + i_f_o[:, :H] * t[:, 2 * H : 3 * H]
+            h = i_f_o[:, 3 * H :] * np.tanh(c)
+            t_list.append(t)
+            c_list.append(c)
+            h_list.append(h)
+        return np.stack(t_list), np.stack(c_list), np.stack(h_list)
+
+    def _backprop_through_time(self, grads: dict[str, np.ndarray], dh_heads: np.ndarray, T: np.ndarray,
+                               C: np.ndarray, Hs: np.ndarray, tokens: np.ndarray) -> None:  # fmt: skip
+        """Add the LSTM's and the embedding's gradients to ``grads``, given the heads' gradient with respect to
+        each step's hidden state (``dh_heads``, steps x n x H)."""
+        steps, n, H = Hs.shape
+        W_hh = self.params["lstm.weight_hh"]
+        sig = 0.5 + 0.5 * T
+        i, f, g, o = sig[..., :H], sig[..., H : 2 * H], T[..., 2 * H : 3 * H], sig[..., 3 * H :]
+        C_prev = np.concatenate([np.zeros((1, n, H), self.dtype), C[:-1]])
+        tanh_c = np.tanh(C)
         dc_from_h = o * (1.0 - tanh_c**2)
         d_ifg = np.stack([g * i * (1 - i), C_prev * f * (1 - f), i * (1 - g**2)], axis=2)  # (steps, n, 3, H)
         d_o = tanh_c * o * (1 - o)
@@ -264,7 +275,6 @@ class LSTMController:
         grads["lstm.bias"] += flat_dgates.sum(axis=0)
         grads["lstm.weight_ih"] += flat_dgates.T @ self.params["embedding"][flat_tokens]
         np.add.at(grads["embedding"], flat_tokens, flat_dgates @ self.params["lstm.weight_ih"])
-        return loss, grad_flat
 
     def adam_step(self, grad: np.ndarray, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> None:
         """One Adam step (PyTorch's formulation, no weight decay) on the flat parameter vector."""

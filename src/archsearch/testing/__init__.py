@@ -1,5 +1,5 @@
 """Reusable checks for contributors: every space (and later strategy) gets the same property tests."""
 
-from archsearch.testing.space_suite import TINY_BUILD, check_builds, check_operators, check_roundtrip
+from archsearch.testing.space_suite import check_builds, check_operators, check_roundtrip
 
-__all__ = ["TINY_BUILD", "check_builds", "check_operators", "check_roundtrip"]
+__all__ = ["check_builds", "check_operators", "check_roundtrip"]

@@ -17,9 +17,6 @@ from archsearch.oneshot.search import OneShotResult
 from archsearch.rundir import describe
 from archsearch.spaces import get_space
 
-#: the smallest supernet of each space that still has its structure (DARTS: two reductions need three cells)
-TINY_SUPERNET = {"darts": {"channels": 4, "cells": 3}, "nb201": {"channels": 4, "cells": 1}}
-
 
 def tiny_data(seed: int = 0) -> Data:
     """96 8x8 grey images of 4 classes that differ in brightness: learnable in a few steps."""
@@ -39,7 +36,7 @@ def _run(method: str, space: str, out: Path, epochs: int, resume: bool = False, 
 
     config = default_config(method, epochs=epochs, batch_size=16, seed=3)
     try:
-        return oneshot(method, space, tiny_data(), out, config, TINY_SUPERNET.get(space, {}), resume=resume,
+        return oneshot(method, space, tiny_data(), out, config, dict(SUPERNETS.get(space).tiny), resume=resume,
                        on_epoch=on_epoch, subnetwork_trials=4)  # fmt: skip
     except Cut:
         return None

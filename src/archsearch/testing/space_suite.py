@@ -10,15 +10,6 @@ import torch
 
 from archsearch.spaces import Space, genotype_from_json
 
-# Small build options so hundreds of networks build and run in seconds; an unlisted space builds at its defaults.
-TINY_BUILD: dict[str, dict[str, Any]] = {
-    "nb201": {"channels": 4, "cells": 1},
-    "darts": {"channels": 4, "cells": 3, "auxiliary": True, "drop_path": 0.2},
-    "chain": {"width": 0.0625},
-    "macro": {"width": 0.125},
-    "mobile": {"width": 0.125, "head": 32},
-}
-
 
 def check_roundtrip(space: Space[Any], n: int = 200, seed: int = 0) -> None:
     """Sampled genotypes are valid, survive JSON, text and decision round trips with equal keys."""
@@ -71,7 +62,7 @@ def check_builds(
 ) -> None:
     """Sampled genotypes build, run forward and backward on every input shape, and give finite outputs/grads."""
     rng = np.random.default_rng(seed)
-    opts = {**TINY_BUILD.get(space.name, {}), **options}
+    opts = {**space.tiny_build(), **options}
     gen = torch.Generator().manual_seed(seed)
     for i in range(n):
         g = space.sample(rng)

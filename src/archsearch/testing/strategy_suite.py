@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from archsearch.errors import GenotypeError
-from archsearch.spaces import NB201Genotype, get_space
+from archsearch.spaces import DEFAULT_SPACE, NB201Genotype, get_space
 from archsearch.strategies import STRATEGIES, Strategy, get_strategy
 from archsearch.trial import COMPLETE, Trial
 
@@ -34,11 +34,11 @@ def toy_score(genotype: Any) -> float:
     return sum(a == b for a, b in zip(genotype.ops, TARGET.ops)) / len(TARGET.ops)
 
 
-def toy_objective(space: str = "nb201") -> Callable[[Any], float]:
+def toy_objective(space: str = DEFAULT_SPACE) -> Callable[[Any], float]:
     """The toy score on ``space``: :func:`toy_score` on NB201, else the fraction of decisions equal to a genotype
     drawn with seed 12345."""
     sp = get_space(space)
-    if sp.name == "nb201":
+    if sp.name == TARGET.space:
         return toy_score
     target = {d.name: d.value for d in sp.decisions(sp.sample(np.random.default_rng(12345)))}
 
@@ -76,11 +76,11 @@ def drive(
 
 def evaluations_to_best(name: str, seed: int, budget: int, **options: Any) -> int | None:
     """How many evaluations ``name`` needs to reach the toy optimum (None if not within ``budget``)."""
-    order = drive(get_strategy(name, "nb201", seed=seed, **options), budget)
+    order = drive(get_strategy(name, DEFAULT_SPACE, seed=seed, **options), budget)
     return next((i + 1 for i, (_, v) in enumerate(order) if v == 1.0), None)
 
 
-def check_valid_and_seeded(name: str, n: int = 30, space: str = "nb201") -> None:
+def check_valid_and_seeded(name: str, n: int = 30, space: str = DEFAULT_SPACE) -> None:
     """Asked genotypes are valid and distinct by key where the space allows; the same seed gives the same sequence,
     another seed another one."""
     sp = get_space(space)
@@ -102,7 +102,7 @@ def check_valid_and_seeded(name: str, n: int = 30, space: str = "nb201") -> None
     assert drive(get_strategy(name, sp, seed=1), n, score) != first, f"{name}: another seed gave the same sequence"
 
 
-def check_fresh_process(name: str, n: int = 20, space: str = "nb201", setup: str | None = None) -> None:
+def check_fresh_process(name: str, n: int = 20, space: str = DEFAULT_SPACE, setup: str | None = None) -> None:
     """The same seed gives the same sequence in a fresh interpreter (no hidden global state)."""
     code = (
         "import json, runpy\nfrom archsearch.strategies import get_strategy\n"
@@ -116,7 +116,7 @@ def check_fresh_process(name: str, n: int = 20, space: str = "nb201", setup: str
     assert [tuple(x) for x in json.loads(run.stdout)] == here, f"{name}: a fresh process gave another sequence"
 
 
-def check_resume(name: str, before: int = 25, after: int = 25, space: str = "nb201") -> None:
+def check_resume(name: str, before: int = 25, after: int = 25, space: str = DEFAULT_SPACE) -> None:
     """A strategy restored from a JSON round trip of ``state_dict`` continues exactly like the original."""
     sp = get_space(space)
     score = toy_objective(space)

@@ -8,24 +8,30 @@ every layer writes an activation that does not fit in cache, so each tensor that
 norm's output, a ReLU's) saves a pass over memory. The kernels compute the same sums as PyTorch's layers (float
 rounding aside; ``tests/test_native_kernels.py`` checks outputs, gradients and running statistics).
 
-They are C++ (``kernels.cpp``), built once per machine with PyTorch's extension builder on first use (about 20 s;
-it needs a C++ compiler and ninja), one build per instruction set, in a private cache folder whose libraries are
-loaded only when their hash matches the one recorded at build time (:mod:`archsearch.nn.native.build`). Where the
-build fails or the cache is not private, a warning says why once and the layers run on PyTorch's own kernels (the
-same math, slower). ``ARCHSEARCH_NATIVE=0`` turns them off.
+They are C++ (``kernels.cpp``), built once per machine with PyTorch's extension builder (about 20 s; it needs a
+C++ compiler and ninja), one build per instruction set, in a private cache folder whose libraries are loaded only
+when their hash matches the one recorded at build time (:mod:`archsearch.nn.native.build`). They are built at set-up
+(``python -m archsearch.nn.native``, which the Makefile's install step runs) or, where that did not happen, in the
+background of the first supernet search (:func:`ensure_built` with ``background=True``, saying so); a plain training run
+only uses kernels already built, so it never stalls on a compiler. Where the build fails or the cache is not
+private, a warning says why once and the layers run on PyTorch's own kernels (the same math, slower).
+``ARCHSEARCH_NATIVE=0`` turns them off.
 
-Importing this module installs :func:`depthwise_conv` as :class:`archsearch.nn.conv.DepthwiseConv2d`'s training
-convolution; supernets call :func:`batch_norm`, :func:`avg_pool` and :func:`mixed_sum`.
+Nothing happens at import: :func:`install` (called by the training loop and the supernet search) makes
+:func:`depthwise_conv` :class:`archsearch.nn.conv.DepthwiseConv2d`'s training convolution; supernets call
+:func:`batch_norm` and :func:`avg_pool` (and :mod:`archsearch.oneshot.fused_sum` the mixed edge's weighted sum).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,47 +45,105 @@ log = logging.getLogger(__name__)
 
 #: extra compiler flags by the CPU capability PyTorch reports (the build is named after it)
 _ISA_FLAGS = {"AVX512": ["-mavx512f", "-mavx512dq", "-mfma"], "AVX2": ["-mavx2", "-mfma"]}
-_lock = threading.Lock()
-_state: dict[str, Any] = {}
+
+
+@dataclass
+class _Kernels:
+    """The kernels of this process: the loaded module, why there is none, a build going on in the background, and
+    whether :func:`turned_off` holds them off. One per process, as the loaded library is."""
+
+    module: Any = None
+    reason: str | None = None
+    looked: bool = False  # the cache was read: not again in this process
+    tried: bool = False  # a build was tried: not again in this process
+    building: threading.Thread | None = None
+    off: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_KERNELS = _Kernels()
 
 
 def kernels() -> Any | None:
-    """The compiled kernels (built on first call), or ``None`` where they are turned off or cannot be built."""
-    if _state.get("off"):
+    """The compiled kernels when they are built (loaded from the cache on first call), else ``None``: this never
+    builds them (see :func:`ensure_built`)."""
+    k = _KERNELS
+    if k.off:
         return None
-    if "module" in _state:
-        return _state["module"]
-    with _lock:
-        if "module" not in _state:
-            _state["module"] = _build()
-    return _state["module"]
+    if not k.looked and k.building is None:
+        with k.lock:
+            if not k.looked:
+                k.module, k.looked = _load(allow_build=False), True
+    return k.module
 
 
-def _loaded() -> Any:
+def ensure_built(background: bool = False) -> Any | None:
+    """Build the kernels if the cache has none (about 20 s, once per machine) and load them. ``background``: build
+    in a thread, saying so on stderr, and return at once (layers use PyTorch's kernels until the build is done);
+    what a supernet search does. Returns the kernels when they are ready now, else ``None``."""
+    k = _KERNELS
+    if kernels() is not None or (k.reason is not None and k.reason.startswith("turned off")):
+        return k.module
+    with k.lock:
+        if k.building is not None or k.module is not None or k.tried:
+            return k.module
+        k.tried = True
+        if not background:
+            k.module, k.looked = _load(allow_build=True), True
+            return k.module
+
+        def run() -> None:
+            module = _load(allow_build=True)
+            k.module, k.looked, k.building = module, True, None
+
+        print("archsearch: building the compiled CPU kernels in the background (once per machine, about 20 s); "
+              "until they are ready, training runs on PyTorch's own kernels", file=sys.stderr, flush=True)  # fmt: skip
+        k.building = threading.Thread(target=run, name="archsearch-kernel-build", daemon=True)
+        k.building.start()
+        return None
+
+
+def wait_for_build() -> Any | None:
+    """The kernels once a background :func:`ensure_built` has finished (at once when none is going on)."""
+    thread = _KERNELS.building
+    if thread is not None:
+        thread.join()
+    return kernels()
+
+
+def install() -> None:
+    """Make :func:`depthwise_conv` the training convolution of :class:`archsearch.nn.conv.DepthwiseConv2d` (it uses
+    the kernels when they are built and the batch allows it, else ``F.conv2d``). Called by the training loop and the
+    supernet search; idempotent."""
+    DepthwiseConv2d.training_conv = staticmethod(depthwise_conv)
+
+
+def loaded() -> Any:
     """The kernels a layer's forward found available (its backward uses them even inside :func:`turned_off`)."""
-    return _state["module"]
+    return _KERNELS.module
 
 
 @contextmanager
 def turned_off() -> Iterator[None]:
     """Inside the block every layer runs on PyTorch's own kernels (comparisons, benchmarks)."""
-    before = _state.get("off", False)
-    _state["off"] = True
+    before = _KERNELS.off
+    _KERNELS.off = True
     try:
         yield
     finally:
-        _state["off"] = before
+        _KERNELS.off = before
 
 
 def unavailable_reason() -> str | None:
     """Why :func:`kernels` is ``None`` (``None`` when the kernels are in use)."""
     kernels()
-    return _state.get("reason")
+    return _KERNELS.reason
 
 
-def _build() -> Any | None:
+def _load(allow_build: bool) -> Any | None:
+    """The kernels from the cache, or built now when ``allow_build``; ``None`` with the reason recorded otherwise."""
     if os.environ.get("ARCHSEARCH_NATIVE", "1") == "0":
-        _state["reason"] = "turned off by ARCHSEARCH_NATIVE=0"
+        _KERNELS.reason = "turned off by ARCHSEARCH_NATIVE=0"
         return None
     capability = torch.backends.cpu.get_cpu_capability()
     name = f"archsearch_kernels_{capability.lower()}"
@@ -88,13 +152,14 @@ def _build() -> Any | None:
 
         # OpenMP as PyTorch uses it (at::parallel_for is compiled in here); the loader binds it to the libgomp.so.1
         # PyTorch has already loaded, so there is one thread pool
-        return build_and_load(name, Path(__file__).with_name("kernels.cpp"),
-                              ["-O3", "-fopenmp", *_ISA_FLAGS.get(capability, [])], ["-fopenmp"])  # fmt: skip
+        module = build_and_load(name, Path(__file__).with_name("kernels.cpp"),
+                                ["-O3", "-fopenmp", *_ISA_FLAGS.get(capability, [])], ["-fopenmp"],
+                                allow_build=allow_build)  # fmt: skip
     except Exception as exc:  # a missing compiler or ninja raises RuntimeError, OSError or a build error
         lines = str(exc).strip().splitlines() or [""]
         first_error = next((line.strip() for line in lines if "error:" in line.lower()), lines[0].strip())
         reason = f"{type(exc).__name__}: {first_error}"
-        _state["reason"] = reason
+        _KERNELS.reason = reason
         warnings.warn(
             f"archsearch's compiled CPU kernels are not used ({reason}); training runs on PyTorch's own "
             "kernels (the same math, slower). Set ARCHSEARCH_NATIVE=0 to silence this.",
@@ -102,10 +167,13 @@ def _build() -> Any | None:
             stacklevel=3,
         )
         return None
+    _KERNELS.reason = None if module is not None else "not built yet (python -m archsearch.nn.native builds them)"
+    return module
 
 
-def _eligible(x: torch.Tensor, channels: int) -> bool:
-    """A float32 channels-last CPU batch, 16k channels, gradients recorded, nothing tracing or casting it."""
+def eligible(x: torch.Tensor, channels: int) -> bool:
+    """Whether the kernels take this batch: float32 channels-last on the CPU, ``channels`` a multiple of 16,
+    gradients recorded, nothing tracing, compiling, exporting or casting it."""
     return (
         x.device.type == "cpu"
         and x.dtype == torch.float32
@@ -153,7 +221,7 @@ class _DepthwiseConv(torch.autograd.Function):
                 )[0]
         if ctx.needs_input_grad[1]:
             if k == 5:
-                grad_w = _loaded().depthwise_weight_grad(x, grad, k, s, p, 1)  # type: ignore[union-attr]
+                grad_w = loaded().depthwise_weight_grad(x, grad, k, s, p, 1)  # type: ignore[union-attr]
             else:
                 grad_w = torch.ops.aten.convolution_backward(
                     grad, x, weight, None, [s, s], [p, p], [1, 1], False, [0, 0], C, [False, True, False]
@@ -170,21 +238,18 @@ def depthwise_conv(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: 
         and k in (3, 5)
         and padding < k
         and (x.requires_grad or weight.requires_grad)
-        and _eligible(x, x.shape[1])
+        and eligible(x, x.shape[1])
         and kernels() is not None
     ):
         return _DepthwiseConv.apply(x, weight, stride, padding)
     return F.conv2d(x, weight, None, stride, padding, 1, weight.shape[0])
 
 
-DepthwiseConv2d.training_conv = staticmethod(depthwise_conv)
-
-
 # --- batch norm without affine weights ----------------------------------------------------------------------------
 class _BatchNorm(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, eps: float, relu: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        out, mean, invstd, var = _loaded().batch_norm_forward(x, eps, relu)  # type: ignore[union-attr]
+        out, mean, invstd, var = loaded().batch_norm_forward(x, eps, relu)  # type: ignore[union-attr]
         ctx.save_for_backward(x, mean, invstd, out if relu else None)
         ctx.mark_non_differentiable(mean, var)
         return out, mean, var
@@ -193,7 +258,7 @@ class _BatchNorm(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad: torch.Tensor, *_: Any) -> tuple[torch.Tensor | None, None, None]:
         x, mean, invstd, out = ctx.saved_tensors
-        return _loaded().batch_norm_backward(grad, x, mean, invstd, out, 1.0)[0], None, None  # type: ignore[union-attr]
+        return loaded().batch_norm_backward(grad, x, mean, invstd, out, 1.0)[0], None, None  # type: ignore[union-attr]
 
 
 def batch_norm(x: torch.Tensor, norms: Sequence[nn.BatchNorm2d], relu: bool = False) -> torch.Tensor:
@@ -203,7 +268,7 @@ def batch_norm(x: torch.Tensor, norms: Sequence[nn.BatchNorm2d], relu: bool = Fa
     first = norms[0]
     if any(n.affine or not n.training or n.eps != first.eps for n in norms):
         raise ValueError("batch_norm takes training-mode batch norms without affine weights and with one eps")
-    if _eligible(x, x.shape[1]) and kernels() is not None:
+    if eligible(x, x.shape[1]) and kernels() is not None:
         out, mean, var = _BatchNorm.apply(x, first.eps, relu)
     elif len(norms) == 1:
         return F.relu(first(x)) if relu else first(x)
@@ -211,11 +276,11 @@ def batch_norm(x: torch.Tensor, norms: Sequence[nn.BatchNorm2d], relu: bool = Fa
         out, mean, invstd = torch.native_batch_norm(x, None, None, None, None, True, 0.0, first.eps)
         var = (invstd.detach() ** -2 - first.eps).clamp_min(0.0)
         out = F.relu(out) if relu else out
-    _update_running_stats(norms, mean, var, x.numel() // x.shape[1])
+    update_running_stats(norms, mean, var, x.numel() // x.shape[1])
     return out
 
 
-def _update_running_stats(norms: Sequence[nn.BatchNorm2d], mean: torch.Tensor, var: torch.Tensor, n: int) -> None:
+def update_running_stats(norms: Sequence[nn.BatchNorm2d], mean: torch.Tensor, var: torch.Tensor, n: int) -> None:
     """Each module's running statistics, as its own training-mode forward on a batch of ``n`` values per channel
     with this (biased) ``var`` would have updated them."""
     if not norms[0].track_running_stats:
@@ -244,12 +309,12 @@ class _AvgPool3(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, stride: int) -> torch.Tensor:
         ctx.shape, ctx.stride = (x.shape[2], x.shape[3]), stride
-        return _loaded().avg_pool3_forward(x, stride)  # type: ignore[union-attr]
+        return loaded().avg_pool3_forward(x, stride)  # type: ignore[union-attr]
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return _loaded().avg_pool3_backward(grad, *ctx.shape, ctx.stride), None  # type: ignore[union-attr]
+        return loaded().avg_pool3_backward(grad, *ctx.shape, ctx.stride), None  # type: ignore[union-attr]
 
 
 def avg_pool(x: torch.Tensor, pool: nn.AvgPool2d) -> torch.Tensor:
@@ -263,83 +328,8 @@ def avg_pool(x: torch.Tensor, pool: nn.AvgPool2d) -> torch.Tensor:
         and not pool.count_include_pad
         and not pool.ceil_mode
         and pool.divisor_override is None
-        and _eligible(x, x.shape[1])
+        and eligible(x, x.shape[1])
         and kernels() is not None
     ):
         return _AvgPool3.apply(x, stride)
     return pool(x)
-
-
-# --- a mixed edge's weighted sum with its ops' last batch norms folded in -------------------------------------------
-def can_fold(z: torch.Tensor, norm: nn.Module) -> bool:
-    """Whether the batch norm ``norm`` applied to ``z`` can be folded into :func:`mixed_sum` (training mode, no
-    affine weights, a batch the compiled kernels take)."""
-    return (
-        isinstance(norm, nn.BatchNorm2d)
-        and norm.training
-        and not norm.affine
-        and _eligible(z, z.shape[1])
-        and kernels() is not None
-    )
-
-
-class _MixedSum(torch.autograd.Function):
-    """``sum_i c_i * bn_i(z_i) + sum_j c_{n+j} * y_j`` in one pass; the backward pass of each folded batch norm
-    is scaled by its weight and yields the weight's gradient from the sums it makes anyway."""
-
-    @staticmethod
-    def forward(ctx: Any, coeffs: torch.Tensor, n_folded: int, eps: float, *tensors: torch.Tensor) -> Any:
-        ext = _loaded()
-        zs, ys = list(tensors[:n_folded]), list(tensors[n_folded:])
-        stats = [ext.batch_norm_stats(z, eps) for z in zs]  # type: ignore[union-attr]
-        c = coeffs.detach().tolist()
-        means, invstds, variances = [s[0] for s in stats], [s[1] for s in stats], [s[2] for s in stats]
-        out = ext.mixed_sum(zs, means, invstds, c[:n_folded], ys, c[n_folded:])  # type: ignore[union-attr]
-        keep_ys = ys if ctx.needs_input_grad[0] else []
-        ctx.save_for_backward(*zs, *means, *invstds, *keep_ys)
-        ctx.n_folded, ctx.n_plain, ctx.coeffs = n_folded, len(ys), c
-        ctx.mark_non_differentiable(*means, *variances)
-        return (out, *means, *variances)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx: Any, grad: torch.Tensor, *_: Any) -> tuple[torch.Tensor | None, ...]:
-        n, c = ctx.n_folded, ctx.coeffs
-        saved = ctx.saved_tensors
-        zs, means, invstds, ys = saved[:n], saved[n : 2 * n], saved[2 * n : 3 * n], saved[3 * n :]
-        grad = grad.contiguous(memory_format=torch.channels_last)
-        flat_grad = grad.permute(0, 2, 3, 1).reshape(-1)
-        dots: list[float] = []
-        grads: list[torch.Tensor | None] = []
-        for i in range(n):
-            dz, dot = _loaded().batch_norm_backward(grad, zs[i], means[i], invstds[i], None, c[i])  # type: ignore
-            grads.append(dz if ctx.needs_input_grad[3 + i] else None)
-            dots.append(dot)
-        for j in range(ctx.n_plain):
-            grads.append(grad * c[n + j] if ctx.needs_input_grad[3 + n + j] else None)
-            if ctx.needs_input_grad[0]:
-                dots.append(float(torch.dot(flat_grad, ys[j].permute(0, 2, 3, 1).reshape(-1))))
-        grad_coeffs = torch.tensor(dots, dtype=grad.dtype) if ctx.needs_input_grad[0] else None
-        return (grad_coeffs, None, None, *grads)
-
-
-def mixed_sum(
-    folded: Sequence[tuple[torch.Tensor, torch.Tensor, nn.BatchNorm2d]],
-    plain: Sequence[tuple[torch.Tensor, torch.Tensor]],
-) -> torch.Tensor:
-    """A mixed edge's output ``sum w * norm(z) + sum w * y`` from ``folded`` ``(w, z, norm)`` (each passed
-    :func:`can_fold`; running statistics updated) and ``plain`` ``(w, y)`` terms, ``w`` 0-dim weights; every
-    tensor channels-last of one shape."""
-    if not folded:
-        raise ValueError("mixed_sum needs at least one folded batch norm")
-    eps = folded[0][2].eps
-    if any(norm.eps != eps for _, _, norm in folded):
-        raise ValueError("folded batch norms must share one eps")
-    coeffs = torch.stack([w for w, _, _ in folded] + [w for w, _ in plain])
-    ys = [y.contiguous(memory_format=torch.channels_last) for _, y in plain]
-    outputs = _MixedSum.apply(coeffs, len(folded), eps, *[z for _, z, _ in folded], *ys)
-    out, stats = outputs[0], outputs[1:]
-    n = len(folded)
-    for i, (_, z, norm) in enumerate(folded):
-        _update_running_stats([norm], stats[i], stats[n + i], z.numel() // z.shape[1])
-    return out

@@ -114,9 +114,11 @@ def _locked(lock_path: Path, wait: float) -> Any | None:
             time.sleep(0.5)
 
 
-def build_and_load(name: str, source: Path, cflags: list[str], ldflags: list[str], wait: float | None = None) -> Any:
+def build_and_load(name: str, source: Path, cflags: list[str], ldflags: list[str], wait: float | None = None,
+                   allow_build: bool = True) -> Any:  # fmt: skip
     """The kernels' module: the cached library when its hash matches its record, else built now (see the module
-    docstring). Raises on a cache that is not private, a failed build, or a wait past ``wait`` seconds."""
+    docstring), or ``None`` when ``allow_build`` is off. Raises on a cache that is not private, a failed build, or
+    a wait past ``wait`` seconds."""
     from torch.utils.cpp_extension import load
 
     root = private_folder(cache_root())
@@ -125,6 +127,8 @@ def build_and_load(name: str, source: Path, cflags: list[str], ldflags: list[str
     library = _verified(folder, name)
     if library is not None:
         return _import(name, library)
+    if not allow_build:
+        return None
     handle = _locked(root / f"{name}.lock", WAIT_SECONDS if wait is None else wait)
     if handle is None:
         raise ArchsearchError(f"another process held the kernel build lock for over {wait or WAIT_SECONDS:.0f} s")

@@ -28,12 +28,16 @@ from archsearch.evaluators.base import Evaluator
 SIGNAL, REPORTED = "valid_acc_12ep", "test_acc_200ep"
 
 
+#: the table a tabular search reads when none is given, under ``$ARCHSEARCH_DATA``
+DEFAULT_TABLE = "nb201/nb201_cifar10.csv"
+
+
 def default_table() -> Path:
     """``$ARCHSEARCH_DATA/nb201/nb201_cifar10.csv``."""
     root = os.environ.get("ARCHSEARCH_DATA")
     if not root:
         raise ArchsearchError("no table given and ARCHSEARCH_DATA is not set (expected nb201/nb201_cifar10.csv there)")
-    return Path(root) / "nb201" / "nb201_cifar10.csv"
+    return Path(root) / DEFAULT_TABLE
 
 
 def header_columns(path: str | Path) -> list[str]:
@@ -179,9 +183,9 @@ class TableEvaluator(Evaluator):
         self, table: str | Path | Table | None = None, signal: str = SIGNAL, report: str = REPORTED, space: Any = None,
         join: Sequence[str | Path] = (),
     ) -> None:
-        from archsearch.spaces import get_space
+        from archsearch.spaces import DEFAULT_SPACE, get_space
 
-        self.space = get_space(space if space is not None else "nb201")
+        self.space = get_space(space if space is not None else DEFAULT_SPACE)
         if isinstance(table, Table):
             self.table = table
         else:  # a space whose text is its key is not read through the space: that would only cost time

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from archsearch.benchmarking import OverSeeds
+from archsearch.comparison.strategies import OverSeeds
 from archsearch.evaluators import Table
 from archsearch.objectives import Objective, hypervolume, pareto_front
 

@@ -8,20 +8,17 @@ PyTorch's ``MemTracker`` (``torch.distributed._tools.mem_tracker``) on the CPU.
 from __future__ import annotations
 
 import copy
-import statistics
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
+from archsearch.costs import runtime
 from archsearch.errors import ArchsearchError
-from archsearch.runtime_latency import torch_threads
+from archsearch.nn.counting import count_flops, count_params, eval_mode
 
 
 @dataclass
@@ -38,52 +35,13 @@ class Cost:
         return asdict(self)
 
 
-def count_params(model: nn.Module, exclude: Sequence[str] = ("auxiliary",)) -> int:
-    """Number of parameters, leaving out those whose name contains any of ``exclude`` (DARTS's convention:
-    the auxiliary head is used only in training and is not counted)."""
-    return sum(p.numel() for name, p in model.named_parameters() if not any(e in name for e in exclude))
-
-
-@contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
-
-
 def _first(out: Any) -> torch.Tensor:
     return out[0] if isinstance(out, (tuple, list)) else out
-
-
-def count_flops(model: nn.Module, input_shape: Sequence[int], device: str | torch.device = "cpu") -> int:
-    """Multiply-adds of one inference forward pass on one image of ``input_shape`` (C, H, W)."""
-    x = torch.zeros(1, *input_shape, device=device)
-    counter = FlopCounterMode(display=False)
-    with _eval_mode(model), torch.no_grad(), counter:
-        model(x)
-    return int(counter.get_total_flops()) // 2
-
-
-@contextmanager
-def _threads(n: int | None) -> Iterator[None]:
-    if n is None:
-        yield
-        return
-    with torch_threads(n):
-        yield
 
 
 def _input(batch_size: int, input_shape: Sequence[int], device: torch.device) -> torch.Tensor:
     """A random batch from a local generator: measuring never touches the global random state."""
     return torch.randn(batch_size, *input_shape, generator=torch.Generator().manual_seed(0)).to(device)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def measure_latency(
@@ -92,24 +50,18 @@ def measure_latency(
     batch_size: int = 1,
     device: str | torch.device = "cpu",
     threads: int | None = None,
-    warmup: int = 3,
-    runs: int = 10,
+    warmup: int = runtime.WARMUP,
+    runs: int = runtime.REPEATS,
 ) -> float:
-    """Median wall time in milliseconds of an inference forward pass, after ``warmup`` untimed runs."""
+    """Median wall time in milliseconds of an inference forward pass on PyTorch eager, after ``warmup`` untimed
+    runs, on ``threads`` threads (default: the current count), timed by :func:`archsearch.costs.runtime.measure`, the
+    clock every latency in archsearch is measured with; the model's training mode is kept."""
     if runs < 1 or warmup < 0 or batch_size < 1:
         raise ArchsearchError(f"need runs >= 1, warmup >= 0, batch_size >= 1; got {runs}, {warmup}, {batch_size}")
-    dev = torch.device(device)
-    x = _input(batch_size, input_shape, dev)
-    times = []
-    with _threads(threads), _eval_mode(model), torch.no_grad():
-        for i in range(warmup + runs):
-            _sync(dev)
-            start = time.perf_counter()
-            model(x)
-            _sync(dev)
-            if i >= warmup:
-                times.append((time.perf_counter() - start) * 1000.0)
-    return statistics.median(times)
+    with eval_mode(model):
+        latency = runtime.measure(model, input_shape, "eager", batch_size, threads or torch.get_num_threads(), warmup,
+                                  runs, str(device))  # fmt: skip
+    return latency.median_ms
 
 
 def _train_step(model: nn.Module, x: torch.Tensor) -> None:
@@ -139,7 +91,7 @@ def peak_memory_mb(
 
     def run() -> None:
         if mode == "forward":
-            with _eval_mode(work), torch.no_grad():
+            with eval_mode(work), torch.no_grad():
                 work(x)
         else:
             work.train()
@@ -185,7 +137,7 @@ def measure(
     memory: bool = False,
     batch_size: int = 1,
     threads: int | None = None,
-    runs: int = 10,
+    runs: int = runtime.REPEATS,
     memory_batch_size: int = 32,
 ) -> Cost:
     """All costs of ``model`` for images of ``input_shape`` (C, H, W); latency and memory are optional."""

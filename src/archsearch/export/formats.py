@@ -6,8 +6,9 @@
   ``torch.export.load`` and AOTInductor), dynamic batch, checked after ``torch.export.load``;
 - ``torchscript``: ``DIR/model.ts`` by ``torch.jit.trace`` for libtorch (C++) users; this PyTorch marks TorchScript
   deprecated, so its warnings are kept out of the output and the help says so; checked after ``torch.jit.load``;
-- ``python``: ``DIR/model.py`` + ``DIR/weights.pt``: plain PyTorch (see :mod:`archsearch.standalone`), checked in a
-  fresh, isolated interpreter (``python -I``, model.py loaded by its path) in which archsearch cannot be imported.
+- ``python``: ``DIR/model.py`` + ``DIR/weights.pt``: plain PyTorch (see :mod:`archsearch.export.standalone`),
+  checked in a fresh, isolated interpreter (``python -I``, model.py loaded by its path) in which archsearch cannot
+  be imported.
 
 Everything is written into a private folder beside ``--out`` and moved into ``--out`` only after the check passed;
 ``--out`` must be new or hold only files export writes, and what is there is replaced only with ``--force``.
@@ -64,7 +65,8 @@ def _batch(input_shape: tuple[int, int, int], n: int, seed: int = 0) -> torch.Te
     return torch.randn(n, *input_shape, generator=torch.Generator().manual_seed(seed))
 
 
-def _onnxruntime() -> Any:
+def onnxruntime_module() -> Any:
+    """The ``onnxruntime`` module, or an error that says how to install it."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -95,7 +97,7 @@ def write_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> tuple[str
 
 
 def _onnx(model: nn.Module, example: torch.Tensor, path: Path, check: torch.Tensor) -> tuple[Any, str]:
-    ort = _onnxruntime()
+    ort = onnxruntime_module()
     how, opset = write_onnx(model, example, path)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     out = session.run(None, {session.get_inputs()[0].name: check.numpy()})[0]

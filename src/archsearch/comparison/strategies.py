@@ -17,7 +17,7 @@ from typing import Any
 from archsearch.evaluators import Table, TableEvaluator
 from archsearch.experiment import Budget, Experiment
 from archsearch.objectives import Objective
-from archsearch.spaces import get_space
+from archsearch.spaces import DEFAULT_SPACE, get_space
 from archsearch.store import Store
 from archsearch.strategies import STRATEGIES, get_strategy
 
@@ -66,7 +66,7 @@ def tabular_strategies(multi_objective: bool = False) -> list[str]:
 
 
 class _TimedTable(TableEvaluator):
-    def __init__(self, table: Table, space: str = "nb201") -> None:
+    def __init__(self, table: Table, space: str = DEFAULT_SPACE) -> None:
         super().__init__(table, space=space)
         self.seconds = 0.0
 
@@ -82,7 +82,7 @@ class _TimedTable(TableEvaluator):
 class BenchmarkSetup:
     """What every run of a benchmark shares: the space, the table(s) and its columns, the objective."""
 
-    space: str = "nb201"
+    space: str = DEFAULT_SPACE
     tables: tuple[str, ...] = ()
     signal: str = "valid_acc_12ep"
     report: str = "test_acc_200ep"
@@ -132,7 +132,7 @@ def benchmark_run(name: str, seed: int, queries: int, table: Table | None = None
         if _WORKER is None:
             raise RuntimeError("benchmark_run needs a table (or a worker initialised with one)")
         table, setup = _WORKER
-    setup = setup or BenchmarkSetup(space=table.space.name if table.space is not None else "nb201")
+    setup = setup or BenchmarkSetup(space=table.space.name if table.space is not None else DEFAULT_SPACE)
     space = get_space(setup.space)
     evaluator = _TimedTable(table, space=setup.space)
     objective = setup.objective()

@@ -31,6 +31,7 @@ from torch import nn
 from archsearch.errors import ArchsearchError
 
 TARGETS = ("eager", "torchscript", "onnxruntime")
+WARMUP, REPEATS = 5, 30  # untimed and timed calls of every latency measurement unless the caller says otherwise
 
 
 @dataclass
@@ -115,9 +116,9 @@ def prepare(model: nn.Module, example: torch.Tensor, target: str, threads: int =
                 return frozen(example)
 
         return run_script
-    from archsearch.exporting import _onnxruntime, write_onnx
+    from archsearch.export.formats import onnxruntime_module, write_onnx
 
-    ort = _onnxruntime()
+    ort = onnxruntime_module()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.onnx"
         with torch.no_grad():
@@ -159,8 +160,8 @@ def measure(
     target: str = "eager",
     batch_size: int = 1,
     threads: int = 1,
-    warmup: int = 5,
-    repeats: int = 30,
+    warmup: int = WARMUP,
+    repeats: int = REPEATS,
     device: str = "cpu",
 ) -> Latency:
     """Latency of ``model`` on ``target`` for a batch of ``batch_size`` images of ``input_shape`` (C, H, W)."""

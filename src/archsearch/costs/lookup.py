@@ -39,11 +39,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from archsearch.costs.runtime import check_target, measure, settle_allocator, torch_threads
 from archsearch.errors import ArchsearchError
 from archsearch.nn.mobile import MobileBlockSpec, MobileHead, MobileNetwork, MobileStem, make_block
 from archsearch.outputs import write_file
-from archsearch.runtime_latency import check_target, measure, settle_allocator, torch_threads
-from archsearch.spaces import Space, get_space, space_from_record
+from archsearch.spaces import Space, block_spaces, get_space, space_from_record
 
 FORMAT = "archsearch latency table"
 MAX_TABLE_BYTES = 64 << 20  # a table of every block of a large space is a few MiB; more is not a table
@@ -70,7 +70,8 @@ def network_blocks(
     call = space.network_call(genotype, c, num_classes, h, **build)
     if call is None or call[0] is not MobileNetwork:
         raise ArchsearchError(
-            f"latency tables add up blocks of MobileNet-style networks (spaces macro, mobile); space {space.name!r} "
+            f"latency tables add up blocks of MobileNet-style networks (spaces {', '.join(block_spaces())}); "
+            f"space {space.name!r} "
             "builds other networks: constrain latency_ms measured on the network instead (no --latency-table)"
         )
     kw = call[1]
@@ -263,7 +264,8 @@ def distinct_blocks(
     """Every distinct block any network of ``space`` contains, once (from the space's covering genotypes)."""
     cover = getattr(space, "block_cover", None)
     if cover is None:
-        raise ArchsearchError(f"space {space.name!r} does not list its blocks; latency tables serve macro and mobile")
+        raise ArchsearchError(f"space {space.name!r} does not list its blocks; latency tables serve "
+                             f"{', '.join(block_spaces())}")
     seen: set[str] = set()
     for genotype in cover():
         for key, make, shape in network_blocks(space, genotype, input_shape, num_classes, build):
