@@ -82,9 +82,10 @@ def tiny(command: str) -> str:
             parts += ["--epochs", "1"]
         if verb == "search" and "--trials" not in parts:
             parts += ["--trials", "2"]
-        dataset = parts[parts.index("--dataset") + 1] if "--dataset" in parts else "digits"
-        if dataset != "digits" and "--subset" not in parts and trains:
+        if "--subset" not in parts and trains:  # digits too: 200 of its 1,437 training images
             parts += ["--subset", "200"]
+        if verb == "oneshot" and "--channels" not in parts:  # the supernet at its smallest documented width
+            parts += ["--channels", "8"]
     if "--retrain" in parts and "--retrain-epochs" not in parts:
         parts += ["--retrain-epochs", "1"]
     return shlex.join(parts).replace("'|'", "|")
@@ -205,13 +206,15 @@ def test_example_script_runs(script: Path, tmp_path: Path) -> None:
 
 
 def test_the_tiny_budget_rewrite() -> None:
-    assert tiny("archsearch search --trials 50 --out runs/x") == "archsearch search --trials 2 --out runs/x --epochs 1"
+    assert tiny("archsearch search --trials 50 --out runs/x") == (
+        "archsearch search --trials 2 --out runs/x --epochs 1 --subset 200"
+    )
     assert tiny("archsearch search --table T.csv") == "archsearch search --table T.csv --trials 2"
     assert tiny("archsearch search --fidelity sh --epochs 9 --retrain") == (
-        "archsearch search --fidelity sh --epochs 3 --retrain --trials 2 --retrain-epochs 1"
+        "archsearch search --fidelity sh --epochs 3 --retrain --trials 2 --subset 200 --retrain-epochs 1"
     )
     assert tiny("archsearch oneshot --dataset fashion-mnist --epochs 20") == (
-        "archsearch oneshot --dataset fashion-mnist --epochs 2 --subset 200"
+        "archsearch oneshot --dataset fashion-mnist --epochs 2 --subset 200 --channels 8"
     )
     assert tiny("archsearch sample --space chain --n 3 | archsearch cost -") == (
         "archsearch sample --space chain --n 3 | archsearch cost -"

@@ -25,8 +25,10 @@ def test_mutate_crossover_neighbors_stay_valid(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_200_sampled_genotypes_build_forward_backward(name: str) -> None:
-    check_builds(get_space(name), n=200, seed=3)
+def test_sampled_genotypes_build_forward_backward(name: str) -> None:
+    """60 networks per space on two input shapes: every choice of every space is drawn many times over (mobile, the
+    richest, has 12 block kinds per layer and a searched depth per stage), where 200 took three times as long."""
+    check_builds(get_space(name), n=60, seed=3)
 
 
 @pytest.mark.parametrize("name", NAMES)

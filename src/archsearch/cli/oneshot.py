@@ -12,7 +12,7 @@ from typing import Any
 from archsearch import api
 from archsearch.api import oneshot_search, retraining
 from archsearch.cli.common import emit, finite_float, positive_int
-from archsearch.cli.options import NOT_OPTIONS, default_of, flag, option_actions
+from archsearch.cli.options import NOT_OPTIONS, default_of, flag, option_actions, take_recorded
 from archsearch.errors import ArchsearchError
 from archsearch.oneshot import METHODS, SUPERNETS, OneShotConfig, build_supernet, default_config
 from archsearch.oneshot.darts import Darts
@@ -143,16 +143,7 @@ def _take_run_settings(args: argparse.Namespace, given: set[str]) -> None:
     if kind != "oneshot":
         what = {"nothing": "nothing", "empty": "an empty store", "search": "a multi-trial search"}[kind]
         raise ArchsearchError(f"{args.out}: no one-shot search to resume (it holds {what})")
-    recorded = (meta.get("oneshot") or {}).get("cli_options") or {}
-    for dest in sorted(given & set(recorded) - ONESHOT_RESUMABLE):
-        if getattr(args, dest) != recorded[dest]:
-            raise ArchsearchError(
-                f"{flag(dest)} {getattr(args, dest)!r} contradicts the run in {args.out}, which has "
-                f"{recorded[dest]!r}: resume takes its settings from the run"
-            )
-    for dest, value in recorded.items():
-        if dest not in given and dest not in ONESHOT_RESUMABLE and hasattr(args, dest):
-            setattr(args, dest, value)
+    take_recorded(args, given, (meta.get("oneshot") or {}).get("cli_options") or {}, ONESHOT_RESUMABLE, args.out)
 
 
 def _oneshot(args: argparse.Namespace, world: Any, device: str) -> None:

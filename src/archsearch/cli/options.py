@@ -45,6 +45,23 @@ def flag(dest: str) -> str:
     return "--" + dest.replace("_", "-")
 
 
+def take_recorded(args: argparse.Namespace, given: set[str], recorded: dict[str, Any], resumable: Iterable[str],
+                  out: Any) -> None:  # fmt: skip
+    """Resume reconciliation, for every command that resumes: the run's recorded options fill ``args``, except
+    those a resume may change (``resumable``); an option given with another value than the run's is an error naming
+    it and the recorded value."""
+    may_change = set(resumable)
+    for dest in sorted(given & set(recorded) - may_change):
+        if getattr(args, dest) != recorded[dest]:
+            raise ArchsearchError(
+                f"{flag(dest)} {getattr(args, dest)!r} contradicts the run in {out}, which has {recorded[dest]!r}: "
+                "resume takes its settings from the run (drop the option, or start a new run with another --out)"
+            )
+    for dest, value in recorded.items():
+        if dest not in may_change and hasattr(args, dest):
+            setattr(args, dest, value)
+
+
 def apply_config_file(args: argparse.Namespace, parser: argparse.ArgumentParser, given: set[str]) -> set[str]:
     """Fill ``args`` from ``--config FILE.toml`` where the command line named nothing; each value passes the same
     checks as on the command line (type, choices). Returns the keys the file set."""

@@ -10,7 +10,7 @@ from typing import Any
 
 from archsearch.api import RESUME_CHANGES, multitrial, resume_config, retraining, with_resumable_changes
 from archsearch.cli.common import finite_float, positive_int
-from archsearch.cli.options import NOT_OPTIONS, default_of, flag, option_actions, refuse_unused
+from archsearch.cli.options import NOT_OPTIONS, default_of, flag, option_actions, refuse_unused, take_recorded
 from archsearch.cli.train import add_training_arguments
 from archsearch.errors import ArchsearchError
 from archsearch.export.formats import FORMATS
@@ -110,16 +110,7 @@ def resume_search(args: argparse.Namespace, given: set[str]) -> dict[str, Any]:
             raise ArchsearchError(
                 "--retrain after a --table search: a tabular benchmark holds no data to retrain on; give --dataset"
             )
-    for dest in sorted(given & set(recorded)):
-        if getattr(args, dest) != recorded[dest]:
-            raise ArchsearchError(
-                f"{flag(dest)} {getattr(args, dest)!r} contradicts the run in {args.out}, which has "
-                f"{recorded[dest]!r}: resume takes its settings from the run (drop the option, or start a new run "
-                "with another --out)"
-            )
-    for dest, value in recorded.items():
-        if hasattr(args, dest):
-            setattr(args, dest, value)
+    take_recorded(args, given, recorded, RESUMABLE, args.out)
     changes = {d: getattr(args, d) for d in given & RESUMABLE if d in ("trials", "time", *RESUME_CHANGES)}
     with_resumable_changes(config, trials=changes.get("trials"), seconds=changes.get("time"))  # checks the budget
     if not args.json:
