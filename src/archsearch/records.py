@@ -4,7 +4,7 @@ clear error naming the field; nothing stored is imported or run.
 
 A run made with a space or evaluator registered in the process that ran it (``register_space``,
 ``register_evaluator``) is read by every command: where the space is not registered here, its genotypes are shown as
-stored (:class:`archsearch.spaces.stored.StoredGenotype`) and never built.
+stored (:class:`archsearch.spaces.StoredGenotype`) and never built.
 """
 
 from __future__ import annotations

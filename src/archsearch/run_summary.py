@@ -49,8 +49,6 @@ class SearchResult:
         return out
 
 
-
-
 def summarize(store: Store, space: Space[Any], objective: Objective, stop_reason: str = "",
               skip_malformed: bool = False) -> SearchResult:  # fmt: skip
     """The result of a (finished or interrupted) run from its store (``skip_malformed``: see :meth:`Store.trials`)."""
