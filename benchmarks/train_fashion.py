@@ -57,7 +57,7 @@ def main() -> None:
         batch_size=args.batch_size,
         lr=args.lr,
         weight_decay=5e-4,
-        warmup_epochs=0.2,
+        lr_warmup_epochs=0.2,
         label_smoothing=0.1,
         augment=Augment(
             crop_padding=data.crop_padding if args.augment == "crop+flip" else 0,

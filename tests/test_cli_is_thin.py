@@ -7,6 +7,7 @@ the same default."""
 
 from __future__ import annotations
 
+import argparse
 import inspect
 import json
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from archsearch import api
+from archsearch import api, options
 from archsearch.cli import build_parser, main
 from archsearch.comparison.strategies import StrategyScore
 from archsearch.oneshot.search import OneShotResult
@@ -90,9 +91,9 @@ def test_train(monkeypatch, capsys) -> None:
             "--subset", "100"]  # fmt: skip
     out = _run(monkeypatch, capsys, "train", rec, argv)
     assert out == [record.to_json()]
-    kw = rec.kwargs
-    assert str(rec.args[0]) == NB201 and kw["epochs"] == 2 and kw["seed"] == 3 and kw["optimizer"] == "adamw"
-    assert kw["augment"] is False and kw["build"] == {"cells": 1} and kw["subset"] == 100 and kw["model"] is None
+    kw, config = rec.kwargs, rec.kwargs["config"]
+    assert str(rec.args[0]) == NB201 and config.epochs == 2 and config.seed == 3 and config.optimizer == "adamw"
+    assert config.augment is False and kw["build"] == {"cells": 1} and kw["subset"] == 100 and kw["model"] is None
 
 
 def _search_result(config: dict[str, Any]) -> SearchResult:
@@ -260,8 +261,7 @@ def test_every_command_is_covered_here() -> None:
 SIGNATURES: dict[str, tuple[Any, dict[str, str], set[str]]] = {
     "cost": (api.cost, {"arch": "archs", "no_latency": "latency", "channels": "build", "cells": "build",
                         "width": "build", "auxiliary": "build"}, set()),
-    "train": (api.train, {"no_augment": "augment", "channels": "build", "cells": "build", "width": "build",
-                          "auxiliary": "build"}, set()),
+    "train": (api.train, {"channels": "build", "cells": "build", "width": "build", "auxiliary": "build"}, set()),
     "score": (api.score, {"arch": "archs", "channels": "build", "cells": "build", "width": "build"}, set()),
     "benchmark": (api.benchmark, {"constraint": "constraints", "strategy_option": "strategy_options"}, set()),
     "report": (api.report, {"run": "run_dir"}, {"watch", "every"}),
@@ -277,17 +277,22 @@ SIGNATURES: dict[str, tuple[Any, dict[str, str], set[str]]] = {
 
 def _actions(command: str) -> dict[str, Any]:
     sub = build_parser()._subparsers._group_actions[0].choices[command]  # type: ignore[union-attr]
-    return {a.dest: a for a in sub._actions if a.dest not in ("help", "json")}
+    return {a.dest: a for a in sub._actions if a.dest not in ("help", "json") and a.help != argparse.SUPPRESS}
 
 
 @pytest.mark.parametrize("command", sorted(SIGNATURES))
 def test_each_option_is_a_parameter_of_the_function_with_the_same_default(command: str) -> None:
     func, renamed, cli_only = SIGNATURES[command]
     params = inspect.signature(func).parameters
+    group = {"train": "training"}.get(command)  # the function takes this option group's fields as keywords
+    fields = {f.name: f.default for f in options.fields(options.group(group))} if group else {}
     for dest, action in _actions(command).items():
         if dest in cli_only:
             continue
         name = renamed.get(dest, dest)
+        if name in fields and name not in params:
+            assert action.default == fields[name], f"{command} --{dest}: default differs from the option group's"
+            continue
         assert name in params, f"{command} --{dest}: no parameter {name!r} of archsearch.api.{func.__name__}"
         if name == dest and action.default is not None and params[name].default is not inspect.Parameter.empty:
             default = params[name].default
@@ -316,9 +321,9 @@ def test_every_search_option_reaches_a_parameter_of_the_api() -> None:
                "strategy_options", "evaluator_option": "evaluator_options", "fidelity": "multifidelity",
                "min_epochs": "multifidelity", "eta": "multifidelity", "retrain_epochs": "epochs",
                "export": "format", "export_dir": "out",
-               "warmup": "warmup_epochs", "no_augment": "augment", "channels": "build", "cells": "build"}  # fmt: skip
+               "channels": "build", "cells": "build"}  # fmt: skip
     cli_only = {"top", "progress", "config", "retrain"}
-    search_params = _parameters(api.search, api.make_config)
+    search_params = _parameters(api.search, api.make_config, api.SearchOptions, api.LatencyOptions)
     evaluator_params = _parameters(TrainEvaluator.__init__, TrainConfig) | {"proxy"}
     retrain_params = _parameters(api.retrain) | _parameters(api.export)
     for dest in _actions("search"):
@@ -334,7 +339,9 @@ def test_every_oneshot_option_reaches_a_parameter_of_the_api() -> None:
     renamed = {"out": "run_dir", "spos_trials": "subnetwork_trials", "retrain_epochs": "epochs",
                "retrain_channels": "build", "retrain_cells": "build", "retrain_subset": "subset",
                "no_collapse_control": "skip_penalty"}  # fmt: skip
-    known = _parameters(api.oneshot, OneShotConfig, build_supernet, api.retrain)
+    from archsearch.trainer import TrainConfig
+
+    known = _parameters(api.oneshot, OneShotConfig, build_supernet, api.retrain, TrainConfig)
     for dest in _actions("oneshot"):
         if dest == "retrain":
             continue
@@ -342,5 +349,5 @@ def test_every_oneshot_option_reaches_a_parameter_of_the_api() -> None:
     config = {a.dest: a.default for a in _actions("oneshot").values()}
     from archsearch.cli.options import default_of
 
-    for field in ("epochs", "batch_size", "w_lr", "alpha_lr", "warmup_epochs", "seed"):
+    for field in ("epochs", "batch_size", "w_lr", "alpha_lr", "weights_only_epochs", "seed"):
         assert config[field] == default_of(OneShotConfig, field), f"oneshot --{field}: default differs from the API"

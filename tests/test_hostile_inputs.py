@@ -339,21 +339,22 @@ def test_every_training_option_reaches_the_trainer(tmp_path: Path, monkeypatch) 
     toml = tmp_path / "c.toml"
     toml.write_text('device = "cpu"\nmax_seconds = 30.0\n')
     argv = [
-        "search", "--out", str(tmp_path / "r"), "--optimizer", "adamw", "--weight-decay", "0.01", "--warmup", "0.5",
+        "search", "--out", str(tmp_path / "r"), "--optimizer", "adamw", "--weight-decay", "0.01",
+        "--lr-warmup-epochs", "0.5",
         "--label-smoothing", "0.1", "--drop-path", "0.2", "--cutout", "4", "--compile", "--lr", "0.01",
         "--batch-size", "32", "--epochs", "2", "--patience", "4", "--seed", "5", "--config", str(toml),
     ]  # fmt: skip
     assert main(argv) == 130
     cfg = captured["config"]
-    assert (cfg.optimizer, cfg.weight_decay, cfg.warmup_epochs, cfg.label_smoothing, cfg.drop_path) == (
+    assert (cfg.optimizer, cfg.weight_decay, cfg.lr_warmup_epochs, cfg.label_smoothing, cfg.drop_path) == (
         "adamw", 0.01, 0.5, 0.1, 0.2,
     )  # fmt: skip
     assert (cfg.compile, cfg.lr, cfg.batch_size, cfg.epochs, cfg.patience, cfg.max_seconds) == (
         True, 0.01, 32, 2, 4, 30.0,
     )  # fmt: skip
-    assert cfg.augment is not None and cfg.augment.cutout == 4 and cfg.device == "cpu" and cfg.seed == 5
+    assert cfg.augment is True and cfg.cutout == 4 and cfg.device == "cpu" and cfg.seed == 5
     assert main([*argv[:3], "--no-augment"]) == 130
-    assert captured["config"].augment is None
+    assert captured["config"].augment is False
 
 
 def test_a_search_whose_every_trial_fails_exits_non_zero_and_says_why(tmp_path: Path, capsys) -> None:

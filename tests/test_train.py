@@ -35,11 +35,11 @@ def _small(seed: int = 0) -> nn.Module:
 
 
 def test_same_seed_same_result_different_seed_differs(digits) -> None:
-    cfg = TrainConfig(epochs=2, batch_size=64, augment=digits.default_augment(), seed=0, evaluate_test=True)
+    cfg = TrainConfig(epochs=2, batch_size=64, augment=True, seed=0, evaluate_test=True)
     a, b = train(_small(), digits, cfg), train(_small(), digits, cfg)
     assert [vars(h) | {"seconds": 0} for h in a.history] == [vars(h) | {"seconds": 0} for h in b.history]
     assert a.test_acc == b.test_acc
-    c = train(_small(), digits, TrainConfig(epochs=2, batch_size=64, augment=digits.default_augment(), seed=1))
+    c = train(_small(), digits, TrainConfig(epochs=2, batch_size=64, augment=True, seed=1))
     assert [h.train_loss for h in c.history] != [h.train_loss for h in a.history]
 
 
@@ -87,7 +87,7 @@ def test_darts_network_with_auxiliary_head_and_drop_path(digits) -> None:
 def test_adamw_warmup_and_schedule(digits) -> None:
     assert lr_factor(0, 100, 10) == pytest.approx(0.1) and lr_factor(9, 100, 10) == 1.0
     assert lr_factor(100, 100, 10) == pytest.approx(0.0) and 0.4 < lr_factor(55, 100, 10) < 0.6
-    result = train(_small(), digits, TrainConfig(epochs=1, optimizer="adamw", lr=1e-3, warmup_epochs=0.5))
+    result = train(_small(), digits, TrainConfig(epochs=1, optimizer="adamw", lr=1e-3, lr_warmup_epochs=0.5))
     assert result.ok
     with pytest.raises(ArchsearchError, match="optimizer must be one of sgd, adamw"):
         TrainConfig(optimizer="rmsprop")

@@ -24,38 +24,44 @@ from archsearch.data import Augment, Data
 from archsearch.devices import check_device
 from archsearch.errors import ArchsearchError
 from archsearch.nn import native
+from archsearch.options import internal, option, positive_int, register
 
 OPTIMIZERS = ("sgd", "adamw")
 
 
+@register("training")
 @dataclass
 class TrainConfig:
-    """How to train. Accuracies are reported in percent."""
+    """How to train: the training option group (:mod:`archsearch.options`), so each field with help text is also a
+    flag of ``archsearch train`` and ``archsearch search``, a TOML key and a keyword argument of
+    :func:`archsearch.train`. Accuracies are reported in percent."""
 
-    epochs: int = 10
-    batch_size: int = 128
-    optimizer: str = "sgd"
-    lr: float = 0.05
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    warmup_epochs: float = 0.0
-    label_smoothing: float = 0.0
-    grad_clip: float | None = 5.0
-    drop_path: float = 0.0  # final drop-path probability, ramped linearly over the epochs (DARTS)
-    aux_weight: float = 0.4  # weight of the auxiliary head's loss, when the network returns one
-    augment: Augment | None = None  # None: no augmentation
-    patience: int | None = None  # epochs without improvement of validation accuracy before stopping
-    min_delta: float = 0.0
-    restore_best: bool = True  # end with the weights of the best validation epoch
-    evaluate_test: bool = False
-    eval_batch_size: int = 512
-    max_seconds: float | None = None
-    amp: bool = True  # CUDA only: bf16 autocast where supported, else fp16 with a gradient scaler
-    channels_last: bool = True  # oneDNN (CPU) and cuDNN both run the cell ops faster channels-last
-    compile: bool = False
-    device: str = "cpu"
-    seed: int = 0
+    epochs: int = option(10, "training epochs", parse=positive_int)
+    batch_size: int = option(128, "batch size", parse=positive_int)
+    optimizer: str = option("sgd", "SGD (momentum 0.9, Nesterov) or AdamW", choices=OPTIMIZERS)
+    lr: float = option(0.05, "peak learning rate")
+    momentum: float = internal(0.9)
+    nesterov: bool = internal(True)
+    weight_decay: float = option(5e-4, "weight decay (norms and biases get none)")
+    lr_warmup_epochs: float = option(0.0, "epochs of linear learning-rate warm-up, then cosine decay",
+                                     old_flags=("--warmup",))  # fmt: skip
+    label_smoothing: float = option(0.0, "label smoothing of the cross-entropy loss")
+    grad_clip: float | None = internal(5.0)
+    drop_path: float = option(0.0, "final drop-path probability, ramped linearly over the epochs (darts)")
+    aux_weight: float = internal(0.4)  # weight of the auxiliary head's loss, when the network returns one
+    augment: bool | Augment = option(True, "no random crop / flip")  # or an Augment of your own
+    cutout: int = option(0, "cutout size (0: off)")
+    patience: int | None = option(None, "stop after N epochs without validation gain", parse=positive_int)
+    min_delta: float = internal(0.0)
+    restore_best: bool = internal(True)  # end with the weights of the best validation epoch
+    evaluate_test: bool = internal(False)
+    eval_batch_size: int = internal(512)
+    max_seconds: float | None = option(None, "stop after the epoch that passes this many seconds")
+    amp: bool = internal(True)  # CUDA only: bf16 autocast where supported, else fp16 with a gradient scaler
+    channels_last: bool = internal(True)  # oneDNN (CPU) and cuDNN both run the cell ops faster channels-last
+    compile: bool = option(False, "torch.compile the network")
+    device: str = option("cpu", "cpu, cuda or cuda:N")
+    seed: int = option(0, "random seed")
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -67,13 +73,24 @@ class TrainConfig:
             raise ArchsearchError("need lr > 0, 0 <= label_smoothing < 1 and 0 <= drop_path < 1")
         if self.patience is not None and self.patience < 1:
             raise ArchsearchError(f"patience must be >= 1, got {self.patience}")
-        if self.weight_decay < 0 or self.warmup_epochs < 0:
+        if self.weight_decay < 0 or self.lr_warmup_epochs < 0:
             raise ArchsearchError(
-                f"need weight_decay >= 0 and warmup >= 0, got {self.weight_decay}, {self.warmup_epochs}"
+                f"need weight_decay >= 0 and lr_warmup_epochs >= 0, got {self.weight_decay}, {self.lr_warmup_epochs}"
             )
         if self.max_seconds is not None and self.max_seconds <= 0:
             raise ArchsearchError(f"max_seconds must be > 0, got {self.max_seconds}")
+        if self.cutout < 0:
+            raise ArchsearchError(f"cutout must be >= 0, got {self.cutout}")
+        if self.cutout and self.augment is False:
+            raise ArchsearchError("cutout is an augmentation; it cannot go with --no-augment (augment=False)")
         check_device(self.device)
+
+    def augmentation(self, data: Data) -> Augment | None:
+        """The augmentation of the training batches: the data's usual one (with this config's cutout), an
+        :class:`Augment` given as ``augment``, or none."""
+        if isinstance(self.augment, Augment):
+            return self.augment
+        return data.default_augment(cutout=self.cutout) if self.augment else None
 
 
 @dataclass
@@ -193,10 +210,11 @@ class _Run:
             model.to(memory_format=torch.channels_last)
         run_model: nn.Module = torch.compile(model) if config.compile else model  # type: ignore[assignment]
         optimizer = make_optimizer(model, config)
-        loader = data.loader("train", config.batch_size, device, shuffle=True, seed=config.seed,
-                             augment=config.augment, drop_last=len(data.train) > config.batch_size)  # fmt: skip
+        augment = config.augmentation(data)
+        loader = data.loader("train", config.batch_size, device, shuffle=True, seed=config.seed, augment=augment,
+                             drop_last=len(data.train) > config.batch_size)  # fmt: skip
         total_steps = config.epochs * len(loader)
-        warmup_steps = round(config.warmup_epochs * len(loader))
+        warmup_steps = round(config.lr_warmup_epochs * len(loader))
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total_steps, warmup_steps))
         amp_dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float16
         use_amp = cuda and config.amp
@@ -275,8 +293,17 @@ def train(
                 status = "nan_loss"
                 break
             val_loss, val_acc = run.evaluate(data, "val")
-            history.append(EpochRecord(epoch + 1, train_loss, train_acc, val_loss, val_acc,
-                                       run.optimizer.param_groups[0]["lr"], time.perf_counter() - epoch_start))
+            history.append(
+                EpochRecord(
+                    epoch + 1,
+                    train_loss,
+                    train_acc,
+                    val_loss,
+                    val_acc,
+                    run.optimizer.param_groups[0]["lr"],
+                    time.perf_counter() - epoch_start,
+                )
+            )
             if on_epoch is not None:
                 on_epoch(history[-1])
             if val_acc > best_acc + config.min_delta or best_state is None:

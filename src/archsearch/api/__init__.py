@@ -26,7 +26,6 @@ from archsearch.api.exports import export
 from archsearch.api.latency import LatencyRecord, TableWritten, latency, latency_table
 from archsearch.api.latency_models import LatencyModelWritten, fit_latency_model
 from archsearch.api.multitrial import (
-    EXECUTORS,
     RESUME_CHANGES,
     build_experiment,
     check_stored_evaluator,
@@ -50,6 +49,7 @@ from archsearch.api.results import (
 )
 from archsearch.api.retraining import Retrained, RetrainResult, retrain
 from archsearch.api.scoring import score
+from archsearch.api.search_config import EXECUTORS, LatencyOptions, SearchOptions
 from archsearch.api.tools import cost, draw, report, sample, show, spaces, watch_report
 from archsearch.api.training import train
 from archsearch.run_summary import summarize_run
@@ -61,6 +61,7 @@ __all__ = [
     "CostRecord",
     "Drawing",
     "LatencyModelWritten",
+    "LatencyOptions",
     "LatencyRecord",
     "OneShotRun",
     "ReportFile",
@@ -68,6 +69,7 @@ __all__ = [
     "Retrained",
     "RunView",
     "ScoreResult",
+    "SearchOptions",
     "SpaceInfo",
     "TableWritten",
     "TrainRecord",

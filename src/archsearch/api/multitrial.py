@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from archsearch import options
 from archsearch.api.objective_options import (
     check_columns,
     check_latency_table,
@@ -20,9 +21,10 @@ from archsearch.api.objective_options import (
     strategy_objectives,
     table_options,
 )
+from archsearch.api.search_config import LatencyOptions, SearchOptions
 from archsearch.data import Data, as_data, is_named
 from archsearch.errors import ArchsearchError
-from archsearch.evaluators import EVALUATORS, accepts, make_evaluator
+from archsearch.evaluators import EVALUATORS, TrainEvaluator, accepts, make_evaluator
 from archsearch.executors import EvaluatorSpec, InlineExecutor, ProcessExecutor
 from archsearch.experiment import Budget, Experiment
 from archsearch.multifidelity import MultiFidelity
@@ -41,43 +43,33 @@ def make_config(
     dataset: str = "digits",
     evaluator: str | None = None,
     table: str | Path | Sequence[str | Path] | None = None,
-    table_signal: str = "valid_acc_12ep",
-    table_report: str = "test_acc_200ep",
     trials: int = 50,
     seconds: float | None = None,
-    metric: str = "val_acc",
     constraints: Sequence[str] = (),
-    objectives: str = "",
-    latency_table: str | Path | None = None,
-    latency_target: str | None = None,
-    latency_threads: int = 1,
-    latency_model: str | Path | None = None,
-    seed: int = 0,
-    workers: int = 1,
-    executor: str = "process",
-    trial_timeout: float | None = None,
-    retries: int = 2,
-    ray_address: str | None = None,
-    cpus_per_trial: float = 1.0,
-    gpus_per_trial: float = 0.0,
     space_options: dict[str, Any] | None = None,
     strategy_options: dict[str, Any] | None = None,
     evaluator_options: dict[str, Any] | None = None,
     multifidelity: dict[str, Any] | None = None,
+    **settings: Any,
 ) -> dict[str, Any]:
     """A validated search config. ``table`` selects the tabular evaluator (a CSV with an ``arch`` column of the
     space's genotype texts; ``table_signal`` is the column searched, ``table_report`` the one reported); else
-    ``evaluator`` (default ``train``) trains on ``dataset``."""
-    get_strategy(strategy, get_space(space, **(space_options or {})), seed=seed, **(strategy_options or {}))
-    evaluator, ev_options = _evaluator_settings(evaluator, evaluator_options, table, table_signal, table_report,
-                                                dataset, seed)  # fmt: skip
+    ``evaluator`` (default ``train``) trains on ``dataset``. ``settings``: the fields of
+    :class:`~archsearch.api.search_config.SearchOptions` (``metric``, ``objectives``, ``seed``, ``workers``,
+    ``executor``, ...) and :class:`~archsearch.api.search_config.LatencyOptions` (``latency_table``, ...)."""
+    run, latency = option_groups(settings, "make_config()")
+    get_strategy(strategy, get_space(space, **(space_options or {})), seed=run.seed, **(strategy_options or {}))
+    evaluator, ev_options = _evaluator_settings(evaluator, evaluator_options, table, run.table_signal,
+                                                run.table_report, dataset, run.seed)  # fmt: skip
+    metric = run.metric
     if evaluator == "zero_cost" and metric == "val_acc":
         metric = "zc_score"  # the zero-cost evaluator trains nothing, so it has no accuracy to maximise
-    objective = Objective.from_strings(metric, constraints, objectives)
+    objective = Objective.from_strings(metric, constraints, run.objectives)
     named = {objective.metric, *objective.objectives, *objective.limits}
     check_columns(objective, space, ev_options if evaluator == "table" else None)
-    latency_settings(objective, named, space, latency_table, latency_target, latency_threads)
-    latency_model_settings(objective, named, space, latency_model, latency_table, latency_target, latency_threads)
+    where = (latency.latency_table, latency.latency_target, latency.latency_threads)
+    latency_settings(objective, named, space, *where)
+    latency_model_settings(objective, named, space, latency.latency_model, *where)
     strategy_options = strategy_objectives(strategy, objective, strategy_options)
     if evaluator == "table" and "test_acc" in named:
         raise ArchsearchError(
@@ -94,13 +86,25 @@ def make_config(
         "evaluator_options": ev_options,
         "objective": objective.to_json(),
         "budget": {"trials": trials, "seconds": seconds},
-        "seed": seed,
-        "workers": workers,
-        "executor": _executor_settings(
-            executor, workers, trial_timeout, retries, ray_address, cpus_per_trial, gpus_per_trial
-        ),
+        "seed": run.seed,
+        "workers": run.workers,
+        "executor": run.executor_settings(),
         "multifidelity": _multifidelity_settings(multifidelity, evaluator, ev_options, metric),
     }
+
+
+def option_groups(given: dict[str, Any], where: str) -> tuple[SearchOptions, LatencyOptions]:
+    """The search's and the latency option groups made from ``given`` (a name of neither is an error naming the
+    names both take)."""
+    search_group, latency_group = options.group("search"), options.group("latency")
+    latency_names = options.names(latency_group)
+    unknown = sorted(set(given) - options.names(search_group) - latency_names)
+    if unknown:
+        allowed = sorted(options.names(search_group) | latency_names)
+        raise ArchsearchError(f"{where}: unknown option(s) {', '.join(unknown)} (allowed: {', '.join(allowed)})")
+    run = options.make(search_group, None, where, **{k: v for k, v in given.items() if k not in latency_names})
+    latency = options.make(latency_group, None, where, **{k: v for k, v in given.items() if k in latency_names})
+    return run, latency
 
 
 def _evaluator_settings(evaluator: str | None, options: dict[str, Any] | None, table: Any, signal: str, report: str,
@@ -138,28 +142,6 @@ def _multifidelity_settings(multifidelity: dict[str, Any] | None, evaluator: str
     }
     MultiFidelity(mf["kind"], mf["min"], mf["max"], mf["eta"], metric)  # validates
     return mf
-
-
-def _executor_settings(
-    executor: str, workers: int, trial_timeout: float | None, retries: int, ray_address: str | None,
-    cpus_per_trial: float, gpus_per_trial: float,
-) -> dict[str, Any]:
-    """Where trials run and their fault rules, checked."""
-    if workers < 1:
-        raise ArchsearchError(f"workers must be >= 1, got {workers}")
-    if executor not in EXECUTORS:
-        raise ArchsearchError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
-    if trial_timeout is not None and trial_timeout <= 0:
-        raise ArchsearchError(f"the trial timeout must be > 0 seconds, got {trial_timeout}")
-    if retries < 0 or cpus_per_trial <= 0 or gpus_per_trial < 0:
-        raise ArchsearchError(
-            f"retries >= 0, cpus per trial > 0 and gpus per trial >= 0 are needed, got {retries}, "
-            f"{cpus_per_trial}, {gpus_per_trial}"
-        )
-    if ray_address is not None and executor != "ray":
-        raise ArchsearchError("--ray-address needs --executor ray")
-    return {"kind": executor, "trial_timeout": trial_timeout, "retries": retries, "ray_address": ray_address,
-            "cpus_per_trial": cpus_per_trial, "gpus_per_trial": gpus_per_trial}  # fmt: skip
 
 
 def build_experiment(
@@ -213,9 +195,6 @@ def build_experiment(
     )
 
 
-EXECUTORS = ("process", "ray")
-
-
 def make_executor(config: dict[str, Any], evaluator: Any) -> Any:
     """The executor a config asks for: one process-pool worker without a timeout runs inline (same results, no
     process start-up); otherwise local worker processes, or Ray tasks."""
@@ -255,18 +234,22 @@ def resume_config(out: str | Path, evaluator: str | None = None, reading: bool =
         )
     if kind == "empty":
         raise ArchsearchError(f"{out}: the store holds no run (no config was recorded); start a new search there")
-    config = meta["config"]
+    config = dict(meta["config"])
     check_stored_evaluator(config, evaluator, str(out), reading)
-    return dict(config)
+    name = config["evaluator"]
+    if name in EVALUATORS and issubclass(EVALUATORS.get(name), TrainEvaluator):  # options recorded before a rename
+        config["evaluator_options"] = options.migrate(config.get("evaluator_options") or {}, "training")
+    return config
 
 
-def _check_option_names(options: dict[str, Any]) -> None:
+def _check_option_names(given: dict[str, Any]) -> None:
     """Refuse an option :func:`search` does not take, naming the ones it does (a TypeError otherwise)."""
-
-    allowed = set(inspect.signature(make_config).parameters) - {"space", "strategy", "dataset", "trials", "seconds"}
-    if "trials" in options:
+    allowed = set(inspect.signature(make_config).parameters) - {"space", "strategy", "dataset", "trials", "seconds",
+                                                                "settings"}  # fmt: skip
+    allowed |= options.names(options.group("search")) | options.names(options.group("latency"))
+    if "trials" in given:
         raise ArchsearchError("search() takes the number of trials as budget=N, not trials=")
-    unknown = sorted(set(options) - allowed)
+    unknown = sorted(set(given) - allowed)
     if unknown:
         raise ArchsearchError(f"search() got unknown option(s) {', '.join(unknown)} (it takes budget, seconds, "
                               f"{', '.join(sorted(allowed))})")  # fmt: skip

@@ -10,11 +10,12 @@ from typing import Any
 
 import torch
 
+from archsearch import options
 from archsearch.data import Data, as_data
 from archsearch.errors import ArchsearchError
 from archsearch.experiment import Budget, Experiment
 from archsearch.objectives import Objective
-from archsearch.oneshot import METHODS, SUPERNETS, OneShotConfig, Supernet
+from archsearch.oneshot import METHODS, SUPERNETS, OneShotConfig, Supernet, default_config
 from archsearch.oneshot.distributed import current_world
 from archsearch.oneshot.search import OneShotResult, SubnetworkSearch, run_oneshot
 from archsearch.spaces import Space, get_space
@@ -57,16 +58,22 @@ def oneshot(
     image_size: int | None = None,
     plots: bool = True,
     plot_edges: list[int] | None = None,
+    **settings: Any,
 ) -> OneShotResult:
     """Run one-shot ``method`` (a name in :data:`archsearch.oneshot.METHODS`) on ``space``'s supernet over
     ``dataset`` (anything :func:`archsearch.data.as_data` takes; ``subset``: a seeded subset of its training split),
     recording in ``run_dir``; see :func:`archsearch.oneshot.search.run_oneshot`. SPOS scores ``subnetwork_trials``
     sub-networks afterwards. A method that learns architecture weights gets, on the main process, PNG plots of
     their evolution (``plot_edges``: only these edges) and of the derived ops in ``run_dir`` (unless ``plots`` is
-    off), and the result says how far they separated."""
+    off), and the result says how far they separated. How it searches: ``config`` (default: the method's, see
+    :func:`archsearch.oneshot.default_config`) and/or its fields as keywords (``epochs=3, w_lr=0.05``), which win."""
+    if config is None:
+        config = default_config(method, **settings)
+    elif settings:
+        config = options.make(options.group("oneshot"), config, "oneshot()", **settings)
     data = as_data(dataset, data_dir, image_size=image_size)
     if subset:
-        data = data.with_train_subset(subset, seed=(config or OneShotConfig()).seed)
+        data = data.with_train_subset(subset, seed=config.seed)
     search = subnetwork_search(data, subnetwork_trials, device) if METHODS.get(method).searches_subnetworks else None
     result = run_oneshot(
         method,

@@ -4,10 +4,11 @@ batch size, learning rate, seed), and recording both in the run directory for it
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from archsearch import options
 from archsearch.data import as_data
 from archsearch.errors import ArchsearchError
 from archsearch.evaluators.train import scaled_build
@@ -21,6 +22,8 @@ from archsearch.trainer import EpochRecord, TrainConfig, TrainResult, train
 
 BASELINE = "the hand-designed baseline CNN"
 WINNER_WEIGHTS = "retrained_winner.pt"
+#: how a winner and the baseline are retrained unless told otherwise: 20 epochs, half an epoch of warm-up
+RETRAINING = TrainConfig(epochs=20, lr_warmup_epochs=0.5)
 
 
 @dataclass
@@ -61,17 +64,14 @@ def retrain(
     dataset: Any = None,
     space: str | Space[Any] | None = None,
     build: dict[str, Any] | None = None,
-    epochs: int = 20,
-    batch_size: int = 128,
-    lr: float = 0.05,
-    seed: int = 0,
-    device: str = "cpu",
+    config: TrainConfig | None = None,
     run_dir: str | Path | None = None,
     on_epoch: Callable[[str, EpochRecord], None] | None = None,
     on_model: Callable[[Retrained], None] | None = None,
     data_dir: str | Path | None = None,
     subset: int | None = None,
     image_size: int | None = None,
+    **training: Any,
 ) -> RetrainResult:
     """Train ``arch`` and the hand-designed baseline CNN from scratch on ``dataset``'s training split with the same
     settings, and report test accuracy. ``arch`` is a genotype, its text (as ``archsearch cost`` takes it), a
@@ -79,7 +79,11 @@ def retrain(
     the search's dataset unless ``dataset`` is given; a search of data held in memory needs it given again).
     ``dataset`` is anything :func:`archsearch.data.as_data` takes (default: digits). With ``run_dir``, both are
     recorded in its store for the report. ``subset``: a seeded subset (``seed``) of the training split;
-    ``image_size``: for a folder of images of mixed sizes."""
+    ``image_size``: for a folder of images of mixed sizes. How both train: ``config`` (default :data:`RETRAINING`)
+    and/or its fields as keyword arguments (``epochs=30, lr=0.1``), which win."""
+    config = replace(options.make(options.group("training"), config or RETRAINING, "retrain()", **training),
+                     evaluate_test=True)  # fmt: skip
+    seed, epochs = config.seed, config.epochs
     if names_directory(arch) or isinstance(arch, SearchResult):
         arch, space, build, dataset, data_dir, image_size = _searched(arch, space, build, dataset, data_dir,
                                                                       image_size)  # fmt: skip
@@ -92,10 +96,6 @@ def retrain(
         space_obj = get_space(space) if space is not None else get_space(arch.to_json()["space"])
         genotype = space_obj.validate(arch)
     c, size, _ = data.input_shape
-    config = TrainConfig(
-        epochs=epochs, batch_size=batch_size, lr=lr, warmup_epochs=0.5, augment=data.default_augment(),
-        evaluate_test=True, seed=seed, device=device,
-    )  # fmt: skip
     models = {
         "winner": (str(genotype), space_obj.build(genotype, c, data.num_classes, size, seed=seed, **(build or {}))),
         "baseline": (BASELINE, build_model("baseline", c, data.num_classes, seed=seed)),

@@ -1,10 +1,10 @@
-"""Helpers shared by the commands: output, argument types, reading architectures, build options."""
+"""Helpers shared by the commands: output, argument types (the number parsers live with the option groups, in
+:mod:`archsearch.options`), reading architectures, build options."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import sys
 from collections.abc import Iterator, Sequence
@@ -41,28 +41,6 @@ def input_shape(text: str) -> tuple[int, int, int]:
     if parts[1] != parts[2]:
         raise argparse.ArgumentTypeError(f"images must be square (H == W), got {text!r}")
     return parts  # type: ignore[return-value]
-
-
-def finite_float(text: str) -> float:
-    """Parse a finite number (``nan`` and ``inf`` are refused: no option means them)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    """Parse an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _is_file(text: str) -> bool:

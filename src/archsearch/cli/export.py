@@ -6,9 +6,10 @@ import argparse
 from typing import Any
 
 from archsearch import api
-from archsearch.cli.common import build_options, emit, finite_float, input_shape, positive_int, read_archs
+from archsearch.cli.common import build_options, emit, input_shape, read_archs
 from archsearch.errors import ArchsearchError
 from archsearch.export.formats import FORMATS, describe
+from archsearch.options import finite_float, positive_int
 from archsearch.rundir import names_directory
 from archsearch.spaces import SPACES
 

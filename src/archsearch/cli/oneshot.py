@@ -9,14 +9,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from archsearch import api
+from archsearch import api, options
 from archsearch.api import oneshot_search, retraining
-from archsearch.cli.common import emit, finite_float, positive_int
-from archsearch.cli.options import NOT_OPTIONS, default_of, flag, option_actions, take_recorded
+from archsearch.cli.common import emit
+from archsearch.cli.options import NOT_OPTIONS, default_of, flag, given_with_config, option_actions, take_recorded
 from archsearch.errors import ArchsearchError
-from archsearch.oneshot import METHODS, SUPERNETS, OneShotConfig, build_supernet, default_config
+from archsearch.oneshot import METHODS, SUPERNETS, build_supernet, default_config
 from archsearch.oneshot.darts import Darts
-from archsearch.oneshot.spos import PATH_SAMPLING
+from archsearch.options import finite_float, positive_int
 from archsearch.rundir import describe
 from archsearch.spaces import DartsSpace
 
@@ -30,15 +30,7 @@ def _supernet_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    overrides: dict[str, Any] = {
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "w_lr": args.w_lr,
-        "alpha_lr": args.alpha_lr,
-        "warmup_epochs": args.warmup_epochs,
-        "path_sampling": args.path_sampling,
-        "seed": args.seed,
-    }
+    overrides = options.values(options.group("oneshot"), args)
     if args.no_collapse_control:
         overrides.update(skip_penalty=0.0, max_skips=None)
     if args.skip_penalty is not None:
@@ -95,7 +87,7 @@ def cmd_oneshot(args: argparse.Namespace) -> None:
     ``torchrun --nproc_per_node N`` the search is data-parallel; rank 0 prints, plots and retrains."""
     from archsearch.oneshot.distributed import init_from_env
 
-    given = set(getattr(args, "given", set()))
+    given = given_with_config(args, ("oneshot",))
     if args.resume:
         _take_run_settings(args, given)
     _check_options(args, given)
@@ -143,7 +135,8 @@ def _take_run_settings(args: argparse.Namespace, given: set[str]) -> None:
     if kind != "oneshot":
         what = {"nothing": "nothing", "empty": "an empty store", "search": "a multi-trial search"}[kind]
         raise ArchsearchError(f"{args.out}: no one-shot search to resume (it holds {what})")
-    take_recorded(args, given, (meta.get("oneshot") or {}).get("cli_options") or {}, ONESHOT_RESUMABLE, args.out)
+    recorded = options.migrate((meta.get("oneshot") or {}).get("cli_options") or {}, "oneshot")
+    take_recorded(args, given, recorded, ONESHOT_RESUMABLE, args.out)
 
 
 def _oneshot(args: argparse.Namespace, world: Any, device: str) -> None:
@@ -218,8 +211,6 @@ def _oneshot_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="folder holding the dataset files (default: $ARCHSEARCH_DATA)")
     p.add_argument("--subset", type=positive_int, help="search on a seeded random subset of N training examples")
     p.add_argument("--image-size", type=positive_int, help="resize the images of an image folder to N x N")
-    p.add_argument("--epochs", type=positive_int, default=default_of(OneShotConfig, "epochs"))
-    p.add_argument("--batch-size", type=positive_int, default=default_of(OneShotConfig, "batch_size"))
     p.add_argument(
         "--channels",
         type=positive_int,
@@ -235,14 +226,6 @@ def _oneshot_arguments(p: argparse.ArgumentParser) -> None:
         ),
     )
     p.add_argument("--partial", type=positive_int, help="PC-DARTS partial-channel K (pcdarts default 4)")
-    p.add_argument("--w-lr", type=finite_float, default=default_of(OneShotConfig, "w_lr"))
-    p.add_argument("--alpha-lr", type=finite_float, default=default_of(OneShotConfig, "alpha_lr"))
-    p.add_argument(
-        "--warmup-epochs",
-        type=int,
-        default=default_of(OneShotConfig, "warmup_epochs"),
-        help="epochs of weight training before alpha steps",
-    )
     p.add_argument("--skip-penalty", type=finite_float,
                    help="weight of the skip-connection penalty (darts default 0.1)")
     p.add_argument("--max-skips", type=int, help="stop when the normal cell derives more skips (darts default 2)")
@@ -253,17 +236,12 @@ def _oneshot_arguments(p: argparse.ArgumentParser) -> None:
         default=default_of(oneshot_search.oneshot, "subnetwork_trials"),
         help="SPOS: sub-networks the evolution scores",
     )
-    p.add_argument(
-        "--path-sampling",
-        choices=PATH_SAMPLING,
-        default=default_of(OneShotConfig, "path_sampling"),
-        help="SPOS: fair (FairNAS: every op of every edge trained once per step) or uniform (one path)",
-    )
     p.add_argument("--plot-edges", help="comma-separated edge indices for the alpha plots (default: all)")
     p.add_argument("--out", required=True, help="run directory (checkpoint, store, plots)")
     p.add_argument("--resume", action="store_true", help="continue the search in --out from its last epoch")
+    p.add_argument("--config", metavar="FILE.toml", help="a TOML file of these options (the command line wins)")
     p.add_argument("--retrain", action="store_true", help="train the derived genotype beside the baseline")
-    p.add_argument("--retrain-epochs", type=positive_int, default=default_of(retraining.retrain, "epochs"))
+    p.add_argument("--retrain-epochs", type=positive_int, default=retraining.RETRAINING.epochs)
     p.add_argument("--retrain-channels", type=positive_int, help="channels of the retrained network")
     p.add_argument("--retrain-cells", type=positive_int, help="cells of the retrained network")
     p.add_argument(
@@ -271,7 +249,8 @@ def _oneshot_arguments(p: argparse.ArgumentParser) -> None:
         type=positive_int,
         help="retrain on a seeded random subset of N training examples (default: the data the search used)",
     )
-    p.add_argument("--lr", type=finite_float, default=default_of(retraining.retrain, "lr"),
-                   help="retraining learning rate")
+    p.add_argument(
+        "--lr", type=finite_float, default=retraining.RETRAINING.lr, help="retraining learning rate"
+    )
     p.add_argument("--device", default=default_of(oneshot_search.oneshot, "device"))
-    p.add_argument("--seed", type=int, default=default_of(OneShotConfig, "seed"))
+    options.add_arguments(p, options.group("oneshot"))

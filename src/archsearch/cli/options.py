@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from archsearch import options
 from archsearch.errors import ArchsearchError
 
 if sys.version_info >= (3, 11):
@@ -38,11 +39,13 @@ def _subparsers(parser: argparse.ArgumentParser) -> Iterable[argparse.ArgumentPa
 
 def option_actions(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
     """The parser's options by dest, without the ones that are not settings of a run."""
-    return {a.dest: a for a in parser._actions if a.dest not in NOT_OPTIONS and a.option_strings}
+    return {a.dest: a for a in parser._actions
+            if a.dest not in NOT_OPTIONS and a.option_strings and a.help != argparse.SUPPRESS}  # fmt: skip
 
 
 def flag(dest: str) -> str:
-    return "--" + dest.replace("_", "-")
+    """The flag of option ``dest`` as the command line shows it."""
+    return options.flag_of(dest)
 
 
 def take_recorded(args: argparse.Namespace, given: set[str], recorded: dict[str, Any], resumable: Iterable[str],
@@ -62,14 +65,17 @@ def take_recorded(args: argparse.Namespace, given: set[str], recorded: dict[str,
             setattr(args, dest, value)
 
 
-def apply_config_file(args: argparse.Namespace, parser: argparse.ArgumentParser, given: set[str]) -> set[str]:
+def apply_config_file(args: argparse.Namespace, parser: argparse.ArgumentParser, given: set[str],
+                      groups: tuple[str, ...] = ("training",)) -> set[str]:  # fmt: skip
     """Fill ``args`` from ``--config FILE.toml`` where the command line named nothing; each value passes the same
-    checks as on the command line (type, choices). Returns the keys the file set."""
+    checks as on the command line (type, choices); keys renamed since are read under their new names (the option
+    ``groups`` of the command say which). Returns the keys the file set."""
     path = Path(args.config)
     try:
         values = tomllib.loads(path.read_text())
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ArchsearchError(f"{path}: cannot read the config ({exc})") from None
+    values = options.migrate(values, *groups)  # keys of a file written before a rename
     actions = option_actions(parser)
     unknown = sorted(set(values) - set(actions))
     if unknown:
@@ -86,6 +92,18 @@ def apply_config_file(args: argparse.Namespace, parser: argparse.ArgumentParser,
         setattr(args, key, _convert(path, key, value, actions[key]))
         set_keys.add(key)
     return set_keys
+
+
+def given_with_config(args: argparse.Namespace, groups: tuple[str, ...]) -> set[str]:
+    """The options the user gave, with those of ``--config FILE.toml`` (which fills ``args`` where the command line
+    named nothing; ``groups``: the option groups of the command, for keys renamed since)."""
+    given = set(getattr(args, "given", set()))
+    if getattr(args, "config", None):
+        from archsearch.cli import build_parser
+
+        parser = build_parser()._subparsers._group_actions[0].choices[args.command]  # type: ignore[union-attr]
+        given |= apply_config_file(args, parser, given, groups)
+    return given
 
 
 def _convert(path: Path, key: str, value: Any, action: argparse.Action) -> Any:

@@ -7,8 +7,9 @@ import argparse
 from typing import Any
 
 from archsearch import api
-from archsearch.cli.common import emit, finite_float, read_archs
+from archsearch.cli.common import emit, read_archs
 from archsearch.errors import ArchsearchError
+from archsearch.options import finite_float
 from archsearch.spaces import SPACES
 
 

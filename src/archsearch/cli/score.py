@@ -8,8 +8,9 @@ import sys
 from typing import Any
 
 from archsearch import api
-from archsearch.cli.common import build_options, emit, finite_float, input_shape, positive_int, read_archs
+from archsearch.cli.common import build_options, emit, input_shape, read_archs
 from archsearch.evaluators.zero_cost import PROXIES
+from archsearch.options import finite_float, positive_int
 from archsearch.spaces import SPACES
 
 

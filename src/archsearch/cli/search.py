@@ -10,19 +10,19 @@ from pathlib import Path
 from typing import Any
 
 from archsearch import api
-from archsearch.cli.common import emit, positive_int, visible
-from archsearch.cli.options import apply_config_file
+from archsearch.cli.common import emit, visible
+from archsearch.cli.options import given_with_config
 from archsearch.cli.search_options import (
     check_search_options,
     key_values,
     resume_search,
     search_arguments,
     search_kwargs,
-    search_parser,
 )
 from archsearch.errors import ArchsearchError
 from archsearch.experiment import Experiment
 from archsearch.objectives import Objective
+from archsearch.options import positive_int
 from archsearch.run_summary import SearchResult
 from archsearch.spaces import DEFAULT_SPACE, SPACES
 from archsearch.trial import Trial
@@ -150,9 +150,7 @@ def _no_winner(result: SearchResult) -> str | None:
 
 def cmd_search(args: argparse.Namespace) -> None:
     """Run (or resume) a search and print the best architectures; with --retrain, retrain the winner."""
-    given = set(getattr(args, "given", set()))
-    if args.config:
-        given |= apply_config_file(args, search_parser(), given)
+    given = given_with_config(args, ("training",))
     if "export_dir" in given and not args.export:
         raise ArchsearchError("--export-dir says where --export writes; it needs --export FORMAT")
     if args.resume:

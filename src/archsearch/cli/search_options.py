@@ -8,12 +8,13 @@ import argparse
 import json
 from typing import Any
 
-from archsearch.api import RESUME_CHANGES, multitrial, resume_config, retraining, with_resumable_changes
-from archsearch.cli.common import finite_float, positive_int
+from archsearch import options
+from archsearch.api import RESUME_CHANGES, resume_config, retraining, with_resumable_changes
 from archsearch.cli.options import NOT_OPTIONS, default_of, flag, option_actions, refuse_unused, take_recorded
-from archsearch.cli.train import add_training_arguments
+from archsearch.cli.train import add_training_arguments, training_config
 from archsearch.errors import ArchsearchError
 from archsearch.export.formats import FORMATS
+from archsearch.options import finite_float, positive_int
 from archsearch.spaces import DEFAULT_SPACE, SPACES
 from archsearch.strategies import STRATEGIES
 
@@ -28,26 +29,25 @@ RESUMABLE = frozenset(
 DATA = {"dataset", "data_dir", "subset", "image_size"}
 RETRAIN_DATA = {"dataset", "data_dir", "image_size", "batch_size", "lr", "device"}  # what --retrain reads
 BUILD = {"channels", "cells", "width"}
-TRAINING = {
-    "epochs", "batch_size", "optimizer", "lr", "weight_decay", "warmup", "label_smoothing", "drop_path", "cutout",
-    "no_augment", "patience", "max_seconds", "compile", "device",
-}  # fmt: skip
+#: options of the search group that act only in some settings (a table; Ray; several workers or a timeout)
+ONLY_SOME = {"table_signal", "table_report", "ray_address", "cpus_per_trial", "gpus_per_trial", "retries"}
+#: options every search reads, besides the search and latency option groups
 ALWAYS = {
-    "space", "strategy", "strategy_option", "evaluator", "table", "trials", "time", "out", "seed", "workers",
-    "executor", "trial_timeout", "constraint", "objectives", "metric", "retrain", "top", "progress", "fidelity",
-    "export", "export_dir", "latency_table", "latency_target", "latency_threads", "latency_model",
+    "space", "strategy", "strategy_option", "evaluator", "table", "trials", "time", "out", "constraint", "retrain",
+    "top", "progress", "fidelity", "export", "export_dir",
 }  # fmt: skip
 
 
 def _used_options(args: argparse.Namespace) -> tuple[set[str], str]:
     """The options some part of this search reads, and what the search is (for the message about the rest)."""
-    used = set(ALWAYS)
+    groups = options.names(options.group("search")) | options.names(options.group("latency"))
+    used = ALWAYS | groups - ONLY_SOME  # those act in the settings below
     evaluator = args.evaluator or "train"
     if args.table:
         used |= {"table_signal", "table_report"}
         what = "with --table (a tabular benchmark trains no network)"
     elif evaluator in ("train", "proxy"):
-        used |= DATA | BUILD | TRAINING
+        used |= DATA | BUILD | options.names(options.group("training"), cli_only=True)
         what = f"with the {evaluator} evaluator"
     elif evaluator == "zero_cost":
         used |= {"dataset", "data_dir", "image_size", "batch_size", "channels", "cells", "device", "proxy"}
@@ -75,8 +75,8 @@ def check_search_options(args: argparse.Namespace, given: set[str]) -> None:
             "--retrain after a --table search: a tabular benchmark holds no data to retrain on; give --dataset "
             "(and --data-dir) to retrain the winner on a dataset you have"
         )
-    if args.no_augment and args.cutout:
-        raise ArchsearchError("--cutout is an augmentation; it cannot go with --no-augment")
+    if not args.table and (args.evaluator or "train") in ("train", "proxy"):
+        training_config(args)  # the training options checked together before anything starts
 
 
 def run_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -110,7 +110,7 @@ def resume_search(args: argparse.Namespace, given: set[str]) -> dict[str, Any]:
             raise ArchsearchError(
                 "--retrain after a --table search: a tabular benchmark holds no data to retrain on; give --dataset"
             )
-    take_recorded(args, given, recorded, RESUMABLE, args.out)
+    take_recorded(args, given, options.migrate(recorded, "training"), RESUMABLE, args.out)
     changes = {d: getattr(args, d) for d in given & RESUMABLE if d in ("trials", "time", *RESUME_CHANGES)}
     with_resumable_changes(config, trials=changes.get("trials"), seconds=changes.get("time"))  # checks the budget
     if not args.json:
@@ -132,15 +132,10 @@ def resume_search(args: argparse.Namespace, given: set[str]) -> dict[str, Any]:
 def search_kwargs(args: argparse.Namespace, given: set[str]) -> dict[str, Any]:
     """The arguments of :func:`archsearch.search` that the command line's options make."""
     return {
+        **options.values(options.group("search"), args), **options.values(options.group("latency"), args),
         "space": args.space, "strategy": args.strategy, "dataset": args.dataset, "evaluator": args.evaluator,
-        "table": args.table, "table_signal": args.table_signal, "table_report": args.table_report,
-        "budget": args.trials, "seconds": args.time, "out": args.out, "metric": args.metric,
-        "constraints": args.constraint or (), "objectives": args.objectives or "", "seed": args.seed,
-        "latency_table": args.latency_table, "latency_target": args.latency_target,
-        "latency_threads": args.latency_threads, "latency_model": args.latency_model,
-        "workers": args.workers, "executor": args.executor, "trial_timeout": args.trial_timeout,
-        "retries": args.retries, "ray_address": args.ray_address, "cpus_per_trial": args.cpus_per_trial,
-        "gpus_per_trial": args.gpus_per_trial,
+        "table": args.table, "budget": args.trials, "seconds": args.time, "out": args.out,
+        "constraints": args.constraint or (),
         "evaluator_options": None if args.table else evaluator_options(args, given),
         "strategy_options": key_values(args.strategy_option or []), "multifidelity": multifidelity_options(args),
         "record": run_options(args),
@@ -164,32 +159,16 @@ def evaluator_options(args: argparse.Namespace, given: set[str] | frozenset[str]
             "build": build,
             "device": args.device,
         }
-    options: dict[str, Any] = {
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "patience": args.patience,
-        "data_dir": args.data_dir,
-        "image_size": args.image_size,
-        "build": build,
-        "device": args.device,
-        "optimizer": args.optimizer,
-        "weight_decay": args.weight_decay,
-        "warmup_epochs": args.warmup,
-        "label_smoothing": args.label_smoothing,
-        "drop_path": args.drop_path,
-        "augment": not args.no_augment,
-        "cutout": args.cutout,
-        "max_seconds": args.max_seconds,
-        "compile": args.compile,
-    }
+    training = options.values(options.group("training"), args)
+    del training["seed"]  # the search's seed, which the evaluator is given with it
+    options_: dict[str, Any] = {**training, "data_dir": args.data_dir, "image_size": args.image_size, "build": build}
     if args.subset is not None:
-        options["subset"] = args.subset
+        options_["subset"] = args.subset
     if args.width is not None:
-        options["width"] = args.width
+        options_["width"] = args.width
     if args.evaluator == "proxy" and "epochs" not in given and not args.fidelity:  # --fidelity: max is --epochs
-        del options["epochs"]  # the search's default of 5 is not a choice the user made
-    return options
+        del options_["epochs"]  # the search's default of 5 is not a choice the user made
+    return options_
 
 
 def multifidelity_options(args: argparse.Namespace) -> dict[str, Any] | None:
@@ -227,11 +206,14 @@ def search_arguments(p: argparse.ArgumentParser) -> None:
     _budget_and_executor(p)
     _objective(p)
     _networks_and_outputs(p)
-    add_training_arguments(p)
+    options.add_arguments(p, options.group("search"))
+    options.add_arguments(p, options.group("latency"))
     from archsearch.evaluators import TrainEvaluator
 
-    # a search's trials train briefly with early stopping: the train evaluator's own defaults
-    p.set_defaults(epochs=default_of(TrainEvaluator, "epochs"), patience=default_of(TrainEvaluator, "patience"))
+    # a search's trials train briefly with early stopping: the train evaluator's own defaults; the seed is the
+    # search's, which its trials are given
+    add_training_arguments(p, {name: default_of(TrainEvaluator, name) for name in ("epochs", "patience")},
+                           skip={"seed"})  # fmt: skip
 
 
 def _what_is_searched(p: argparse.ArgumentParser) -> None:
@@ -269,16 +251,6 @@ def _what_is_searched(p: argparse.ArgumentParser) -> None:
                    help="search a tabular benchmark CSV (an arch column of the space's genotype texts); repeat to "
                    "join further tables on the architecture (e.g. device latencies), whose columns can then be "
                    "objectives and constraints")  # fmt: skip
-    p.add_argument(
-        "--table-signal",
-        default=default_of(multitrial.make_config, "table_signal"),
-        help="the table's column the search maximises (default NB201's valid_acc_12ep)",
-    )
-    p.add_argument(
-        "--table-report",
-        default=default_of(multitrial.make_config, "table_report"),
-        help="the table's column reported for the winner, never searched (default test_acc_200ep)",
-    )
 
 
 def _budget_and_executor(p: argparse.ArgumentParser) -> None:
@@ -286,40 +258,10 @@ def _budget_and_executor(p: argparse.ArgumentParser) -> None:
     p.add_argument("--time", type=finite_float, help="wall-clock budget in seconds")
     p.add_argument("--out", default="runs/search", help="run directory (the store lives here)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--workers", type=positive_int, default=1, help="trials in flight (worker processes or Ray tasks)")
-    p.add_argument(
-        "--executor",
-        choices=["process", "ray"],
-        default="process",
-        help="where trials run: local worker processes (default) or Ray tasks on a local or running cluster",
-    )
-    p.add_argument("--ray-address", help="join a running Ray cluster (auto or HOST:PORT); default: start a local one")
-    p.add_argument("--cpus-per-trial", type=finite_float, default=1.0,
-                   help="Ray resources of one trial (default 1 CPU)")
-    p.add_argument("--gpus-per-trial", type=finite_float, default=0.0, help="Ray GPUs of one trial (default 0)")
-    p.add_argument("--trial-timeout", type=finite_float,
-                   help="seconds after which a trial is stopped and recorded failed")
-    p.add_argument("--retries", type=int, default=2, help="re-runs of a trial whose worker process died (default 2)")
 
 
 def _objective(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--metric", default="val_acc")
     p.add_argument("--constraint", action="append", help="a limit checked before training, e.g. params<=1M")
-    p.add_argument("--objectives", help="several objectives for a Pareto front, e.g. val_acc,params; a table's "
-                   "column with its direction, e.g. val_acc,pixel3_ms:min")
-    p.add_argument(
-        "--latency-table",
-        metavar="FILE.json",
-        help="predict latency_ms with this table (archsearch latency-table) instead of measuring it",
-    )
-    p.add_argument(
-        "--latency-target",
-        choices=("eager", "torchscript", "onnxruntime"),
-        help="where latency_ms is measured (default eager; a table's own target)",
-    )
-    p.add_argument("--latency-threads", type=positive_int, default=1, help="threads when measuring latency_ms")
-    p.add_argument("--latency-model", metavar="FILE.json",
-                   help="predict latency_ms with a device model (archsearch latency-model fit) instead of measuring")
 
 
 def _networks_and_outputs(p: argparse.ArgumentParser) -> None:
@@ -327,10 +269,9 @@ def _networks_and_outputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cells", type=positive_int)
     p.add_argument("--width", type=finite_float, help="channel multiplier of the evaluated networks")
     p.add_argument("--retrain", action="store_true", help="train the winner at full budget beside the baseline")
-    p.add_argument("--retrain-epochs", type=positive_int, default=default_of(retraining.retrain, "epochs"))
+    p.add_argument("--retrain-epochs", type=positive_int, default=retraining.RETRAINING.epochs)
     p.add_argument("--top", type=positive_int, default=5)
     p.add_argument("--export", choices=FORMATS, help="at the end, export the winner (retrained when --retrain) so")
     p.add_argument("--export-dir", help="where --export writes (default OUT/export)")
     p.add_argument("--config", help="a TOML file with any of these options")
     p.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is not a tty")
-

@@ -5,19 +5,21 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from archsearch import api
+from archsearch import api, options
 from archsearch.api import training
-from archsearch.cli.common import build_options, emit, finite_float, positive_int, read_archs
-from archsearch.cli.options import default_of
+from archsearch.cli.common import build_options, emit, read_archs
+from archsearch.cli.options import default_of, given_with_config
 from archsearch.data import DATASETS
 from archsearch.errors import ArchsearchError
 from archsearch.nn.baseline import MODELS
+from archsearch.options import finite_float, positive_int
 from archsearch.spaces import SPACES
-from archsearch.trainer import OPTIMIZERS, EpochRecord
+from archsearch.trainer import EpochRecord, TrainConfig
 
 
 def cmd_train(args: argparse.Namespace) -> None:
     """Train a genotype or ``--model baseline`` and print its result record."""
+    given_with_config(args, ("training",))
     if (args.model is None) == (not args.arch):
         raise ArchsearchError("give one architecture (ARCH) or --model NAME, not both or neither")
     arch = None
@@ -38,11 +40,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     build = {k: v for k, v in build_options(args).items() if v is not None}
     result = api.train(
         arch, model=args.model, space=args.space, dataset=args.dataset, data_dir=args.data_dir, subset=args.subset,
-        image_size=args.image_size, build=build, epochs=args.epochs, batch_size=args.batch_size,
-        optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, warmup=args.warmup,
-        label_smoothing=args.label_smoothing, drop_path=args.drop_path, cutout=args.cutout,
-        augment=not args.no_augment, patience=args.patience, max_seconds=args.max_seconds, compile=args.compile,
-        device=args.device, seed=args.seed, save=args.save, on_epoch=progress,
+        image_size=args.image_size, build=build, config=training_config(args), save=args.save, on_epoch=progress,
     )  # fmt: skip
     test = "-" if result.test_acc is None else f"{result.test_acc:.2f}%"
     text = (
@@ -56,43 +54,28 @@ def cmd_train(args: argparse.Namespace) -> None:
         raise ArchsearchError(result.message or result.status)
 
 
-def add_training_arguments(p: argparse.ArgumentParser) -> None:
-    """Dataset and trainer options shared by the commands that train."""
-    p.add_argument(
-        "--dataset",
-        default=default_of(training.train, "dataset"),
-        help=f"{', '.join(DATASETS)} or a folder of images per class",
-    )
+def training_config(args: argparse.Namespace) -> TrainConfig:
+    """The training options of the command line, as the trainer takes them."""
+    group = options.group("training")
+    return options.make(group, **options.values(group, args))  # type: ignore[no-any-return]
+
+
+def add_data_arguments(p: argparse.ArgumentParser, dataset: str = default_of(training.train, "dataset")) -> None:
+    """Where the data comes from: the dataset, its folder, a subset and the image size."""
+    p.add_argument("--dataset", default=dataset, help=f"{', '.join(DATASETS)} or a folder of images per class")
     p.add_argument("--data-dir", help="folder holding the dataset files (default: $ARCHSEARCH_DATA)")
     p.add_argument("--subset", type=positive_int, help="train on a seeded random subset of N examples")
     p.add_argument(
         "--image-size", type=positive_int, help="resize the images of an image folder to N x N (mixed sizes need it)"
     )
-    p.add_argument("--epochs", type=positive_int, default=default_of(training.train, "epochs"))
-    p.add_argument("--batch-size", type=positive_int, default=default_of(training.train, "batch_size"))
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default=default_of(training.train, "optimizer"))
-    p.add_argument("--lr", type=finite_float, default=default_of(training.train, "lr"))
-    p.add_argument("--weight-decay", type=finite_float, default=default_of(training.train, "weight_decay"))
-    p.add_argument(
-        "--warmup",
-        type=finite_float,
-        default=default_of(training.train, "warmup"),
-        help="warm-up epochs (linear), then cosine decay",
-    )
-    p.add_argument("--label-smoothing", type=finite_float, default=default_of(training.train, "label_smoothing"))
-    p.add_argument(
-        "--drop-path",
-        type=finite_float,
-        default=default_of(training.train, "drop_path"),
-        help="final drop-path probability (darts)",
-    )
-    p.add_argument("--cutout", type=int, default=default_of(training.train, "cutout"), help="cutout size (0: off)")
-    p.add_argument("--no-augment", action="store_true", help="no random crop / flip")
-    p.add_argument("--patience", type=positive_int, help="stop after N epochs without validation gain")
-    p.add_argument("--max-seconds", type=finite_float, help="stop after the epoch that passes this many seconds")
-    p.add_argument("--compile", action="store_true", help="torch.compile the network")
-    p.add_argument("--device", default=default_of(training.train, "device"))
-    p.add_argument("--seed", type=int, default=default_of(training.train, "seed"))
+
+
+def add_training_arguments(p: argparse.ArgumentParser, defaults: dict[str, Any] | None = None,
+                           skip: frozenset[str] | set[str] = frozenset()) -> None:  # fmt: skip
+    """Dataset options and the training option group (every field of :class:`~archsearch.trainer.TrainConfig`
+    that the command line offers, but ``skip``), shared by the commands that train."""
+    add_data_arguments(p)
+    options.add_arguments(p, options.group("training"), defaults, skip)
 
 
 def add_train_command(command: Any) -> None:
@@ -106,4 +89,5 @@ def add_train_command(command: Any) -> None:
     p.add_argument("--width", type=finite_float)
     p.add_argument("--auxiliary", action="store_true", help="darts: train with the auxiliary head")
     p.add_argument("--save", metavar="DIR", help="write model.pt (weights) and record.json here")
+    p.add_argument("--config", metavar="FILE.toml", help="a TOML file of these options (the command line wins)")
     add_training_arguments(p)

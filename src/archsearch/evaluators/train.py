@@ -6,11 +6,13 @@ The proxy evaluator is the same with cheaper named knobs: ``subset`` (training e
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from torch import nn
 
+from archsearch import options
 from archsearch.data import Data, load_dataset
 from archsearch.errors import ArchsearchError
 from archsearch.evaluators.base import Evaluator
@@ -33,7 +35,9 @@ def scaled_build(space: Space[Any], build: dict[str, Any] | None, width: float =
 
 
 class TrainEvaluator(Evaluator):
-    """Train each genotype for ``epochs`` (``fidelity`` overrides it) and report ``val_acc`` and costs."""
+    """Train each genotype for ``epochs`` (``fidelity`` overrides it) and report ``val_acc`` and costs;
+    ``train_options`` are further fields of :class:`~archsearch.trainer.TrainConfig` (``optimizer``, ``augment``,
+    ``cutout``, ...)."""
 
     name = "train"
 
@@ -49,8 +53,6 @@ class TrainEvaluator(Evaluator):
         subset: int | None = None,
         width: float = 1.0,
         build: dict[str, Any] | None = None,
-        augment: bool = True,
-        cutout: int = 0,
         image_size: int | None = None,
         device: str = "cpu",
         seed: int = 0,
@@ -65,16 +67,10 @@ class TrainEvaluator(Evaluator):
         self.build_options = scaled_build(self.space, build, width)
         self.epochs, self.seed = epochs, seed
         self.max_fidelity = float(epochs)
-        self.config = TrainConfig(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            patience=patience,
-            device=device,
-            augment=self.data.default_augment(cutout=cutout) if augment else None,
-            seed=seed,
-            **train_options,
-        )
+        self.config: TrainConfig = options.make(
+            options.group("training"), None, f"the {self.name} evaluator", epochs=epochs, batch_size=batch_size,
+            lr=lr, patience=patience, device=device, seed=seed, **train_options,
+        )  # fmt: skip
 
     def network(self, genotype: Any, seed: int | None = None) -> tuple[nn.Module, tuple[int, int, int]]:
         """The network this evaluator trains for ``genotype``, and its input shape."""
@@ -86,7 +82,7 @@ class TrainEvaluator(Evaluator):
         trial_seed = self.seed if seed is None else seed
         model, _ = self.network(genotype, seed=trial_seed)
         epochs = self.epochs if fidelity is None else max(1, round(fidelity))
-        config = TrainConfig(**{**vars(self.config), "epochs": epochs, "seed": trial_seed})
+        config = replace(self.config, epochs=epochs, seed=trial_seed)
         result = train(model, self.data, config)
         if not result.ok:
             raise ArchsearchError(result.message)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from archsearch import options
 from archsearch.oneshot.base import OneShotConfig, OneShotMethod
 from archsearch.oneshot.darts import Darts
 from archsearch.oneshot.darts2 import DartsSecondOrder
@@ -28,7 +29,8 @@ def default_config(method: str, **overrides: Any) -> OneShotConfig:
     """The config ``method`` runs with by default: with its class's ``collapse_control`` on, a skip penalty of 0.1
     and a stop at more than 2 skip connections in the normal cell; ``overrides`` win."""
     base: dict[str, Any] = {"skip_penalty": 0.1, "max_skips": 2} if METHODS.get(method).collapse_control else {}
-    return OneShotConfig(**{**base, **overrides})
+    config: OneShotConfig = options.make(options.group("oneshot"), None, f"the {method} config", **base, **overrides)
+    return config
 
 
 __all__ = ["METHODS", "SUPERNETS", "OneShotConfig", "OneShotMethod", "Supernet", "build_supernet", "default_config"]

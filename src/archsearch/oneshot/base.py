@@ -17,37 +17,47 @@ from torch import nn
 
 from archsearch.oneshot.distributed import current_world, wrap
 from archsearch.oneshot.supernets import Supernet
+from archsearch.options import internal, option, positive_int, register
 from archsearch.spaces import Space
 
+#: how SPOS samples the paths it trains (see OneShotConfig.path_sampling)
+PATH_SAMPLING = ("fair", "uniform")
 
+
+@register("oneshot")
 @dataclass
 class OneShotConfig:
-    """Hyperparameters of a one-shot search (DARTS's defaults where they apply)."""
+    """Hyperparameters of a one-shot search (DARTS's defaults where they apply): the one-shot option group
+    (:mod:`archsearch.options`), so each field with help text is also a flag of ``archsearch oneshot``."""
 
-    epochs: int = 50
-    batch_size: int = 64
-    w_lr: float = 0.025
-    w_lr_min: float = 0.001
-    w_momentum: float = 0.9
-    w_weight_decay: float = 3e-4
-    grad_clip: float = 5.0
-    alpha_lr: float = 3e-4
-    alpha_weight_decay: float = 1e-3
+    epochs: int = option(50, "search epochs", parse=positive_int)
+    batch_size: int = option(64, "batch size (each step takes one training and one validation batch)",
+                             parse=positive_int)  # fmt: skip
+    w_lr: float = option(0.025, "learning rate of the supernet's weights (cosine to w_lr_min)")
+    w_lr_min: float = internal(0.001)
+    w_momentum: float = internal(0.9)
+    w_weight_decay: float = internal(3e-4)
+    grad_clip: float = internal(5.0)
+    alpha_lr: float = option(3e-4, "learning rate of the architecture weights (Adam)")
+    alpha_weight_decay: float = internal(1e-3)
     # collapse control (DARTS): a differentiable penalty on skip-connection weight in the normal cell, and a stop
-    # when the derived normal cell holds more than ``max_skips`` skip connections
-    skip_penalty: float = 0.0
-    max_skips: int | None = None
+    # when the derived normal cell holds more than ``max_skips`` skip connections (flags of their own: their
+    # defaults are the method's)
+    skip_penalty: float = internal(0.0)
+    max_skips: int | None = internal(None)
     # GDAS's temperature schedule
-    tau_max: float = 10.0
-    tau_min: float = 0.1
-    warmup_epochs: int = 0  # epochs of weight training only before architecture steps begin
+    tau_max: float = internal(10.0)
+    tau_min: float = internal(0.1)
+    weights_only_epochs: int = option(0, "epochs of weight training only, before architecture steps begin",
+                                      old_flags=("--warmup-epochs",))  # fmt: skip
     # second-order DARTS: the finite-difference radius r of the Hessian-vector product (eps = r / |v|)
-    fd_radius: float = 0.01
+    fd_radius: float = internal(0.01)
     # SPOS's path sampling: "fair" (FairNAS's strict fairness: each step trains as many paths as the widest
     # decision has choices, every choice of every decision exactly once, gradients summed before one update) or
     # "uniform" (one uniformly sampled path per step, the original SPOS)
-    path_sampling: str = "fair"
-    seed: int = 0
+    path_sampling: str = option("fair", "SPOS: fair (FairNAS: every op of every edge trained once per step) or "
+                                "uniform (one path)", choices=PATH_SAMPLING)  # fmt: skip
+    seed: int = option(0, "random seed")
 
 
 @dataclass

@@ -42,7 +42,7 @@ class Darts(OneShotMethod):
 
     def step(self, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor) -> StepResult:
         val_loss = val_correct = None
-        if self.epoch >= self.config.warmup_epochs:
+        if self.epoch >= self.config.weights_only_epochs:
             assert self.a_optimizer is not None
             self.a_optimizer.zero_grad(set_to_none=True)
             if self.second_order:

@@ -39,7 +39,7 @@ class Gdas(OneShotMethod):
 
     def step(self, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor) -> StepResult:
         val_loss = val_correct = None
-        if self.epoch >= self.config.warmup_epochs:
+        if self.epoch >= self.config.weights_only_epochs:
             assert self.a_optimizer is not None
             self.a_optimizer.zero_grad(set_to_none=True)
             alphas = self.net.arch_parameters()

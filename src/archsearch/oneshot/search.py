@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from archsearch import options
 from archsearch.data import Data
 from archsearch.data.loader import BatchLoader, Split
 from archsearch.errors import ArchsearchError
@@ -227,7 +228,7 @@ def _check_run_dir(run: Path, checkpoint: Path, resume: bool, settings: dict[str
         raise ArchsearchError(f"{run}: the one-shot run's settings were not recorded, so it cannot be resumed safely")
     for key, value in settings.items():
         if key == "config":  # the epochs may grow: the schedule is stretched to the new end
-            was = recorded.get(key, {})
+            was = options.migrate(recorded.get(key, {}), "oneshot")  # a run recorded before a rename
             diff = {k: (v, was.get(k)) for k, v in value.items() if k != "epochs" and was.get(k) != v}
             if diff:
                 name, (now, was) = next(iter(diff.items()))

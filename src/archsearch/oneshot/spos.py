@@ -17,12 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archsearch.oneshot.base import OneShotConfig, OneShotMethod, StepResult
+from archsearch.oneshot.base import PATH_SAMPLING, OneShotConfig, OneShotMethod, StepResult
 from archsearch.oneshot.supernets import Supernet
 from archsearch.spaces import Space
 
-#: how SPOS samples the paths it trains
-PATH_SAMPLING = ("fair", "uniform")
+__all__ = ["PATH_SAMPLING", "Spos"]
 
 
 class Spos(OneShotMethod):
