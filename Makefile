@@ -22,8 +22,11 @@ quickstart: $(STAMP)
 		--dataset digits --epochs 3 --batch-size 64 --channels 8 --cells 1 --trials 14 \
 		--out runs/quickstart --retrain --retrain-epochs 8 --progress
 
+# One test process per core (pytest-xdist), each torch on one thread (tests/conftest.py: it also keeps the tests that
+# share files in one process): the suite's small networks gain nothing from a second thread, and two multi-threaded
+# torch processes on one core spin-wait each other.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 # The API reference from the docstrings (MkDocs + mkdocstrings), into site/; offline.
 docs: $(STAMP)

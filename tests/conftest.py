@@ -1,10 +1,45 @@
 import csv
+import functools
 import itertools
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+if "PYTEST_XDIST_WORKER" in os.environ:  # one test process per core: each (and what it starts) on one thread
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """Under pytest-xdist, tests go one by one to the free worker, except the groups that must share a process, in
+    order: the README's blocks that read what an earlier block wrote, and the Ray cluster tests. (xdist's own
+    ``--dist loadgroup`` does not group under pytest 9.2, which no longer reads the node id it rewrites.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group_of(nodeid) or nodeid
+
+    return GroupScheduling(config, log)
+
+
+@functools.cache
+def xdist_group_of(nodeid: str) -> str | None:
+    """The group a test runs in under pytest-xdist (``None``: on its own)."""
+    import re
+    import sys
+
+    if nodeid.startswith("tests/test_ray.py::"):
+        return "ray"
+    documented = re.fullmatch(r"tests/test_docs\.py::test_documented_example_runs\[(.+)\]", nodeid)
+    if documented is None:
+        return None
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_docs import doc_groups
+
+    return doc_groups().get(documented.group(1))
 
 
 @pytest.fixture(autouse=True)

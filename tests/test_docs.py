@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -139,12 +140,51 @@ def _made_tables(tmp: Path) -> None:
         csv.writer(f).writerows([("arch", "latency_ms"), *timed.items()])
 
 
-@pytest.fixture(scope="module")
-def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("docs") / "work"
-    root.mkdir()
-    _scratch(root)
-    return root
+def _files_named(lang: str, code: str) -> set[str]:
+    """The paths a block names (a run directory, an export folder, a JSON, CSV or TOML file): what one block may
+    write and a later one read."""
+    texts = shell_commands(code) if lang == "bash" else [code]
+    words = {w.rstrip(".") for text in texts for w in re.findall(r"[\w./-]+", text)}
+    return {w for w in words if ("/" in w and not w.startswith(("--", "../shared"))) or
+            re.search(r"\.(json|jsonl|csv|toml|pt|onnx)$", w)}  # fmt: skip
+
+
+def doc_groups() -> dict[str, str]:
+    """Each documented block's group (by test id): the blocks it shares a file with, transitively. A group runs in
+    order in one test process (tests/conftest.py schedules it so under pytest-xdist) and shares one scratch
+    directory; groups run apart."""
+    documented = _documented()
+    group = list(range(len(documented)))
+    named = [_files_named(lang, code) for _, lang, code in documented]
+    for i in range(len(documented)):
+        for j in range(i):
+            if named[i] & named[j]:
+                old, new = group[i], group[j]
+                group = [new if g == old else g for g in group]
+    return {where: f"docs-{g}" for (where, _, _), g in zip(documented, group)}
+
+
+def _in_groups() -> list[Any]:
+    """Every documented block as a test parameter, marked with its group."""
+    groups = doc_groups()
+    return [pytest.param(*d, id=d[0], marks=pytest.mark.xdist_group(groups[d[0]])) for d in _documented()]
+
+
+_SCRATCH: dict[str, Path] = {}
+
+
+@pytest.fixture
+def scratch(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The scratch directory of the test's group of blocks: made once per group, kept for the session (a worker may
+    run other tests between two blocks of a group)."""
+    marker = request.node.get_closest_marker("xdist_group")
+    group = marker.args[0] if marker else "docs"
+    if group not in _SCRATCH:
+        root = tmp_path_factory.mktemp(group) / "work"
+        root.mkdir()
+        _scratch(root)
+        _SCRATCH[group] = root
+    return _SCRATCH[group]
 
 
 def _run_shell(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -168,7 +208,7 @@ def _run(
     return code, capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("where", "lang", "code"), _documented(), ids=[d[0] for d in _documented()])
+@pytest.mark.parametrize(("where", "lang", "code"), _in_groups())
 def test_documented_example_runs(where: str, lang: str, code: str, scratch: Path, monkeypatch, capsys) -> None:
     if lang == "python":
         code = re.sub(r"budget=\d+", "budget=3", code)
