@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 quickstart: $(STAMP)
 	rm -rf runs/quickstart
 	$(BIN)/archsearch search --space nb201 --strategy evolution --strategy-option population_size=6 \
-		--dataset digits --epochs 3 --batch-size 64 --channels 8 --cells 1 --trials 14 \
+		--dataset digits --epochs 3 --batch-size 64 --channels 8 --cells-per-stage 1 --trials 14 \
 		--out runs/quickstart --retrain --retrain-epochs 8 --progress
 
 # One test process per core (pytest-xdist), each torch on one thread (tests/conftest.py: it also keeps the tests that

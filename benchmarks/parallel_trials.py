@@ -36,7 +36,7 @@ def run(kind: str, workers: int, trials: int, epochs: int) -> dict[str, float]:
             "epochs": epochs,
             "batch_size": 64,
             "patience": epochs,
-            "build": {"channels": 8, "cells": 1},
+            "build": {"channels": 8, "cells_per_stage": 1},
         },
     )
     with tempfile.TemporaryDirectory(prefix="archsearch-parallel-") as out:

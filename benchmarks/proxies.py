@@ -78,7 +78,7 @@ def table_section(table: dict[str, dict[str, float]], n: int, seed: int) -> dict
 def fashion_section(data_dir: Path, n: int, seed: int, subset: int, epochs: int, channels: int) -> dict[str, Any]:
     space = get_space("nb201")
     data = load_dataset("fashion-mnist", str(data_dir))
-    build = {"channels": channels, "cells": 1}
+    build = {"channels": channels, "cells_per_stage": 1}
     trainer = TrainEvaluator(
         space, data, epochs=epochs, subset=subset, patience=None, build=build, augment=False, seed=seed
     )

@@ -64,8 +64,9 @@ def standalone(
     cache = Path(args.cache) / f"standalone_{protocol}.json" if args.cache else None
     known: dict[str, dict[str, float]] = json.loads(cache.read_text()) if cache and cache.exists() else {}
     for seed in SEEDS:
-        trainer = TrainEvaluator(space, data, epochs=epochs, subset=images, patience=None,
-                                 build={"channels": args.channels, "cells": 1}, augment=False, seed=seed)  # fmt: skip
+        build = {"channels": args.channels, "cells_per_stage": 1}
+        trainer = TrainEvaluator(space, data, epochs=epochs, subset=images, patience=None, build=build,
+                                 augment=False, seed=seed)  # fmt: skip
         for i, g in enumerate(cells):
             entry = known.setdefault(g.key, {})
             if str(seed) not in entry:
@@ -88,7 +89,8 @@ def train_supernet(args: argparse.Namespace, space: Any, data: Any, cells: list[
     target. Returns the rows (one per budget and protocol) and the trained supernet."""
     budgets = {int(b) for b in args.budgets.split(",")} | {args.epochs}
     rows: list[dict[str, Any]] = []
-    shadow = build_supernet("nb201", data.in_channels, data.num_classes, channels=args.channels, cells=1)
+    shadow = build_supernet("nb201", data.in_channels, data.num_classes, channels=args.channels,
+                           cells_per_stage=1)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
 
@@ -109,8 +111,9 @@ def train_supernet(args: argparse.Namespace, space: Any, data: Any, cells: list[
                       f"rho {row['rho']:.3f}", flush=True)  # fmt: skip
 
         config = default_config("spos", epochs=args.epochs, seed=args.seed, path_sampling=sampling)
-        result = oneshot("spos", space, data.with_train_subset(args.subset, args.seed), tmp, config,
-                         {"channels": args.channels, "cells": 1}, on_epoch=on_epoch, subnetwork_trials=1)  # fmt: skip
+        build = {"channels": args.channels, "cells_per_stage": 1}
+        result = oneshot("spos", space, data.with_train_subset(args.subset, args.seed), tmp, config, build,
+                         on_epoch=on_epoch, subnetwork_trials=1)  # fmt: skip
     return rows, result.supernet
 
 

@@ -86,7 +86,7 @@ def main() -> None:
             h,
             seed=args.seed,
             channels=args.nb201_channels,
-            cells=args.nb201_cells,
+            cells_per_stage=args.nb201_cells,
         ),
     }
     sizes = {

@@ -18,7 +18,7 @@ def test_retrain_trains_both_at_the_same_budget_and_records_them(tmp_path: Path)
     genotype = space.parse("|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|skip_connect~0|none~1|avg_pool_3x3~2|")
     Store(tmp_path).close()
     epochs_seen: list[tuple[str, int]] = []
-    result = retrain(genotype, data, space, {"channels": 4, "cells": 1}, epochs=2, batch_size=64, seed=1,
+    result = retrain(genotype, data, space, {"channels": 4, "cells_per_stage": 1}, epochs=2, batch_size=64, seed=1,
                      run_dir=tmp_path, on_epoch=lambda name, r: epochs_seen.append((name, r.epoch)))  # fmt: skip
     assert set(result.models) == {"winner", "baseline"} and result.models["baseline"].arch == BASELINE
     assert epochs_seen == [("winner", 1), ("winner", 2), ("baseline", 1), ("baseline", 2)]

@@ -52,7 +52,7 @@ def test_sample_piped_into_cost_on_stdin(capsys, monkeypatch) -> None:
 def test_cost_reads_json_files(tmp_path, capsys) -> None:
     path = tmp_path / "archs.json"
     path.write_text(json.dumps([{"space": "nb201", "arch": ALL_CONV}]))
-    assert main(["cost", str(path), "--json", "--no-latency", "--channels", "8", "--cells", "1"]) == 0
+    assert main(["cost", str(path), "--json", "--no-latency", "--channels", "8", "--cells-per-stage", "1"]) == 0
     assert _json_lines(capsys.readouterr().out)[0]["params"] > 0
 
 

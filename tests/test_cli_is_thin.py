@@ -87,13 +87,15 @@ def test_cost(monkeypatch, capsys) -> None:
 def test_train(monkeypatch, capsys) -> None:
     record = api.TrainRecord("made up", "digits", 50.0, 49.0, 10, 2, 1.0, "complete", "", 3, [])
     rec = Recorder(record)
-    argv = ["train", NB201, "--epochs", "2", "--seed", "3", "--optimizer", "adamw", "--no-augment", "--cells", "1",
+    argv = ["train", NB201, "--epochs", "2", "--seed", "3", "--optimizer", "adamw", "--no-augment",
+            "--cells-per-stage", "1",
             "--subset", "100"]  # fmt: skip
     out = _run(monkeypatch, capsys, "train", rec, argv)
     assert out == [record.to_json()]
     kw, config = rec.kwargs, rec.kwargs["config"]
     assert str(rec.args[0]) == NB201 and config.epochs == 2 and config.seed == 3 and config.optimizer == "adamw"
-    assert config.augment is False and kw["build"] == {"cells": 1} and kw["subset"] == 100 and kw["model"] is None
+    assert config.augment is False and kw["build"] == {"cells_per_stage": 1} and kw["subset"] == 100
+    assert kw["model"] is None
 
 
 def _search_result(config: dict[str, Any]) -> SearchResult:
@@ -258,20 +260,18 @@ def test_every_command_is_covered_here() -> None:
 # --- one definition of each option ------------------------------------------------------------------------------
 #: per command: its API function, the options named otherwise there, and the options that only steer the output
 #: or the command line itself (never an argument of the function)
+DEPTH = {"channels": "build", "cells": "build", "cells_per_stage": "build", "width": "build"}
 SIGNATURES: dict[str, tuple[Any, dict[str, str], set[str]]] = {
-    "cost": (api.cost, {"arch": "archs", "no_latency": "latency", "channels": "build", "cells": "build",
-                        "width": "build", "auxiliary": "build"}, set()),
-    "train": (api.train, {"channels": "build", "cells": "build", "width": "build", "auxiliary": "build"}, set()),
-    "score": (api.score, {"arch": "archs", "channels": "build", "cells": "build", "width": "build"}, set()),
+    "cost": (api.cost, {"arch": "archs", "no_latency": "latency", **DEPTH, "auxiliary": "build"}, set()),
+    "train": (api.train, {**DEPTH, "auxiliary": "build"}, set()),
+    "score": (api.score, {"arch": "archs", **DEPTH}, set()),
     "benchmark": (api.benchmark, {"constraint": "constraints", "strategy_option": "strategy_options"}, set()),
     "report": (api.report, {"run": "run_dir"}, {"watch", "every"}),
     "sample": (api.sample, {}, {"text"}),
     "show": (api.show, {"run": "run_dir"}, {"top"}),
     "draw": (api.draw, {}, set()),
-    "latency": (api.latency, {"target": "targets", "channels": "build", "cells": "build", "width": "build",
-                              "head": "build", "auxiliary": "build"}, set()),
-    "latency-table": (api.latency_table, {"channels": "build", "cells": "build", "width": "build", "head": "build",
-                                          "auxiliary": "build"}, {"verbose"}),
+    "latency": (api.latency, {"target": "targets", **DEPTH, "head": "build", "auxiliary": "build"}, set()),
+    "latency-table": (api.latency_table, {**DEPTH, "head": "build", "auxiliary": "build"}, {"verbose"}),
 }  # fmt: skip
 
 
@@ -321,7 +321,7 @@ def test_every_search_option_reaches_a_parameter_of_the_api() -> None:
                "strategy_options", "evaluator_option": "evaluator_options", "fidelity": "multifidelity",
                "min_epochs": "multifidelity", "eta": "multifidelity", "retrain_epochs": "epochs",
                "export": "format", "export_dir": "out",
-               "channels": "build", "cells": "build"}  # fmt: skip
+               "channels": "build", "cells": "build", "cells_per_stage": "build"}  # fmt: skip
     cli_only = {"top", "progress", "config", "retrain"}
     search_params = _parameters(api.search, api.make_config, api.SearchOptions, api.LatencyOptions)
     evaluator_params = _parameters(TrainEvaluator.__init__, TrainConfig) | {"proxy"}
@@ -337,7 +337,8 @@ def test_every_oneshot_option_reaches_a_parameter_of_the_api() -> None:
     from archsearch.oneshot import OneShotConfig, build_supernet
 
     renamed = {"out": "run_dir", "spos_trials": "subnetwork_trials", "retrain_epochs": "epochs",
-               "retrain_channels": "build", "retrain_cells": "build", "retrain_subset": "subset",
+               "retrain_channels": "build", "retrain_cells": "build", "retrain_cells_per_stage": "build",
+               "retrain_subset": "subset", "cells": "depth_option", "cells_per_stage": "depth_option",
                "no_collapse_control": "skip_penalty"}  # fmt: skip
     from archsearch.trainer import TrainConfig
 

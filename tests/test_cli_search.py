@@ -59,7 +59,7 @@ def test_config_file_and_constraints(tmp_path: Path, capsys) -> None:
     config = tmp_path / "search.toml"
     config.write_text(
         'space = "nb201"\nstrategy = "random"\ndataset = "digits"\nevaluator = "proxy"\n'
-        "trials = 4\nepochs = 1\nsubset = 100\nchannels = 4\ncells = 1\n"
+        "trials = 4\nepochs = 1\nsubset = 100\nchannels = 4\ncells_per_stage = 1\n"
         'constraint = ["params<=12k"]\n'
     )
     out = tmp_path / "run"

@@ -61,7 +61,7 @@ class CountingEvaluator:
         self.evaluated: list[str] = []
 
     def network(self, genotype, seed=None):
-        return NB201.build(genotype, 3, 10, 8, seed=seed, channels=4, cells=1), (3, 8, 8)
+        return NB201.build(genotype, 3, 10, 8, seed=seed, channels=4, cells_per_stage=1), (3, 8, 8)
 
     def evaluate(self, genotype, fidelity=None, seed=None):
         self.evaluated.append(str(genotype))

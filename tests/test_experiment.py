@@ -32,7 +32,7 @@ class ToyEvaluator(Evaluator):
         self.fail_every, self.nan_every = fail_every, nan_every
 
     def network(self, genotype, seed=None):
-        return SPACE.build(genotype, 3, 10, 8, seed=seed, channels=4, cells=1), (3, 8, 8)
+        return SPACE.build(genotype, 3, 10, 8, seed=seed, channels=4, cells_per_stage=1), (3, 8, 8)
 
     def evaluate(self, genotype, fidelity=None, seed=None):
         self.calls += 1
@@ -245,7 +245,7 @@ def _search_cmd(out: Path, trials: int) -> list[str]:
         "1",
         "--channels",
         "4",
-        "--cells",
+        "--cells-per-stage",
         "1",
         "--trials",
         str(trials),

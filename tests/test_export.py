@@ -17,7 +17,7 @@ from archsearch import ArchsearchError
 from archsearch.export.formats import FORMATS, TOLERANCE
 
 TINY = {
-    "nb201": {"channels": 4, "cells": 1},
+    "nb201": {"channels": 4, "cells_per_stage": 1},
     "darts": {"channels": 4, "cells": 3},
     "chain": {"width": 0.125},
     "macro": {"width": 0.125},
@@ -53,8 +53,9 @@ def test_the_standalone_model_needs_nothing_but_torch(tmp_path: Path) -> None:
 
 def test_a_run_exports_its_retrained_winner(tmp_path: Path) -> None:
     run = tmp_path / "run"
+    build = {"channels": 4, "cells_per_stage": 1}
     result = archsearch.search(space="nb201", strategy="random", budget=2, out=run,
-                               evaluator_options={"epochs": 1, "build": {"channels": 4, "cells": 1}})  # fmt: skip
+                               evaluator_options={"epochs": 1, "build": build})  # fmt: skip
     plain = archsearch.export(run, "python", tmp_path / "plain")  # the winner as searched: digits' shape
     assert "(1, 8, 8)" in (tmp_path / "plain" / "model.py").read_text() and plain.max_abs_diff == 0.0
     archsearch.retrain(result, epochs=1, run_dir=run)
@@ -76,7 +77,7 @@ def test_export_errors_name_the_problem(tmp_path: Path) -> None:
     assert not (tmp_path / "b" / "model.pt2").exists()
     empty = tmp_path / "empty"
     archsearch.search(space="nb201", strategy="random", budget=1, out=empty, constraints=["params<=1"],
-                      evaluator_options={"epochs": 1, "build": {"channels": 4, "cells": 1}})  # fmt: skip
+                      evaluator_options={"epochs": 1, "build": {"channels": 4, "cells_per_stage": 1}})  # fmt: skip
     with pytest.raises(ArchsearchError, match="no finished trial; nothing to export"):
         archsearch.export(empty, "onnx", tmp_path / "c")
     with pytest.raises(ArchsearchError, match="build option 'width' does not apply to space 'nb201'"):
@@ -99,7 +100,7 @@ def test_a_search_exports_its_winner_at_the_end(tmp_path: Path, capsys) -> None:
     from archsearch.cli import main
 
     argv = ["search", "--space", "nb201", "--strategy", "random", "--trials", "2", "--epochs", "1", "--channels", "4",
-            "--cells", "1", "--out", str(tmp_path / "r"), "--export", "onnx"]  # fmt: skip
+            "--cells-per-stage", "1", "--out", str(tmp_path / "r"), "--export", "onnx"]  # fmt: skip
     assert main(argv) == 0
     assert (tmp_path / "r" / "export" / "model.onnx").is_file()
     assert "checked with onnxruntime" in capsys.readouterr().out

@@ -21,7 +21,7 @@ from archsearch.cli import main
 from archsearch.errors import ArchsearchError
 
 NB201 = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"
-TINY = ["--input-shape", "1,8,8", "--channels", "4", "--cells", "1"]
+TINY = ["--input-shape", "1,8,8", "--channels", "4", "--cells-per-stage", "1"]
 XSS = "<img src=x onerror=alert(8)>"
 
 
@@ -64,7 +64,8 @@ def test_export_python_checks_the_file_in_an_isolated_interpreter(tmp_path: Path
     marker = tmp_path / "TORCH_SHADOWED"
     (tmp_path / "torch.py").write_text(f"open({str(marker)!r}, 'w')\nraise SystemExit(3)\n")
     monkeypatch.chdir(tmp_path)
-    exported = A.export(NB201, "python", tmp_path / "o", input_shape=(1, 8, 8), build={"channels": 4, "cells": 1})
+    build = {"channels": 4, "cells_per_stage": 1}
+    exported = A.export(NB201, "python", tmp_path / "o", input_shape=(1, 8, 8), build=build)
     assert "isolated" in exported.checked_with and not marker.exists()
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["model.py", "weights.pt"]
 
@@ -99,7 +100,7 @@ def test_an_interrupted_export_leaves_nothing_that_looks_finished(tmp_path: Path
 
     monkeypatch.setattr(exporting, "_python", killed)
     with pytest.raises(KeyboardInterrupt):
-        A.export(NB201, "python", tmp_path / "o", input_shape=(1, 8, 8), build={"channels": 4, "cells": 1})
+        A.export(NB201, "python", tmp_path / "o", input_shape=(1, 8, 8), build={"channels": 4, "cells_per_stage": 1})
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
     assert [p.name for p in tmp_path.iterdir() if p.name != "o"] == []  # the private folder is gone too
 

@@ -267,7 +267,7 @@ def test_spos_trains_a_supernet_and_searches_it_with_inherited_weights(tmp_path)
         data,
         tmp_path,
         OneShotConfig(epochs=1, batch_size=16),
-        {"channels": 4, "cells": 1},
+        {"channels": 4, "cells_per_stage": 1},
         subnetwork_trials=6,
     )
     get_space("nb201").validate(result.genotype)

@@ -170,3 +170,95 @@ def test_a_field_generates_its_flag_from_its_type_and_default() -> None:
             parser.parse_args(bad)
     assert "momentum" not in vars(parser.parse_args([]))  # internal fields are the API's only
     assert options.flag_of("augment") == "--no-augment"
+
+
+def test_nb201_depth_is_cells_per_stage_and_cells_on_it_is_refused_naming_it(tmp_path, capsys) -> None:
+    assert main(["cost", NB201, "--cells", "1", "--no-latency"]) == 2
+    assert "nb201's 'cells' is now 'cells_per_stage'" in capsys.readouterr().err
+    assert main(["search", "--space", "nb201", "--cells", "1", "--out", str(tmp_path / "s")]) == 2
+    assert "nb201's 'cells' is now 'cells_per_stage'" in capsys.readouterr().err
+    assert main(["oneshot", "--space", "nb201", "--cells", "1", "--out", str(tmp_path / "o")]) == 2
+    assert "the nb201 supernet's depth is cells_per_stage" in capsys.readouterr().err
+    assert main(["cost", NB201, "--cells-per-stage", "1", "--no-latency", "--json"]) == 0
+
+
+def test_a_checkpoint_saved_with_the_old_name_builds_the_same_network() -> None:
+    from archsearch.checkpoints import build_from_spec
+
+    genotype = archsearch.get_space("nb201").parse(NB201).to_json()
+    spec = {"genotype": genotype, "in_channels": 1, "num_classes": 10, "input_size": 8}
+    old = build_from_spec({**spec, "build": {"channels": 4, "cells": 2}})
+    new = build_from_spec({**spec, "build": {"channels": 4, "cells_per_stage": 2}})
+    assert [tuple(p.shape) for p in old.parameters()] == [tuple(p.shape) for p in new.parameters()]
+    assert sum(p.numel() for p in old.parameters()) > sum(
+        p.numel() for p in build_from_spec({**spec, "build": {"channels": 4, "cells_per_stage": 1}}).parameters()
+    )
+
+
+def _rewrite_meta(run: Path, name: str, change: Any) -> None:
+    """Rewrite the run's recorded ``name`` as a run from before the renames recorded it."""
+    import json
+    import sqlite3
+
+    db = sqlite3.connect(run / "experiment.sqlite")
+    (value,) = db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+    db.execute("UPDATE meta SET value = ? WHERE name = ?", (json.dumps(change(json.loads(value))), name))
+    db.commit()
+    db.close()
+
+
+def _renamed(d: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    return {names.get(k, k): v for k, v in d.items()}
+
+
+def test_a_search_recorded_under_the_old_names_resumes(tmp_path) -> None:
+    run = tmp_path / "run"
+    argv = ["search", "--space", "nb201", "--strategy", "random", "--trials", "1", "--epochs", "1", "--subset", "100",
+            "--channels", "4", "--cells-per-stage", "1", "--lr-warmup-epochs", "0.5", "--no-augment", "--out", str(run)]
+    assert main(argv) == 0
+
+    def old(config: dict[str, Any]) -> dict[str, Any]:
+        ev = _renamed(config["evaluator_options"], {"lr_warmup_epochs": "warmup_epochs"})
+        ev["build"] = _renamed(ev["build"], {"cells_per_stage": "cells"})
+        cli = _renamed(config["cli_options"], {"lr_warmup_epochs": "warmup", "cells_per_stage": "cells"})
+        cli["no_augment"] = not cli.pop("augment")
+        return {**config, "evaluator_options": ev, "cli_options": cli}
+
+    _rewrite_meta(run, "config", old)
+    assert main(["search", "--resume", "--out", str(run), "--trials", "2"]) == 0
+    result = archsearch.show(run).result
+    assert result is not None and (result.trials, result.failed) == (2, 0)  # the old names, read as new ones
+
+
+def test_a_oneshot_run_recorded_under_the_old_names_resumes(tmp_path, capsys) -> None:
+    run = tmp_path / "run"
+    argv = ["oneshot", "--method", "darts", "--space", "nb201", "--epochs", "1", "--subset", "64", "--batch-size", "16",
+            "--channels", "4", "--cells-per-stage", "1", "--weights-only-epochs", "1", "--out", str(run)]
+    assert main(argv) == 0
+
+    def old(info: dict[str, Any]) -> dict[str, Any]:
+        return {**info, "config": _renamed(info["config"], {"weights_only_epochs": "warmup_epochs"}),
+                "supernet": _renamed(info["supernet"], {"cells_per_stage": "cells"}),
+                "cli_options": _renamed(info["cli_options"], {"weights_only_epochs": "warmup_epochs",
+                                                              "cells_per_stage": "cells"})}  # fmt: skip
+
+    _rewrite_meta(run, "oneshot", old)
+    capsys.readouterr()
+    assert main(["oneshot", "--resume", "--out", str(run), "--epochs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "epoch 2:" in out and "epoch 1:" not in out  # the run's first epoch kept, its second run
+
+
+def test_a_switch_in_a_config_file_is_the_option_s_value_under_its_old_name_too(monkeypatch, tmp_path) -> None:
+    seen: list[Any] = []
+
+    def trainer(network: Any, data: Any, config: Any, **_: Any) -> Any:
+        seen.append(config.augment)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "run_training", trainer)
+    for n, text in enumerate(["augment = false\n", "no_augment = true\n", "augment = true\n", ""]):
+        config = tmp_path / f"c{n}.toml"
+        config.write_text(text)
+        assert main(["train", NB201, "--subset", "50", "--config", str(config)]) == 130
+    assert seen == [False, False, True, True]

@@ -94,7 +94,7 @@ def test_zero_cost_scores_as_extra_features() -> None:
     space = get_space("nb201")
     rng = np.random.default_rng(0)
     genotypes = [space.sample(rng) for _ in range(4)]
-    zc = ZeroCostEvaluator(space, "params,synflow", "digits", build={"channels": 8, "cells": 1}, reference=2)
+    zc = ZeroCostEvaluator(space, "params,synflow", "digits", build={"channels": 8, "cells_per_stage": 1}, reference=2)
     x = features(space, genotypes, zc)
     assert x.shape == (4, 84 + 2) and np.all(np.isfinite(x))
     assert np.array_equal(x[:, :84], features(space, genotypes))

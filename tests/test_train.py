@@ -134,10 +134,12 @@ def test_train_cli_json_save_and_reload_with_weights_only(tmp_path, capsys) -> N
 
 def test_train_cli_genotype_and_errors(tmp_path, capsys) -> None:
     arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
-    assert main(["train", arch, "--channels", "4", "--cells", "1", "--epochs", "1", "--save", str(tmp_path)]) == 0
+    argv = ["train", arch, "--channels", "4", "--cells-per-stage", "1", "--epochs", "1", "--save", str(tmp_path)]
+    assert main(argv) == 0
     assert "test" in capsys.readouterr().out
     _, record = load_trained(tmp_path)
-    assert record["spec"]["genotype"]["arch"] == arch and record["spec"]["build"] == {"channels": 4, "cells": 1}
+    assert record["spec"]["genotype"]["arch"] == arch
+    assert record["spec"]["build"] == {"channels": 4, "cells_per_stage": 1}
     assert main(["train", arch, "--model", "baseline"]) == 2
     assert main(["train", "--model", "baseline", "--channels", "8"]) == 2
     assert "apply to architectures" in capsys.readouterr().err

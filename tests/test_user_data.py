@@ -13,7 +13,7 @@ import archsearch
 from archsearch.data import DataError, as_data, load_dataset
 from archsearch.errors import ArchsearchError
 
-BUILD = {"channels": 4, "cells": 1}
+BUILD = {"channels": 4, "cells_per_stage": 1}
 
 
 def _images(n: int = 240, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

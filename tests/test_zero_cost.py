@@ -14,7 +14,7 @@ from archsearch.evaluators import make_evaluator
 from archsearch.evaluators.zero_cost import PROXIES, ZeroCostEvaluator, prefilter, rank_average, score_model, synflow
 from archsearch.spaces import SPACES, get_space
 
-SMALL = {"nb201": {"channels": 8, "cells": 1}, "darts": {"channels": 8, "cells": 3}, "chain": {},
+SMALL = {"nb201": {"channels": 8, "cells_per_stage": 1}, "darts": {"channels": 8, "cells": 3}, "chain": {},
          "macro": {"width": 0.25}, "mobile": {"width": 0.25, "head": 32}}  # fmt: skip
 
 
@@ -130,7 +130,8 @@ def test_rank_average_and_prefilter() -> None:
 def test_score_cli_json_prints_one_object_per_architecture(capsys: pytest.CaptureFixture[str]) -> None:
     arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|none~1|avg_pool_3x3~2|"
     rc = main(
-        ["score", arch, "--proxy", "synflow,snip", "--dataset", "digits", "--channels", "8", "--cells", "1", "--json"]
+        ["score", arch, "--proxy", "synflow,snip", "--dataset", "digits", "--channels", "8", "--cells-per-stage", "1",
+         "--json"]
     )
     assert rc == 0
     (record,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -152,7 +153,7 @@ def test_score_cli_sampled_with_ensemble_and_top(capsys: pytest.CaptureFixture[s
             "2",
             "--channels",
             "8",
-            "--cells",
+            "--cells-per-stage",
             "1",
             "--json",
         ]
@@ -184,7 +185,7 @@ def test_search_with_the_zero_cost_evaluator_maximises_its_score(tmp_path, capsy
         "4",
         "--channels",
         "8",
-        "--cells",
+        "--cells-per-stage",
         "1",
         "--out",
         str(tmp_path / "run"),

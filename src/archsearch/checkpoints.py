@@ -43,7 +43,8 @@ def build_from_spec(spec: dict[str, Any]) -> nn.Module:
         return build_model(spec["model"], spec["in_channels"], spec["num_classes"])
     genotype = genotype_from_json(spec["genotype"])
     space = get_space(spec["genotype"]["space"])
-    return space.build(genotype, spec["in_channels"], spec["num_classes"], spec["input_size"], **spec["build"])
+    build = space.current_build_options(spec["build"])  # saved before a rename: today's names
+    return space.build(genotype, spec["in_channels"], spec["num_classes"], spec["input_size"], **build)
 
 
 def save_trained(directory: str | Path, model: nn.Module, spec: dict[str, Any], record: dict[str, Any]) -> Path:

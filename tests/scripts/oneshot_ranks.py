@@ -24,7 +24,8 @@ def main() -> None:
     world, device = init_from_env("cpu")
     data = load_dataset("digits")
     config = default_config(method, epochs=2, batch_size=32, alpha_lr=3e-3, seed=0)
-    result = run_oneshot(method, "nb201", data, out / "run", config, {"channels": 4, "cells": 1}, device=device)
+    build = {"channels": 4, "cells_per_stage": 1}
+    result = run_oneshot(method, "nb201", data, out / "run", config, build, device=device)
     alphas = [a.detach().clone() for a in result.supernet.arch_parameters()]
     torch.save(
         {"alphas": alphas, "genotype": str(result.genotype), "history": result.history}, out / f"rank{world.rank}.pt"

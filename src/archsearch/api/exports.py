@@ -27,7 +27,7 @@ def _from_run(run: Path, input_shape: Any, num_classes: Any, build: dict[str, An
         space = get_space(retrained["space"])
         shape = tuple(input_shape or retrained["input_shape"])
         return (space, space.from_json(retrained["genotype"]), shape, num_classes or retrained["num_classes"],
-                {**retrained["build"], **build}, weights)  # fmt: skip
+                {**space.current_build_options(retrained["build"]), **build}, weights)  # fmt: skip
     view = show(run)
     if view.oneshot is not None:
         if view.oneshot.genotype is None:
@@ -42,7 +42,7 @@ def _from_run(run: Path, input_shape: Any, num_classes: Any, build: dict[str, An
         ev = config.get("evaluator_options", {})
         genotype = view.result.winner.genotype
         options = scaled_build(space, ev.get("build"), float(ev.get("width", 1.0))) if "width" in ev else \
-            dict(ev.get("build", {}))  # fmt: skip
+            space.current_build_options(ev.get("build"))  # fmt: skip
         dataset = config.get("evaluator_options", {}).get("dataset")
         if input_shape is None and isinstance(dataset, str) and not config.get("in_memory_data"):
             from archsearch.data import as_data

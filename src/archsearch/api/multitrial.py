@@ -22,6 +22,7 @@ from archsearch.api.objective_options import (
     table_options,
 )
 from archsearch.api.search_config import LatencyOptions, SearchOptions
+from archsearch.api.tools import check_build
 from archsearch.data import Data, as_data, is_named
 from archsearch.errors import ArchsearchError
 from archsearch.evaluators import EVALUATORS, TrainEvaluator, accepts, make_evaluator
@@ -58,9 +59,12 @@ def make_config(
     :class:`~archsearch.api.search_config.SearchOptions` (``metric``, ``objectives``, ``seed``, ``workers``,
     ``executor``, ...) and :class:`~archsearch.api.search_config.LatencyOptions` (``latency_table``, ...)."""
     run, latency = option_groups(settings, "make_config()")
-    get_strategy(strategy, get_space(space, **(space_options or {})), seed=run.seed, **(strategy_options or {}))
+    space_obj = get_space(space, **(space_options or {}))
+    get_strategy(strategy, space_obj, seed=run.seed, **(strategy_options or {}))
     evaluator, ev_options = _evaluator_settings(evaluator, evaluator_options, table, run.table_signal,
                                                 run.table_report, dataset, run.seed)  # fmt: skip
+    if evaluator in EVALUATORS and isinstance(ev_options.get("build"), dict):
+        check_build(space_obj, ev_options["build"])  # an option of another space (or an old name) is refused
     metric = run.metric
     if evaluator == "zero_cost" and metric == "val_acc":
         metric = "zc_score"  # the zero-cost evaluator trains nothing, so it has no accuracy to maximise

@@ -45,9 +45,8 @@ def check_build(space: Space[Any], build: dict[str, Any] | None) -> dict[str, An
     for name in options:
         if name not in allowed:
             known = ", ".join(o for o in allowed if o != "drop_path") or "none"
-            raise ArchsearchError(
-                f"build option {name!r} does not apply to space {space.name!r} (its options: {known})"
-            )
+            raise ArchsearchError(f"build option {name!r} does not apply to space {space.name!r} (its options: "
+                                  f"{known}){space.renamed_hint([name])}")  # fmt: skip
     return options
 
 

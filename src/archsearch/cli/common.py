@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.errors import ArchsearchError
+from archsearch.options import positive_int
 from archsearch.spaces import Space, parse_arch
 
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
@@ -87,12 +88,21 @@ def read_archs(items: Sequence[str], space: str | None) -> Iterator[tuple[Space[
             raise ArchsearchError(f"{where}: {exc}") from None
 
 
+def add_depth_arguments(p: argparse.ArgumentParser) -> None:
+    """The depth of the built networks, each space's under its own name: ``--cells`` counts all of a DARTS network's
+    cells, ``--cells-per-stage`` NAS-Bench-201's cells in each of its three stages."""
+    p.add_argument("--cells", type=positive_int, help="darts: cells in the network, two of them reductions "
+                   "(default 20)")  # fmt: skip
+    p.add_argument("--cells-per-stage", type=positive_int, help="nb201: cells in each of its three stages (default 5)")
+
+
 def build_options(args: argparse.Namespace) -> dict[str, Any]:
     """The build options given on the command line (``None``: not given); the API checks them against each space."""
     return {
         "channels": args.channels,
         "cells": args.cells,
+        "cells_per_stage": args.cells_per_stage,
         "width": args.width,
-        "auxiliary": args.auxiliary or None,
+        "auxiliary": getattr(args, "auxiliary", False) or None,
         "head": getattr(args, "head", None),
     }

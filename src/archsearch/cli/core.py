@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from archsearch import api
-from archsearch.cli.common import build_options, emit, input_shape, read_archs
+from archsearch.cli.common import add_depth_arguments, build_options, emit, input_shape, read_archs
 from archsearch.costs.runtime import REPEATS
 from archsearch.errors import ArchsearchError
 from archsearch.options import finite_float, positive_int
@@ -78,9 +78,7 @@ def add_core_commands(command: Any) -> None:
     )
     p.add_argument("--space", choices=SPACES.names(), help="require the architectures to be of this space")
     p.add_argument("--channels", type=positive_int, help="initial channels (nb201 default 16, darts 36)")
-    p.add_argument(
-        "--cells", type=positive_int, help="cells per stage (nb201, default 5) or in all (darts, default 20)"
-    )
+    add_depth_arguments(p)
     p.add_argument("--width", type=finite_float, help="channel multiplier (chain, default 1.0)")
     p.add_argument("--auxiliary", action="store_true", help="build DARTS's auxiliary head (never counted)")
     p.add_argument("--classes", type=positive_int, default=10)

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from archsearch import api
-from archsearch.cli.common import build_options, emit, input_shape, read_archs
+from archsearch.cli.common import add_depth_arguments, build_options, emit, input_shape, read_archs
 from archsearch.errors import ArchsearchError
 from archsearch.export.formats import FORMATS, describe
 from archsearch.options import finite_float, positive_int
@@ -45,6 +45,6 @@ def add_export_command(command: Any) -> None:
     p.add_argument("--num-classes", type=positive_int, help="classes (default: the run's data, else 10)")
     p.add_argument("--weights", help="a state dict file to load (model.pt of `archsearch train --save`)")
     p.add_argument("--channels", type=positive_int)
-    p.add_argument("--cells", type=positive_int)
+    add_depth_arguments(p)
     p.add_argument("--width", type=finite_float)
     p.set_defaults(auxiliary=False)

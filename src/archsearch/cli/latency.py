@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from archsearch import api
-from archsearch.cli.common import build_options, emit, input_shape, read_archs
+from archsearch.cli.common import add_depth_arguments, build_options, emit, input_shape, read_archs
 from archsearch.costs.runtime import TARGETS
 from archsearch.errors import ArchsearchError
 from archsearch.options import finite_float, positive_int
@@ -71,7 +71,7 @@ def _build_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=finite_float, help="channel multiplier (chain, macro, mobile)")
     p.add_argument("--head", type=positive_int, help="head conv channels (mobile, default 1280)")
     p.add_argument("--channels", type=positive_int, help="initial channels (nb201, darts)")
-    p.add_argument("--cells", type=positive_int, help="cells (nb201, darts)")
+    add_depth_arguments(p)
     p.set_defaults(auxiliary=False)
 
 

@@ -18,14 +18,15 @@ from archsearch.oneshot import METHODS, SUPERNETS, build_supernet, default_confi
 from archsearch.oneshot.darts import Darts
 from archsearch.options import finite_float, positive_int
 from archsearch.rundir import describe
-from archsearch.spaces import DartsSpace
+from archsearch.spaces import DartsSpace, get_space
 
 
 def _supernet_options(args: argparse.Namespace) -> dict[str, Any]:
     """The supernet options given (the rest are the supernet's and the method's defaults)."""
-    options: dict[str, Any] = {"channels": args.channels, "cells": args.cells}
-    if args.partial is not None:
-        options["partial"] = args.partial
+    options: dict[str, Any] = {"channels": args.channels}
+    for name in ("cells", "cells_per_stage", "partial"):
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
     return options
 
 
@@ -103,7 +104,7 @@ def cmd_oneshot(args: argparse.Namespace) -> None:
 
 #: what a resume may change: where the result goes and what happens after the search
 ONESHOT_RESUMABLE = frozenset({"out", "epochs", "retrain", "retrain_epochs", "retrain_channels", "retrain_cells",
-                               "retrain_subset", "lr", "plot_edges"})  # fmt: skip
+                               "retrain_cells_per_stage", "retrain_subset", "lr", "plot_edges"})  # fmt: skip
 
 
 def _check_options(args: argparse.Namespace, given: set[str]) -> None:
@@ -119,7 +120,8 @@ def _check_options(args: argparse.Namespace, given: set[str]) -> None:
     if not method.learns_arch:
         unused |= {"alpha_lr", "plot_edges"}
     if not args.retrain:
-        unused |= {"retrain_epochs", "retrain_channels", "retrain_cells", "retrain_subset", "lr"}
+        unused |= {"retrain_epochs", "retrain_channels", "retrain_cells", "retrain_cells_per_stage", "retrain_subset",
+                   "lr"}
     bad = sorted(given & unused)
     if bad:
         names = ", ".join(flag(d) for d in bad)
@@ -135,7 +137,11 @@ def _take_run_settings(args: argparse.Namespace, given: set[str]) -> None:
     if kind != "oneshot":
         what = {"nothing": "nothing", "empty": "an empty store", "search": "a multi-trial search"}[kind]
         raise ArchsearchError(f"{args.out}: no one-shot search to resume (it holds {what})")
-    recorded = options.migrate((meta.get("oneshot") or {}).get("cli_options") or {}, "oneshot")
+    info = meta.get("oneshot") or {}
+    recorded = options.migrate(info.get("cli_options") or {}, "oneshot")
+    if info.get("space") in SUPERNETS:  # depth options recorded before a rename: today's names
+        for old, new in get_space(info["space"]).renamed_build_options.items():
+            recorded = {({old: new, f"retrain_{old}": f"retrain_{new}"}).get(k, k): v for k, v in recorded.items()}
     take_recorded(args, given, recorded, ONESHOT_RESUMABLE, args.out)
 
 
@@ -185,7 +191,8 @@ def _oneshot(args: argparse.Namespace, world: Any, device: str) -> None:
     if args.retrain:
         from archsearch.cli.retrain import retrain_beside_baseline
 
-        build = {k: v for k, v in {"channels": args.retrain_channels, "cells": args.retrain_cells}.items() if v}
+        build = {k: v for k, v in {"channels": args.retrain_channels, "cells": args.retrain_cells,
+                                   "cells_per_stage": args.retrain_cells_per_stage}.items() if v}  # fmt: skip
         # the search's data, or a different seeded subset of the full training split
         retrain_beside_baseline(args, result.genotype, args.dataset, args.space, build, run_dir=args.out,
                                 subset=args.retrain_subset or args.subset, image_size=args.image_size)  # fmt: skip
@@ -217,14 +224,10 @@ def _oneshot_arguments(p: argparse.ArgumentParser) -> None:
         default=default_of(build_supernet, "channels"),
         help="supernet initial channels",
     )
-    p.add_argument(
-        "--cells",
-        type=positive_int,
-        help="supernet depth: "
-        + "; ".join(
-            f"{s}: {c.cells_help}, default {c.default_cells}" for s, c in ((s, SUPERNETS.get(s)) for s in SUPERNETS)
-        ),
-    )
+    for depth in sorted({SUPERNETS.get(s).depth_option for s in SUPERNETS}):  # each supernet's depth, its own name
+        users = [(s, SUPERNETS.get(s)) for s in SUPERNETS if SUPERNETS.get(s).depth_option == depth]
+        p.add_argument(options.flag_of(depth), type=positive_int, help="supernet depth: " + "; ".join(
+            f"{s}: {c.cells_help}, default {c.default_cells}" for s, c in users))  # fmt: skip
     p.add_argument("--partial", type=positive_int, help="PC-DARTS partial-channel K (pcdarts default 4)")
     p.add_argument("--skip-penalty", type=finite_float,
                    help="weight of the skip-connection penalty (darts default 0.1)")
@@ -243,7 +246,9 @@ def _oneshot_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--retrain", action="store_true", help="train the derived genotype beside the baseline")
     p.add_argument("--retrain-epochs", type=positive_int, default=retraining.RETRAINING.epochs)
     p.add_argument("--retrain-channels", type=positive_int, help="channels of the retrained network")
-    p.add_argument("--retrain-cells", type=positive_int, help="cells of the retrained network")
+    p.add_argument("--retrain-cells", type=positive_int, help="cells of the retrained network (darts)")
+    p.add_argument("--retrain-cells-per-stage", type=positive_int, help="cells per stage of the retrained network "
+                   "(nb201)")
     p.add_argument(
         "--retrain-subset",
         type=positive_int,

@@ -111,7 +111,7 @@ def _convert(path: Path, key: str, value: Any, action: argparse.Action) -> Any:
     if action.nargs == 0:  # a switch
         if not isinstance(value, bool):
             raise ArchsearchError(f"{where}: expected true or false")
-        return value if value else action.default
+        return value  # the key is the option's own name: `augment = false` is --no-augment
     if isinstance(action, argparse._AppendAction):
         items = value if isinstance(value, list) else [value]
         return [_convert_one(where, item, action) for item in items]

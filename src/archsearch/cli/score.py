@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from archsearch import api
-from archsearch.cli.common import build_options, emit, input_shape, read_archs
+from archsearch.cli.common import add_depth_arguments, build_options, emit, input_shape, read_archs
 from archsearch.evaluators.zero_cost import PROXIES
 from archsearch.options import finite_float, positive_int
 from archsearch.spaces import SPACES
@@ -64,7 +64,7 @@ def add_score_command(command: Any) -> None:
     p.add_argument("--input-shape", type=input_shape, help="C,H,W without --dataset (default 3,32,32)")
     p.add_argument("--classes", type=positive_int, default=10, help="classes without --dataset (default 10)")
     p.add_argument("--channels", type=positive_int, help="initial channels of the scored networks")
-    p.add_argument("--cells", type=positive_int, help="cells of the scored networks")
+    add_depth_arguments(p)
     p.add_argument("--width", type=finite_float, help="channel multiplier (chain)")
     p.add_argument("--seed", type=int, default=0, help="seeds sampling, initial weights and the batch")
     p.set_defaults(auxiliary=False)

@@ -10,6 +10,7 @@ from typing import Any
 
 from archsearch import options
 from archsearch.api import RESUME_CHANGES, resume_config, retraining, with_resumable_changes
+from archsearch.cli.common import add_depth_arguments, build_options
 from archsearch.cli.options import NOT_OPTIONS, default_of, flag, option_actions, refuse_unused, take_recorded
 from archsearch.cli.train import add_training_arguments, training_config
 from archsearch.errors import ArchsearchError
@@ -28,7 +29,7 @@ RESUMABLE = frozenset(
 )  # fmt: skip
 DATA = {"dataset", "data_dir", "subset", "image_size"}
 RETRAIN_DATA = {"dataset", "data_dir", "image_size", "batch_size", "lr", "device"}  # what --retrain reads
-BUILD = {"channels", "cells", "width"}
+BUILD = {"channels", "cells", "cells_per_stage", "width"}
 #: options of the search group that act only in some settings (a table; Ray; several workers or a timeout)
 ONLY_SOME = {"table_signal", "table_report", "ray_address", "cpus_per_trial", "gpus_per_trial", "retries"}
 #: options every search reads, besides the search and latency option groups
@@ -50,7 +51,8 @@ def _used_options(args: argparse.Namespace) -> tuple[set[str], str]:
         used |= DATA | BUILD | options.names(options.group("training"), cli_only=True)
         what = f"with the {evaluator} evaluator"
     elif evaluator == "zero_cost":
-        used |= {"dataset", "data_dir", "image_size", "batch_size", "channels", "cells", "device", "proxy"}
+        used |= {"dataset", "data_dir", "image_size", "batch_size", "channels", "cells", "cells_per_stage",
+                 "device", "proxy"}
         what = "with the zero_cost evaluator (it scores untrained networks)"
     else:
         used.add("evaluator_option")
@@ -149,7 +151,7 @@ def evaluator_options(args: argparse.Namespace, given: set[str] | frozenset[str]
         return key_values(args.evaluator_option or [])
     if args.evaluator_option:
         raise ArchsearchError("--evaluator-option is for a package.module:Class evaluator; built-in ones take flags")
-    build = {k: v for k, v in (("channels", args.channels), ("cells", args.cells)) if v is not None}
+    build = {k: v for k, v in build_options(args).items() if k in BUILD - {"width"} and v is not None}
     if args.evaluator == "zero_cost":
         return {
             "proxy": args.proxy,
@@ -266,7 +268,7 @@ def _objective(p: argparse.ArgumentParser) -> None:
 
 def _networks_and_outputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channels", type=positive_int)
-    p.add_argument("--cells", type=positive_int)
+    add_depth_arguments(p)
     p.add_argument("--width", type=finite_float, help="channel multiplier of the evaluated networks")
     p.add_argument("--retrain", action="store_true", help="train the winner at full budget beside the baseline")
     p.add_argument("--retrain-epochs", type=positive_int, default=retraining.RETRAINING.epochs)

@@ -7,7 +7,7 @@ from typing import Any
 
 from archsearch import api, options
 from archsearch.api import training
-from archsearch.cli.common import build_options, emit, read_archs
+from archsearch.cli.common import add_depth_arguments, build_options, emit, read_archs
 from archsearch.cli.options import default_of, given_with_config
 from archsearch.data import DATASETS
 from archsearch.errors import ArchsearchError
@@ -85,7 +85,7 @@ def add_train_command(command: Any) -> None:
     p.add_argument("--model", choices=MODELS.names(), help="a hand-designed model instead of ARCH")
     p.add_argument("--space", choices=SPACES.names())
     p.add_argument("--channels", type=positive_int)
-    p.add_argument("--cells", type=positive_int)
+    add_depth_arguments(p)
     p.add_argument("--width", type=finite_float)
     p.add_argument("--auxiliary", action="store_true", help="darts: train with the auxiliary head")
     p.add_argument("--save", metavar="DIR", help="write model.pt (weights) and record.json here")

@@ -23,7 +23,7 @@ from archsearch.trainer import TrainConfig, train
 def scaled_build(space: Space[Any], build: dict[str, Any] | None, width: float = 1.0) -> dict[str, Any]:
     """The build options of the networks a train evaluator makes: ``build`` with its channels (or the space's
     ``width``) scaled by ``width``."""
-    options = dict(build or {})
+    options = space.current_build_options(build)  # a run recorded before a rename: today's names
     defaults = space.build_options()
     if width != 1.0:
         if "channels" in defaults:

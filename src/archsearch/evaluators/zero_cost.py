@@ -304,7 +304,7 @@ class ZeroCostEvaluator(Evaluator):
         self.space = get_space(space)
         self.proxies = parse_proxies(proxy)
         self.data = dataset if isinstance(dataset, Data) else load_dataset(dataset, data_dir, image_size=image_size)
-        self.build_options = dict(build or {})
+        self.build_options = self.space.current_build_options(build)  # recorded before a rename: today's names
         self.seed = seed
         self.batch = first_batch(self.data, batch_size, seed, device)
         self.reference: list[np.ndarray] = []

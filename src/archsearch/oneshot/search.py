@@ -235,6 +235,13 @@ def _check_run_dir(run: Path, checkpoint: Path, resume: bool, settings: dict[str
                 raise ArchsearchError(
                     f"{run} was searched with {name}={was!r}, not {now!r}: resume takes the run's settings"
                 )
+        elif key == "supernet":  # unset options, and names from before a rename, compare as today's
+            space = get_space(settings["space"])
+            now, was = (space.current_build_options({k: v for k, v in d.items() if v is not None})
+                        for d in (value, recorded.get(key) or {}))  # fmt: skip
+            if now != was:
+                raise ArchsearchError(f"{run} was searched with supernet {was!r}, not {now!r}: resume takes the "
+                                      "run's settings")  # fmt: skip
         elif recorded.get(key) != value:
             raise ArchsearchError(
                 f"{run} was searched with {key} {recorded.get(key)!r}, not {value!r}: resume takes the run's settings"

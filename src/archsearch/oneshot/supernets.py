@@ -28,7 +28,9 @@ class Supernet(nn.Module):
     cell_types: tuple[str, ...] = ()
     op_names: tuple[str, ...] = ()
     derive_note: str | None = None  # what :meth:`derive` had to do beyond its rule, said to the user
-    #: the constructor's depth option, its default for a search, and what it counts (for the command line's help)
+    #: the depth option as users name it (its space's build option), the constructor's own name for it, its default
+    #: for a search, and what it counts (for the command line's help)
+    depth_option: ClassVar[str] = "cells"
     cells_option: ClassVar[str] = "cells"
     default_cells: ClassVar[int] = 1
     cells_help: ClassVar[str] = "cells"
@@ -212,8 +214,8 @@ class NB201Supernet(Supernet):
 
     cell_types = ("cell",)
     op_names = tuple(NB201_OPS)
-    cells_option, default_cells, cells_help = "cells", 1, "cells per stage"
-    tiny: ClassVar[dict[str, int]] = {"channels": 4, "cells": 1}
+    depth_option, cells_option, default_cells, cells_help = "cells_per_stage", "cells", 1, "cells in each stage"
+    tiny: ClassVar[dict[str, int]] = {"channels": 4, "cells_per_stage": 1}
 
     def __init__(
         self,
@@ -299,14 +301,20 @@ def build_supernet(
     in_channels: int,
     num_classes: int,
     channels: int = 16,
-    cells: int | None = None,
     seed: int = 0,
     partial: int = 1,
     edge_norm: bool = False,
+    **depth_option: int | None,
 ) -> Supernet:
-    """The supernet registered for ``space``: ``channels`` initial channels, ``cells`` in its own sense (DARTS: all
-    cells, default 5; NB201: per stage, default 1), PC-DARTS's ``partial`` channels and ``edge_norm``."""
+    """The supernet registered for ``space``: ``channels`` initial channels, its depth under its space's name for it
+    (DARTS: ``cells``, all of them, default 5; NB201: ``cells_per_stage``, default 1; ``None``: the default),
+    PC-DARTS's ``partial`` channels and ``edge_norm``."""
     cls = SUPERNETS.get(space)
-    depth = cls.default_cells if cells is None else cells
+    given = {k: v for k, v in depth_option.items() if v is not None}
+    wrong = sorted(set(given) - {cls.depth_option})
+    if wrong:
+        raise BuildError(f"the {space} supernet's depth is {cls.depth_option} ({cls.cells_help}), not "
+                         f"{', '.join(wrong)}")  # fmt: skip
+    depth = given.get(cls.depth_option, cls.default_cells)
     return cls(C=channels, in_channels=in_channels, num_classes=num_classes, seed=seed, partial=partial,  # type: ignore[call-arg]
                edge_norm=edge_norm, **{cls.cells_option: depth})  # fmt: skip

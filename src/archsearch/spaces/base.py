@@ -178,9 +178,8 @@ class Space(ABC, Generic[G]):
         allowed = self.build_options()
         unknown = sorted(set(options) - set(allowed))
         if unknown:
-            raise GenotypeError(
-                "build options", f"unknown option(s) {unknown} for space {self.name!r} (allowed: {sorted(allowed)})"
-            )
+            raise GenotypeError("build options", f"unknown option(s) {unknown} for space {self.name!r} (allowed: "
+                                f"{sorted(allowed)}){self.renamed_hint(unknown)}")  # fmt: skip
         check_options(self.name, options)
         if might_not_fit(options, allowed, in_channels, input_size):
             check_fits(lambda: self.build_network(genotype, in_channels, num_classes, input_size, **options),
@@ -194,6 +193,24 @@ class Space(ABC, Generic[G]):
     def build_options(self) -> dict[str, Any]:
         """Names and defaults of the width/depth options :meth:`build` accepts."""
         return {}
+
+    #: build options renamed since (old name -> new name), so that runs and weights saved before still build
+    renamed_build_options: ClassVar[dict[str, str]] = {}
+
+    def current_build_options(self, options: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Build options as a run, a checkpoint or a config recorded them, under today's names."""
+        out = dict(options or {})
+        for old, new in self.renamed_build_options.items():
+            if old in out:
+                value = out.pop(old)
+                out.setdefault(new, value)
+        return out
+
+    def renamed_hint(self, names: Sequence[str]) -> str:
+        """What to say of build option ``names`` this space has renamed (``""`` when none is)."""
+        renamed = [f"{self.name}'s {n!r} is now {self.renamed_build_options[n]!r}" for n in names
+                   if n in self.renamed_build_options]  # fmt: skip
+        return f"; {', '.join(renamed)}" if renamed else ""
 
     def counts(self, genotype: G, in_channels: int = 3, num_classes: int = 10, input_size: int = 32,
                **options: Any) -> dict[str, float]:  # fmt: skip

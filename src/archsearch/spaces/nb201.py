@@ -115,6 +115,8 @@ class NB201Space(Space[NB201Genotype]):
     description = "NAS-Bench-201 cell: 4 nodes, 6 edges, 5 ops (15,625 cells)"
     fixed_decisions = True
     text_is_key = True
+    #: NAS-Bench-201's N: cells in each of the three stages ("cells" counts all of a DARTS network's cells)
+    renamed_build_options: ClassVar[dict[str, str]] = {"cells": "cells_per_stage"}
 
     def __init__(self) -> None:
         self._unit_counts: dict[tuple[Any, ...], dict[str, dict[str, float]]] = {}
@@ -179,7 +181,7 @@ class NB201Space(Space[NB201Genotype]):
         return genotype
 
     def build_options(self) -> dict[str, Any]:
-        return {"channels": 16, "cells": 5}
+        return {"channels": 16, "cells_per_stage": 5}
 
     def build_network(
         self, genotype: NB201Genotype, in_channels: int, num_classes: int, input_size: int, **options: Any
@@ -191,7 +193,7 @@ class NB201Space(Space[NB201Genotype]):
         self, genotype: NB201Genotype, in_channels: int, num_classes: int, input_size: int, **options: Any
     ) -> tuple[type[nn.Module], dict[str, Any]]:
         opts = {**self.build_options(), **options}
-        return NB201Network, {"edges": genotype.edges(), "C": opts["channels"], "cells": opts["cells"],
+        return NB201Network, {"edges": genotype.edges(), "C": opts["channels"], "cells": opts["cells_per_stage"],
                               "num_classes": num_classes, "in_channels": in_channels}  # fmt: skip
 
     def counts(self, genotype: NB201Genotype, in_channels: int = 3, num_classes: int = 10, input_size: int = 32,
@@ -240,7 +242,7 @@ class NB201Space(Space[NB201Genotype]):
         return [Drawing("cell", "NB201 cell", Dag(4, edges))]
 
     def tiny_build(self) -> dict[str, Any]:
-        return {"channels": 4, "cells": 1}
+        return {"channels": 4, "cells_per_stage": 1}
 
     def parse(self, text: str) -> NB201Genotype:
         if text.strip().startswith("|"):
