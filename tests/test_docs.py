@@ -89,6 +89,11 @@ def tiny(command: str) -> str:
             parts += ["--channels", "8"]
     if "--retrain" in parts and "--retrain-epochs" not in parts:
         parts += ["--retrain-epochs", "1"]
+    timed = "|" not in parts and "--no-latency" not in parts  # one command that times networks: 3 timed calls
+    if timed and verb == "cost" and "--runs" not in parts:
+        parts += ["--runs", "3"]
+    if timed and verb == "latency" and "--repeats" not in parts:
+        parts += ["--repeats", "3"]
     return shlex.join(parts).replace("'|'", "|")
 
 
@@ -259,6 +264,8 @@ def test_the_tiny_budget_rewrite() -> None:
     assert tiny("archsearch sample --space chain --n 3 | archsearch cost -") == (
         "archsearch sample --space chain --n 3 | archsearch cost -"
     )
+    assert tiny("archsearch cost DARTS_V2") == "archsearch cost DARTS_V2 --runs 3"
+    assert tiny("archsearch latency runs/m --target eager") == "archsearch latency runs/m --target eager --repeats 3"
 
 
 def test_the_api_reference_builds_offline(tmp_path: Path) -> None:

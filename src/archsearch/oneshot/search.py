@@ -120,18 +120,7 @@ def run_oneshot(
         if store is not None and recorded is None:
             store.set_meta("oneshot", {**settings, "ranks": world.size, **(extra_meta or {})})
             store.set_meta("versions", versions())
-        for epoch in range(len(history), config.epochs):
-            if stopped != "finished":
-                break
-            record = _epoch(searcher, train_loader, val_loader, epoch, on_step)
-            history.append(record)
-            stopped = _collapse(searcher, record, config) or stopped
-            if world.main:
-                _save_atomic({"method": searcher.state_dict(), "history": history, "stopped": stopped}, checkpoint)
-            if store is not None:  # the history alone, for reports (also of a search still running)
-                store.set_meta("oneshot_history", history)
-            if on_epoch is not None:
-                on_epoch(record)
+        stopped = _epochs(searcher, (train_loader, val_loader), history, stopped, checkpoint, store, on_step, on_epoch)
         result = OneShotResult(method, None, history, stopped, run, supernet=net)
         _derive(searcher, sp, result, store, subnetwork_search if cls.searches_subnetworks else None)
         return result
@@ -209,6 +198,27 @@ def load_checkpoint(path: Path, device: Any = "cpu") -> dict[str, Any]:
     if not isinstance(saved, dict) or not {"method", "history", "stopped"} <= set(saved):
         raise ArchsearchError(f"{path}: not a one-shot checkpoint archsearch wrote (expected method, history, stopped)")
     return saved
+
+
+def _epochs(searcher: OneShotMethod, loaders: tuple[BatchLoader, BatchLoader | None], history: list[dict[str, Any]],
+            stopped: str, checkpoint: Path, store: Store | None, on_step: Callable[[int, int], None] | None,
+            on_epoch: Callable[[dict[str, Any]], None] | None) -> str:  # fmt: skip
+    """The search's epochs from where ``history`` ends, each checkpointed (main process) and recorded for reports;
+    returns why the search stopped."""
+    config = searcher.config
+    for epoch in range(len(history), config.epochs):
+        if stopped != "finished":
+            break
+        record = _epoch(searcher, *loaders, epoch, on_step)
+        history.append(record)
+        stopped = _collapse(searcher, record, config) or stopped
+        if searcher.world.main:
+            _save_atomic({"method": searcher.state_dict(), "history": history, "stopped": stopped}, checkpoint)
+        if store is not None:  # the history alone, for reports (also of a search still running)
+            store.set_meta("oneshot_history", history)
+        if on_epoch is not None:
+            on_epoch(record)
+    return stopped
 
 
 def _check_run_dir(run: Path, checkpoint: Path, resume: bool, settings: dict[str, Any]) -> dict[str, Any] | None:
