@@ -162,15 +162,15 @@ def evaluator_options(args: argparse.Namespace, given: set[str] | frozenset[str]
             "device": args.device,
         }
     training = options.values(options.group("training"), args)
-    del training["seed"]  # the search's seed, which the evaluator is given with it
-    options_: dict[str, Any] = {**training, "data_dir": args.data_dir, "image_size": args.image_size, "build": build}
+    training.pop("seed", None)  # the search's seed, which the evaluator is given with it
+    settings: dict[str, Any] = {**training, "data_dir": args.data_dir, "image_size": args.image_size, "build": build}
     if args.subset is not None:
-        options_["subset"] = args.subset
+        settings["subset"] = args.subset
     if args.width is not None:
-        options_["width"] = args.width
+        settings["width"] = args.width
     if args.evaluator == "proxy" and "epochs" not in given and not args.fidelity:  # --fidelity: max is --epochs
-        del options_["epochs"]  # the search's default of 5 is not a choice the user made
-    return options_
+        del settings["epochs"]  # the search's default of 5 is not a choice the user made
+    return settings
 
 
 def multifidelity_options(args: argparse.Namespace) -> dict[str, Any] | None:
