@@ -50,14 +50,13 @@ def positive_int(text: str) -> int:
 
 @dataclass(frozen=True)
 class Spec:
-    """How a field shows on the command line: its help, its flag (default ``--field-name``; a switch that is on by
-    default shows as ``--no-field-name``), how its text is parsed (default: from the field's type), its choices,
-    old flags it still answers to, and whether the command line offers it at all."""
+    """How a field shows on the command line (its flag is ``--field-name``; a switch that is on by default shows as
+    ``--no-field-name``): its help, how its text is parsed (default: from the field's type), its choices, old flags
+    it still answers to, and whether the command line offers it at all."""
 
     help: str = ""
-    flag: str | None = None
     parse: Callable[[str], Any] | None = None
-    choices: tuple[Any, ...] | Callable[[], Any] | None = None  # a callable: a registry's names, read when asked
+    choices: tuple[Any, ...] | None = None
     metavar: str | None = None
     old_flags: tuple[str, ...] = ()
     cli: bool = True
@@ -111,8 +110,6 @@ class Field:
 
     @property
     def flag(self) -> str:
-        if self.spec.flag:
-            return self.spec.flag
         prefix = "--no-" if self.default is True else "--"
         return prefix + self.name.replace("_", "-")
 
@@ -157,7 +154,7 @@ def _argument(f: Field, default: Any) -> dict[str, Any]:
         return {"action": "store_false" if f.default is True else "store_true", "help": f.spec.help}
     kwargs: dict[str, Any] = {"default": default, "help": help_text, "type": f.spec.parse or _PARSERS.get(base, str)}
     if f.spec.choices is not None:
-        kwargs["choices"] = f.spec.choices() if callable(f.spec.choices) else f.spec.choices
+        kwargs["choices"] = f.spec.choices
     if f.spec.metavar is not None:
         kwargs["metavar"] = f.spec.metavar
     return kwargs
@@ -214,11 +211,16 @@ def make(cls: type[T], base: T | None = None, where: str = "", **given: Any) -> 
     return dataclasses.replace(base, **given)  # type: ignore[type-var]
 
 
+def unchanged(value: Any) -> Any:
+    """A renamed option's value, as it was."""
+    return value
+
+
 #: old name -> (new name, how an old value becomes a new one), for runs and config files written before a rename
 RENAMED: dict[str, dict[str, tuple[str, Callable[[Any], Any]]]] = {
-    "training": {"warmup": ("lr_warmup_epochs", lambda v: v), "warmup_epochs": ("lr_warmup_epochs", lambda v: v),
+    "training": {"warmup": ("lr_warmup_epochs", unchanged), "warmup_epochs": ("lr_warmup_epochs", unchanged),
                  "no_augment": ("augment", lambda v: not v)},
-    "oneshot": {"warmup_epochs": ("weights_only_epochs", lambda v: v)},
+    "oneshot": {"warmup_epochs": ("weights_only_epochs", unchanged)},
 }  # fmt: skip
 
 
@@ -227,10 +229,17 @@ def migrate(recorded: Mapping[str, Any], *groups: str) -> dict[str, Any]:
     of ``groups`` moves to the new name (a value under the new name wins)."""
     out = dict(recorded)
     for name in groups:
-        for old, (new, convert) in RENAMED.get(name, {}).items():
-            if old in out:
-                value = out.pop(old)
-                out.setdefault(new, convert(value))
+        out = rename_keys(out, RENAMED.get(name, {}))
+    return out
+
+
+def rename_keys(recorded: Mapping[str, Any], renames: Mapping[str, tuple[str, Callable[[Any], Any]]]) -> dict[str, Any]:
+    """``recorded`` with each old key's value moved to its new key (converted); a value under the new key wins."""
+    out = dict(recorded)
+    for old, (new, convert) in renames.items():
+        if old in out:
+            value = out.pop(old)
+            out.setdefault(new, convert(value))
     return out
 
 

@@ -141,7 +141,8 @@ def _take_run_settings(args: argparse.Namespace, given: set[str]) -> None:
     recorded = options.migrate(info.get("cli_options") or {}, "oneshot")
     if info.get("space") in SUPERNETS:  # depth options recorded before a rename: today's names
         for old, new in get_space(info["space"]).renamed_build_options.items():
-            recorded = {({old: new, f"retrain_{old}": f"retrain_{new}"}).get(k, k): v for k, v in recorded.items()}
+            renames = {old: (new, options.unchanged), f"retrain_{old}": (f"retrain_{new}", options.unchanged)}
+            recorded = options.rename_keys(recorded, renames)
     take_recorded(args, given, recorded, ONESHOT_RESUMABLE, args.out)
 
 

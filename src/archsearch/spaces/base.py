@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from archsearch.errors import GenotypeError
+from archsearch.options import rename_keys, unchanged
 from archsearch.spaces.drawing import Drawing, LayerStack
 from archsearch.spaces.sizing import check_fits, check_options, might_not_fit
 
@@ -199,12 +200,7 @@ class Space(ABC, Generic[G]):
 
     def current_build_options(self, options: Mapping[str, Any] | None) -> dict[str, Any]:
         """Build options as a run, a checkpoint or a config recorded them, under today's names."""
-        out = dict(options or {})
-        for old, new in self.renamed_build_options.items():
-            if old in out:
-                value = out.pop(old)
-                out.setdefault(new, value)
-        return out
+        return rename_keys(options or {}, {old: (new, unchanged) for old, new in self.renamed_build_options.items()})
 
     def renamed_hint(self, names: Sequence[str]) -> str:
         """What to say of build option ``names`` this space has renamed (``""`` when none is)."""
