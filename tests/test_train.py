@@ -12,7 +12,7 @@ from archsearch.data import from_tensors, load_dataset
 from archsearch.errors import ArchsearchError
 from archsearch.nn.baseline import BaselineCNN, build_model
 from archsearch.spaces import get_space, published
-from archsearch.trainer import TrainConfig, lr_factor, train
+from archsearch.trainer import TrainConfig, eval_batch_size, lr_factor, train
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +49,27 @@ def test_training_learns_and_reports(digits) -> None:
     assert result.best_val_acc > 60 and result.test_acc is not None and result.test_acc > 50
     assert result.params == sum(p.numel() for p in _small().parameters())
     assert {"val_acc", "test_acc", "params", "epochs", "seconds", "history"} <= set(result.to_json())
+
+
+def test_evaluation_batches_are_128_on_a_cpu_unless_given(digits, monkeypatch) -> None:
+    from archsearch.data import Data
+
+    seen: list[tuple[str, int]] = []
+    loader = Data.loader
+
+    def spy(self, split, batch_size, *args, **kwargs):
+        seen.append((split, batch_size))
+        return loader(self, split, batch_size, *args, **kwargs)
+
+    monkeypatch.setattr(Data, "loader", spy)
+    train(_small(), digits, TrainConfig(epochs=1, batch_size=64, evaluate_test=True))
+    assert ("val", 128) in seen and ("test", 128) in seen and ("train", 64) in seen
+    seen.clear()
+    train(_small(), digits, TrainConfig(epochs=1, batch_size=64, eval_batch_size=300))
+    assert ("val", 300) in seen and all(b != 128 for _, b in seen)
+    assert eval_batch_size("cpu") == 128 and eval_batch_size("cuda:1") == 512
+    with pytest.raises(ArchsearchError, match="eval_batch_size"):
+        TrainConfig(eval_batch_size=0)
 
 
 def test_early_stopping_stops(digits) -> None:
