@@ -100,3 +100,9 @@ def made_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
             row = [min(99.0, max(1.0, base + d)) for d in (noise[0], 8 + noise[1], 8 + noise[2])]
             writer.writerow([str(NB201Genotype(ops)), *(f"{v:.3f}" for v in row)])
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _image_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Decoded image folders are cached in the session's temporary folder, never in the user's cache."""
+    os.environ["ARCHSEARCH_CACHE"] = str(tmp_path_factory.mktemp("archsearch-cache"))

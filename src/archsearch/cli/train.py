@@ -62,7 +62,8 @@ def training_config(args: argparse.Namespace) -> TrainConfig:
 
 def add_data_arguments(p: argparse.ArgumentParser, dataset: str = default_of(training.train, "dataset")) -> None:
     """Where the data comes from: the dataset, its folder, a subset and the image size."""
-    p.add_argument("--dataset", default=dataset, help=f"{', '.join(DATASETS)} or a folder of images per class")
+    p.add_argument("--dataset", default=dataset, help=f"{', '.join(DATASETS)} or a folder of images (per class, "
+                   "or train/ beside test/ or val/, each per class)")  # fmt: skip
     p.add_argument("--data-dir", help="folder holding the dataset files (default: $ARCHSEARCH_DATA)")
     p.add_argument("--subset", type=positive_int, help="train on a seeded random subset of N examples")
     p.add_argument(

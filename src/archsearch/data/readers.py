@@ -1,4 +1,5 @@
-"""Readers for the official dataset files: MNIST-style idx ``.gz``, CIFAR python pickles, image folders, digits.
+"""Readers for the official dataset files: MNIST-style idx ``.gz``, CIFAR python pickles, digits (image folders:
+:mod:`archsearch.data.folders`).
 
 Each returns NumPy arrays ``(x_train, y_train, x_test, y_test)`` with images as N x C x H x W. Missing files are
 downloaded from the official source when the network is reachable and checked against the published md5; otherwise
@@ -68,6 +69,7 @@ CIFAR = {
         "test": [("test_batch", "40351d587109b95175f43aff81a1287e")],
         "meta": ("batches.meta", "label_names"),
         "labels": "labels",
+        "classes": 10,
     },
     "cifar100": {
         "folder": "cifar-100-python",
@@ -77,6 +79,7 @@ CIFAR = {
         "test": [("test", "f0ef6b0ae62326f3e7ffdfab6717acfc")],
         "meta": ("meta", "fine_label_names"),
         "labels": "fine_labels",
+        "classes": 100,
     },
 }
 
@@ -207,11 +210,18 @@ def read_cifar_batch(path: Path) -> dict[str, Any]:
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in obj.items()}
 
 
+def cifar_batches(name: str, data_dir: Path) -> Path | None:
+    """The folder of the official python batches of ``name`` under ``data_dir`` (its ``cifar-10-batches-py`` or
+    ``cifar10``, or itself), or None."""
+    spec = CIFAR[name]
+    return _find_dir(data_dir, spec["folder"], spec["test"][0][0]) or _find_dir(data_dir, name, spec["test"][0][0])
+
+
 def read_cifar(name: str, data_dir: Path, download: bool = True, verify: bool = True) -> Arrays:
     """CIFAR-10 / CIFAR-100 from the official python batches in ``data_dir`` (or its ``cifar-10-batches-py``)."""
     spec = CIFAR[name]
     files = [f for f, _ in spec["train"] + spec["test"]] + [spec["meta"][0]]
-    folder = _find_dir(data_dir, spec["folder"], spec["test"][0][0]) or _find_dir(data_dir, name, spec["test"][0][0])
+    folder = cifar_batches(name, data_dir)
     if folder is None:
         folder = data_dir / spec["folder"]
         if not download:
@@ -224,7 +234,8 @@ def read_cifar(name: str, data_dir: Path, download: bool = True, verify: bool = 
             _download([spec["url"]], archive, spec["tar_md5"])
         except DataError as exc:
             raise DataError(
-                f"{name}: batches missing and could not be downloaded ({exc}). Put {', '.join(files)} in {folder}"
+                f"{name}: batches missing and could not be downloaded ({exc}). Put {', '.join(files)} in {folder}, "
+                f"or the images as folders {data_dir / (name + '-jpeg')}/train/<class>/ and .../test/<class>/"
             ) from None
         with tarfile.open(archive) as tar:
             for member in tar.getmembers():
@@ -265,68 +276,7 @@ def cifar_classes(name: str, data_dir: Path) -> list[str]:
     return [n.decode() if isinstance(n, bytes) else str(n) for n in meta[spec["meta"][1]]]
 
 
-# --- folders of images, digits ---------------------------------------------------------------------------------------
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
-
-
-def read_image_folder(root: Path, image_size: int | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Images from ``root/<class>/<image>``: classes sorted by name, grey if every image is grey, else RGB."""
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - Pillow is a dependency
-        raise DataError("reading image folders needs Pillow (pip install pillow)") from None
-    if not root.is_dir():
-        raise DataError(f"{root}: not a folder (expected one sub-folder of images per class)")
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
-    paths = [
-        (p, c)
-        for c, name in enumerate(classes)
-        for p in sorted((root / name).iterdir())
-        if p.suffix.lower() in IMAGE_SUFFIXES
-    ]
-    if len(classes) < 2 or not paths:
-        raise DataError(f"{root}: needs at least two class sub-folders holding images ({', '.join(IMAGE_SUFFIXES)})")
-    empty = sorted(set(classes) - {classes[c] for _, c in paths})
-    if empty:  # dropping them would renumber the classes behind the user's back
-        raise DataError(
-            f"{root}: class folder(s) {', '.join(empty)} hold no images ({', '.join(IMAGE_SUFFIXES)}); add images or "
-            "remove the folder(s)"
-        )
-    images = [_read_image(p, Image) for p, _ in paths]
-    mode = "L" if all(im.mode in ("L", "1", "I;16") for im in images) else "RGB"
-    sizes = {im.size for im in images}
-    if image_size is None and len(sizes) > 1:
-        raise DataError(
-            f"{root}: images have different sizes {sorted(sizes)[:4]}; pass --image-size N (image_size=N in Python) "
-            "to resize them"
-        )
-    arrays = []
-    for im in images:
-        im = im.convert(mode)
-        if image_size is not None and im.size != (image_size, image_size):
-            im = im.resize((image_size, image_size), Image.BILINEAR)
-        a = np.asarray(im, dtype=np.uint8)
-        arrays.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
-    return np.stack(arrays), np.array([c for _, c in paths], dtype=np.int64), classes
-
-
-def _read_image(path: Path, image_module: Any) -> Any:
-    """One image decoded in full (so a truncated file fails here, naming it); an image past Pillow's decompression
-    bomb limit is refused, not decoded."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", image_module.DecompressionBombWarning)
-        try:
-            with image_module.open(path) as im:
-                im.load()
-                return im.copy()
-        except (image_module.DecompressionBombError, image_module.DecompressionBombWarning) as exc:
-            raise DataError(f"{path}: refusing to decode an image this large ({exc})") from None
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise DataError(f"{path}: cannot read image ({exc})") from None
-
-
+# --- digits ------------------------------------------------------------------------------------------------------
 def read_digits() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's embedded 8x8 digits as uint8 images (0..16 scaled to 0..255) and labels."""
     from sklearn.datasets import load_digits
