@@ -28,7 +28,7 @@ def reports(tmp_path_factory: pytest.TempPathFactory, made_table: Path) -> dict[
         "pareto": ["search", "--table", table, "--strategy", "random", "--trials", "120",
                    "--objectives", "val_acc,valid_acc_200ep"],
         "oneshot": ["oneshot", "--method", "darts", "--space", "nb201", "--dataset", "digits", "--subset", "128",
-                    "--epochs", "2", "--channels", "4", "--batch-size", "32"],
+                    "--epochs", "2", "--channels", "4", "--batch-size", "32", "--table", table],
     }  # fmt: skip
     out = {}
     for name, argv in runs.items():
@@ -59,7 +59,8 @@ def test_each_kind_shows_its_sections(reports: dict[str, Path]) -> None:
     pareto = reports["pareto"].read_text()
     assert 'id="pareto"' in pareto and "hypervolume" in pareto
     oneshot = reports["oneshot"].read_text()
-    for section in ('id="alphas_cell"', 'id="op_frequency"', 'id="skips"', 'id="losses"', 'id="per-epoch"'):
+    for section in ('id="alphas_cell"', 'id="op_frequency"', 'id="skips"', 'id="losses"', 'id="per-epoch"',
+                    'id="table"', "table: test_acc_200ep", "derived architecture in the table"):
         assert section in oneshot
     bench = reports["benchmark"].read_text()
     assert 'id="anytime"' in bench and 'id="final"' in bench and "evolution" in bench

@@ -58,6 +58,7 @@ def oneshot(
     image_size: int | None = None,
     plots: bool = True,
     plot_edges: list[int] | None = None,
+    table: str | Path | None = None,
     **settings: Any,
 ) -> OneShotResult:
     """Run one-shot ``method`` (a name in :data:`archsearch.oneshot.METHODS`) on ``space``'s supernet over
@@ -65,8 +66,11 @@ def oneshot(
     recording in ``run_dir``; see :func:`archsearch.oneshot.search.run_oneshot`. SPOS scores ``subnetwork_trials``
     sub-networks afterwards. A method that learns architecture weights gets, on the main process, PNG plots of
     their evolution (``plot_edges``: only these edges) and of the derived ops in ``run_dir`` (unless ``plots`` is
-    off), and the result says how far they separated. How it searches: ``config`` (default: the method's, see
-    :func:`archsearch.oneshot.default_config`) and/or its fields as keywords (``epochs=3, w_lr=0.05``), which win."""
+    off), and the result says how far they separated. ``table``: a benchmark table of the space (NAS-Bench-201's
+    CSV) in which the cell derived after every epoch and the final one are looked up, as the NAS-Bench-201 protocol
+    judges one-shot methods: recorded in ``history[i]["table"]`` and ``result.table``, never fed to the search. How
+    it searches: ``config`` (default: the method's, see :func:`archsearch.oneshot.default_config`) and/or its fields
+    as keywords (``epochs=3, w_lr=0.05``), which win."""
     if config is None:
         config = default_config(method, **settings)
     elif settings:
@@ -75,6 +79,14 @@ def oneshot(
     if subset:
         data = data.with_train_subset(subset, seed=config.seed)
     search = subnetwork_search(data, subnetwork_trials, device) if METHODS.get(method).searches_subnetworks else None
+    lookup = None
+    if table is not None:
+        from archsearch.evaluators.table import lookup_table
+
+        read = lookup_table(table, get_space(space) if isinstance(space, str) else space)
+        lookup = read.find
+        highest = {c: max(row[c] for row in read.rows.values() if c in row) for c in read.columns}
+        extra_meta = {**(extra_meta or {}), "table": {"path": str(table), "columns": read.columns, "max": highest}}
     result = run_oneshot(
         method,
         space,
@@ -88,6 +100,7 @@ def oneshot(
         on_step=on_step,
         subnetwork_search=search,
         extra_meta=extra_meta,
+        table_lookup=lookup,
     )
     learned = bool(result.history) and "probabilities" in result.history[-1]
     if learned:

@@ -114,6 +114,7 @@ class OneShotRun:
     genotype: str | None
     stopped: str | None
     trials: int
+    table: dict[str, float] | None = None  # the derived genotype's row of the table the search looked it up in
 
     def to_json(self) -> dict[str, Any]:
         return {"oneshot": True, **asdict(self)}

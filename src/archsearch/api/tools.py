@@ -188,6 +188,7 @@ def show(run_dir: str | Path) -> RunView:
             genotype,
             None if not found else found.get("stopped"),
             meta.get("_trials", 0),
+            None if not found else found.get("table"),
         )
         return view
     view.config = resume_config(run_dir, reading=True)  # shown, never built

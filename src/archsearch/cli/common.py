@@ -31,6 +31,11 @@ def emit(args: argparse.Namespace, obj: dict[str, Any], text: str) -> None:
     print(json.dumps(obj) if args.json else visible(text), flush=True)
 
 
+def table_text(row: dict[str, float] | None) -> str:
+    """An architecture's row of a benchmark table, in one line."""
+    return "not in the table" if row is None else "  ".join(f"{k} {v:g}" for k, v in row.items())
+
+
 def input_shape(text: str) -> tuple[int, int, int]:
     """Parse ``C,H,W`` (square images)."""
     try:

@@ -11,7 +11,7 @@ from typing import Any
 
 from archsearch import api, options
 from archsearch.api import oneshot_search, retraining
-from archsearch.cli.common import emit
+from archsearch.cli.common import emit, table_text, visible
 from archsearch.cli.options import NOT_OPTIONS, default_of, flag, given_with_config, option_actions, take_recorded
 from archsearch.errors import ArchsearchError
 from archsearch.oneshot import METHODS, SUPERNETS, build_supernet, default_config
@@ -80,7 +80,9 @@ def _epoch_line(r: dict[str, Any]) -> str:
     val = "" if r.get("val_acc") is None else f"  val loss {r['val_loss']:.3f} acc {r['val_acc']:5.1f}%"
     arch = "" if "genotype" not in r else f"  skips {r['skips']}  {r['genotype']}"
     train = f"train loss {r['train_loss']:.3f} acc {r['train_acc']:5.1f}%"
-    return f"epoch {r['epoch']}: {train}{val}  {r['seconds']:.0f}s{arch}"
+    looked_up = f"\n  table: {table_text(r['table'])}" if "table" in r else ""
+    return f"epoch {r['epoch']}: {train}{val}  {r['seconds']:.0f}s{arch}{looked_up}"
+
 
 
 def cmd_oneshot(args: argparse.Namespace) -> None:
@@ -165,7 +167,7 @@ def _oneshot(args: argparse.Namespace, world: Any, device: str) -> None:
         else:
             bar.close()
             bar.task = None
-            print(_epoch_line(record), flush=True)
+            print(visible(_epoch_line(record)), flush=True)
 
     try:
         result = api.oneshot(
@@ -173,7 +175,7 @@ def _oneshot(args: argparse.Namespace, world: Any, device: str) -> None:
             resume=args.resume, on_epoch=on_epoch, on_step=bar.step, subnetwork_trials=args.spos_trials,
             extra_meta={"cli_options": {d: getattr(args, d) for d in _setting_dests() if hasattr(args, d)}},
             data_dir=args.data_dir, subset=args.subset, image_size=args.image_size,
-            plot_edges=[int(e) for e in args.plot_edges.split(",")] if args.plot_edges else None,
+            plot_edges=[int(e) for e in args.plot_edges.split(",")] if args.plot_edges else None, table=args.table,
         )  # fmt: skip
     except ValueError as exc:
         raise ArchsearchError(str(exc)) from None
@@ -185,6 +187,7 @@ def _oneshot(args: argparse.Namespace, world: Any, device: str) -> None:
         args,
         result.to_json(),
         f"\n{args.method} on {args.space}: {result.genotype}\n  {result.stopped}"
+        + (f"\n  table: {table_text(result.table)}" if args.table else "")
         + "".join(f"\n  note: {n}" for n in result.notes)
         + "".join(f"\n  {line}" for line in result.alpha_separation)
         + "".join(f"\n  plot: {p}" for p in result.plots),
@@ -241,6 +244,8 @@ def _oneshot_arguments(p: argparse.ArgumentParser) -> None:
         help="SPOS: sub-networks the evolution scores",
     )
     p.add_argument("--plot-edges", help="comma-separated edge indices for the alpha plots (default: all)")
+    p.add_argument("--table", metavar="CSV", help="a benchmark table of the space (NAS-Bench-201's CSV): the cell "
+                   "derived after every epoch is looked up and its figures recorded, never fed to the search")
     p.add_argument("--out", required=True, help="run directory (checkpoint, store, plots)")
     p.add_argument("--resume", action="store_true", help="continue the search in --out from its last epoch")
     p.add_argument("--config", metavar="FILE.toml", help="a TOML file of these options (the command line wins)")

@@ -158,6 +158,11 @@ class Table:
         except KeyError:
             raise ArchsearchError(f"{arch} is not in the table {self.path.name}") from None
 
+    def find(self, genotype: Any) -> dict[str, float] | None:
+        """A copy of ``genotype``'s row, or None when the table lacks it."""
+        row = self.rows.get(str(genotype.key) if self.space is not None else str(genotype))
+        return None if row is None else dict(row)
+
     def values(self, genotype: Any, names: Sequence[str], space: Any) -> dict[str, float]:
         """The columns ``names`` of ``genotype``'s row; ``params`` / ``flops`` without a column of that name are
         counted on the architecture built at ``space``'s default settings (3x32x32 inputs, 10 classes)."""
@@ -170,6 +175,17 @@ class Table:
                 self._counts[genotype.key] = space.counts(genotype)
             out.update({n: self._counts[genotype.key][n] for n in counted})
         return out
+
+
+def lookup_table(path: str | Path, space: Any) -> Table:
+    """A table read to look up architectures of ``space`` (a one-shot search's derived cells): every row checked in
+    the space, every numeric column kept; NB201's columns are not required."""
+    columns = header_columns(path)
+    if not columns:
+        raise ArchsearchError(f"{path}: the table has no numeric column besides arch and index")
+    signal = SIGNAL if SIGNAL in columns else columns[0]
+    report = REPORTED if REPORTED in columns else columns[0]
+    return Table(path, signal, report, None if space.text_is_key else space)
 
 
 class TableEvaluator(Evaluator):

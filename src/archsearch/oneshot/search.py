@@ -29,6 +29,8 @@ from archsearch.trial import COMPLETE, Trial
 CHECKPOINT = "oneshot.pt"
 #: what a method that searches sub-networks needs: (supernet, space, store, config) -> (winner, sub-networks scored)
 SubnetworkSearch = Callable[[Supernet, Space[Any], Store, OneShotConfig], tuple[Any, int]]
+#: a derived architecture's figures in a benchmark table (None: not in the table), recorded beside the search
+TableLookup = Callable[[Any], "dict[str, float] | None"]
 
 
 @dataclass
@@ -43,6 +45,7 @@ class OneShotResult:
     search_trials: int = 0  # SPOS: sub-networks scored with inherited weights
     notes: list[str] = field(default_factory=list)  # what the derivation had to do beyond its rule
     supernet: Supernet | None = None  # the trained supernet (e.g. for a SupernetEvaluator)
+    table: dict[str, float] | None = None  # the derived genotype's row of the table given (``table_lookup``)
     # filled by archsearch.api.oneshot: the plots written, per cell type the epoch each edge's top weight passed 0.6,
     # and in words how far the architecture weights separated from uniform
     plots: list[Path] = field(default_factory=list)
@@ -56,6 +59,7 @@ class OneShotResult:
             "epochs": len(self.history), "skips": self.history[-1].get("skips") if self.history else None,
             "threshold_epochs": self.threshold_epochs, "alpha_separation": self.alpha_separation,
             "notes": self.notes, "plots": [str(p) for p in self.plots], "run_dir": str(self.run_dir),
+            "table": self.table,
         }  # fmt: skip
 
 
@@ -85,12 +89,15 @@ def run_oneshot(
     on_step: Callable[[int, int], None] | None = None,
     subnetwork_search: SubnetworkSearch | None = None,
     extra_meta: dict[str, Any] | None = None,
+    table_lookup: TableLookup | None = None,
 ) -> OneShotResult:
     """Search ``space`` with one-shot ``method`` on ``data``; checkpoints and the store live in ``run_dir``, which
     this process alone writes. With ``resume`` the run's recorded settings must match the ones given (``extra_meta``
     is recorded beside them, e.g. the command line's options). A method that ``searches_subnetworks`` (SPOS) needs
     ``subnetwork_search``, called on the main process with the trained supernet and the run's store, returning the
-    winner and the number of sub-networks scored (:func:`archsearch.api.oneshot` passes one)."""
+    winner and the number of sub-networks scored (:func:`archsearch.api.oneshot` passes one). ``table_lookup``: the
+    architecture derived after every epoch, and the final one, looked up in a benchmark table and recorded with the
+    epoch (``history[i]["table"]``) and the result; what it returns never reaches the method."""
     sp = get_space(space) if isinstance(space, str) else space
     cls = METHODS.get(method)
     if cls.searches_subnetworks and subnetwork_search is None:
@@ -120,9 +127,10 @@ def run_oneshot(
         if store is not None and recorded is None:
             store.set_meta("oneshot", {**settings, "ranks": world.size, **(extra_meta or {})})
             store.set_meta("versions", versions())
-        stopped = _epochs(searcher, (train_loader, val_loader), history, stopped, checkpoint, store, on_step, on_epoch)
+        stopped = _epochs(searcher, (train_loader, val_loader), history, stopped, checkpoint, store, on_step, on_epoch,
+                          table_lookup)  # fmt: skip
         result = OneShotResult(method, None, history, stopped, run, supernet=net)
-        _derive(searcher, sp, result, store, subnetwork_search if cls.searches_subnetworks else None)
+        _derive(searcher, sp, result, store, subnetwork_search if cls.searches_subnetworks else None, table_lookup)
         return result
     finally:
         if store is not None:
@@ -163,7 +171,7 @@ def _restore(searcher: OneShotMethod, checkpoint: Path) -> tuple[list[dict[str, 
 
 
 def _derive(searcher: OneShotMethod, sp: Space[Any], result: OneShotResult, store: Store | None,
-            subnetwork_search: SubnetworkSearch | None) -> None:  # fmt: skip
+            subnetwork_search: SubnetworkSearch | None, table_lookup: TableLookup | None) -> None:  # fmt: skip
     """The genotype of a finished search into ``result`` (and the store): the method's derivation rule, or a search
     over sub-networks on rank 0 whose winner the other ranks receive."""
     net = searcher.net
@@ -171,7 +179,9 @@ def _derive(searcher: OneShotMethod, sp: Space[Any], result: OneShotResult, stor
         found = None
         if store is not None:
             winner, trials = subnetwork_search(net, sp, store, searcher.config)
-            store.set_meta("oneshot_result", {"genotype": winner.to_json(), "stopped": "finished", "notes": []})
+            result.table = table_lookup(winner) if table_lookup is not None else None
+            store.set_meta("oneshot_result", {"genotype": winner.to_json(), "stopped": "finished", "notes": [],
+                                              "table": result.table})  # fmt: skip
             found = (winner.to_json(), trials)
         found = searcher.world.broadcast_object(found)
         result.genotype, result.search_trials = sp.from_json(found[0]), found[1]
@@ -179,6 +189,7 @@ def _derive(searcher: OneShotMethod, sp: Space[Any], result: OneShotResult, stor
     result.genotype = searcher.derive()
     if net.derive_note:
         result.notes.append(net.derive_note)
+    result.table = table_lookup(result.genotype) if table_lookup is not None else None
     if store is not None:
         _record(store, result)
 
@@ -202,14 +213,16 @@ def load_checkpoint(path: Path, device: Any = "cpu") -> dict[str, Any]:
 
 def _epochs(searcher: OneShotMethod, loaders: tuple[BatchLoader, BatchLoader | None], history: list[dict[str, Any]],
             stopped: str, checkpoint: Path, store: Store | None, on_step: Callable[[int, int], None] | None,
-            on_epoch: Callable[[dict[str, Any]], None] | None) -> str:  # fmt: skip
+            on_epoch: Callable[[dict[str, Any]], None] | None, table_lookup: TableLookup | None) -> str:  # fmt: skip
     """The search's epochs from where ``history`` ends, each checkpointed (main process) and recorded for reports;
     returns why the search stopped."""
     config = searcher.config
     for epoch in range(len(history), config.epochs):
         if stopped != "finished":
             break
-        record = _epoch(searcher, *loaders, epoch, on_step)
+        record, derived = _epoch(searcher, *loaders, epoch, on_step)
+        if derived is not None and table_lookup is not None:
+            record["table"] = table_lookup(derived)
         history.append(record)
         stopped = _collapse(searcher, record, config) or stopped
         if searcher.world.main:
@@ -265,7 +278,9 @@ def _epoch(
     val_loader: BatchLoader | None,
     epoch: int,
     on_step: Callable[[int, int], None] | None,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], Any]:
+    """One epoch of method steps: its record, and the architecture derived after it (None: a method that learns no
+    architecture weights)."""
     searcher.start_epoch(epoch)
     train_loader.set_epoch(epoch)
     if val_loader is not None:
@@ -300,12 +315,13 @@ def _epoch(
         "val_acc": 100.0 * sums["val_correct"] / nv if nv else None,
         "seconds": time.perf_counter() - start,
     }
+    genotype = None
     if searcher.learns_arch:
         genotype = searcher.derive()
         record["probabilities"] = {t: p.tolist() for t, p in searcher.net.probabilities().items()}
         record["genotype"] = str(genotype)
         record["skips"] = _skips(genotype)
-    return record
+    return record, genotype
 
 
 def _skips(genotype: Any) -> int:
@@ -330,5 +346,6 @@ def _record(store: Store, result: OneShotResult) -> None:
     trial = Trial(store.next_number(), result.genotype, result.genotype.key, COMPLETE, metrics, metrics.get("val_acc"))
     with store.transaction() as db:
         store.put_trial(db, trial, time.time(), time.time())
-        found = {"genotype": result.genotype.to_json(), "stopped": result.stopped, "notes": result.notes}
+        found = {"genotype": result.genotype.to_json(), "stopped": result.stopped, "notes": result.notes,
+                 "table": result.table}  # fmt: skip
         store.set_meta("oneshot_result", found, db)

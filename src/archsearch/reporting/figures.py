@@ -121,9 +121,11 @@ def pareto_figure(trials: Sequence[TrialRow], objectives: Sequence[str], front_n
     return out
 
 
-def oneshot_figures(history: Sequence[dict[str, Any]], op_names: Sequence[str], max_skips: int | None) -> list[Figure]:
+def oneshot_figures(history: Sequence[dict[str, Any]], op_names: Sequence[str], max_skips: int | None,
+                    table: dict[str, Any] | None = None) -> list[Figure]:  # fmt: skip
     """Alpha evolution of every edge, op frequency of the derived cells per epoch, skip connections against the
-    collapse limit, losses and accuracies per epoch."""
+    collapse limit, losses and accuracies per epoch, and (``table``: the run's table, its columns and highest
+    values) the derived cell's figures in that table per epoch."""
     plt = pyplot()
     figures = []
     cell_types = sorted({c for r in history for c in r.get("probabilities", {})})
@@ -173,12 +175,45 @@ def oneshot_figures(history: Sequence[dict[str, Any]], op_names: Sequence[str], 
         figures.append(
             Figure("losses", "losses and accuracies per epoch (weights on one half, alphas on the other)", fig)
         )
+    if any(table_figures(r) for r in history):
+        figures.append(_table_figure(history, table, marker))
     from matplotlib.ticker import MaxNLocator
 
     for figure in figures:  # epochs are whole numbers
         for ax in figure.fig.axes:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return figures
+
+
+def table_figures(record: dict[str, Any]) -> dict[str, float]:
+    """The numeric table figures a stored epoch record holds (none when the field is missing or malformed)."""
+    row = record.get("table")
+    if not isinstance(row, dict):
+        return {}
+    return {str(k): float(v) for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def _table_figure(history: Sequence[dict[str, Any]], table: Any, marker: str | None) -> Figure:
+    """The table's accuracies of the cell derived after each epoch (the NAS-Bench-201 protocol's curves), with each
+    column's highest value in the table dashed."""
+    plt = pyplot()
+    rows = [table_figures(r) for r in history]
+    found = list(dict.fromkeys(k for row in rows for k in row))
+    columns = [c for c in found if "acc" in c] or found
+    highest = table.get("max") if isinstance(table, dict) else None
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    epochs = [r["epoch"] for r in history]
+    for column in columns:
+        (line,) = ax.plot(epochs, [_num(row.get(column)) for row in rows], marker=marker, label=column)
+        top = highest.get(column) if isinstance(highest, dict) else None
+        if isinstance(top, (int, float)):
+            ax.axhline(top, color=line.get_color(), ls="--", lw=0.8, label=f"{column}: table's best {top:g}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("in the table")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return Figure("table", "the table's figures of the cell derived after each epoch (never seen by the search)", fig)
 
 
 def _num(value: Any) -> float:

@@ -12,7 +12,14 @@ import numpy as np
 
 from archsearch.outputs import check_output, check_png_dir, write_file
 from archsearch.records import finite_or_none
-from archsearch.reporting.figures import anytime_figures, history_figure, oneshot_figures, pareto_figure, retrain_figure
+from archsearch.reporting.figures import (
+    anytime_figures,
+    history_figure,
+    oneshot_figures,
+    pareto_figure,
+    retrain_figure,
+    table_figures,
+)
 from archsearch.reporting.html import Page, esc, kv_table, table
 from archsearch.reporting.rundata import RunData, read_run
 from archsearch.spaces import DEFAULT_SPACE
@@ -162,6 +169,7 @@ def _oneshot_page(data: RunData, png_dir: Any) -> Page:
             else f"skip penalty {config.get('skip_penalty')}, stop above {config.get('max_skips')} skips",
         ),
         ("seed", config.get("seed")),
+        *([("derived architecture in the table", _table_row(found, info))] if found and info.get("table") else []),
         ("search time", f"{sum(float(r.get('seconds', 0.0)) for r in history):.1f} s"),
         ("versions", _versions(data)),
     ]
@@ -176,15 +184,26 @@ def _oneshot_page(data: RunData, png_dir: Any) -> Page:
             "derived",
         )
     ops = space.supernet_ops()
-    for figure in oneshot_figures(history, ops, config.get("max_skips")):
+    for figure in oneshot_figures(history, ops, config.get("max_skips"), info.get("table")):
         page.section(figure.caption[:1].upper() + figure.caption[1:], page.figure(figure), figure.name)
-    derived = [(r["epoch"], r.get("skips", "-"), r.get("genotype", "-")) for r in history if "genotype" in r]
+    columns = list(dict.fromkeys(k for r in history for k in table_figures(r)))
+    derived = [(r["epoch"], r.get("skips", "-"), *(table_figures(r).get(c, "-") for c in columns),
+                r.get("genotype", "-")) for r in history if "genotype" in r]  # fmt: skip
     if derived:
-        page.section("Derived cells per epoch", table(["epoch", "skips", "architecture"], derived), "per-epoch")
+        headers = ["epoch", "skips", *(f"table: {c}" for c in columns), "architecture"]
+        page.section("Derived cells per epoch", table(headers, derived), "per-epoch")
     if data.trials and info.get("method") == "spos":
         complete = sorted((t for t in data.trials if t.status == "complete"), key=lambda t: -(t.score or 0.0))
         page.section("Sub-networks scored with inherited weights", _top_table(page, complete, "val_acc"), "top")
     return page
+
+
+def _table_row(found: dict[str, Any], info: dict[str, Any]) -> str:
+    row, table = table_figures(found), info.get("table")
+    where = f" ({table.get('path')})" if isinstance(table, dict) and table.get("path") else ""
+    if not row:
+        return f"not in the table{where}"
+    return "  ".join(f"{k} {v}" for k, v in row.items()) + where
 
 
 def _retrain(page: Page, retrain: dict[str, Any]) -> str:
