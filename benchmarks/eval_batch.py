@@ -1,12 +1,15 @@
-"""Evaluation speed by batch size and memory layout on a CPU: what ``trainer.eval_batch_size`` picks.
+"""Evaluation speed by batch size, memory layout and batch-norm folding on a CPU: what ``trainer.eval_batch_size``
+picks, and what ``trainer.evaluate``'s folding of batch norms into convolutions gains.
 
     python benchmarks/eval_batch.py --data-dir ../shared/data              # ~2 min on one core, Fashion-MNIST
     python benchmarks/eval_batch.py --dataset digits --threads 2
 
 Times ``trainer.evaluate`` over the validation split (6,000 Fashion-MNIST images) for a small DARTS network
 (DARTS_V2, 8 channels, 3 cells) and the hand-designed baseline CNN, for each batch size, channels-first and
-channels-last, after one untimed pass. Printed: images/s and the ratio against a batch of 512 (the old default) in
-the same layout, measured in the same run. Run it alone: another torch job on the same cores skews every row.
+channels-last, after one untimed pass, with the batch norms as they are; then, at a batch of 128 channels-last, with
+them folded into the convolutions (``archsearch.nn.folding``). Printed: images/s and the ratio against a batch of 512
+(the old default) in the same layout, and folded against not, measured in the same run. Run it alone: another torch
+job on the same cores skews every row.
 """
 
 from __future__ import annotations
@@ -34,6 +37,23 @@ def _networks(data) -> dict[str, torch.nn.Module]:
     return {"DARTS_V2 C=8 N=3": build_from_spec(darts), "baseline CNN": build_from_spec(baseline)}
 
 
+def _speed(net: torch.nn.Module, data, batch: int, channels_last: bool, fold: bool) -> float:
+    evaluate(net, data, "val", batch, channels_last=channels_last, fold_norms=fold)
+    start = time.perf_counter()
+    evaluate(net, data, "val", batch, channels_last=channels_last, fold_norms=fold)
+    return len(data.val) / (time.perf_counter() - start)
+
+
+def _with_statistics(model: torch.nn.Module, data) -> torch.nn.Module:
+    """``model`` with batch-norm statistics of real batches (folding an untrained norm would be a no-op)."""
+    model.train()
+    with torch.no_grad():
+        for x, _ in data.loader("train", 128):
+            model(x)
+            break
+    return model.eval()
+
+
 def main() -> None:
     """Print images/s per network, layout and batch size, with the ratio against a batch of 512."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -51,13 +71,16 @@ def main() -> None:
             net = model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
             speed = {}
             for batch in BATCHES:
-                evaluate(net, data, "val", batch, channels_last=channels_last)
-                start = time.perf_counter()
-                evaluate(net, data, "val", batch, channels_last=channels_last)
-                speed[batch] = len(data.val) / (time.perf_counter() - start)
+                speed[batch] = _speed(net, data, batch, channels_last, fold=False)
             layout = "channels-last" if channels_last else "channels-first"
             for batch in BATCHES:
                 print(f"| {name} | {layout} | {batch} | {speed[batch]:.0f} | {speed[batch] / speed[512]:.2f}x |")
+    print("\n| network (batch 128, channels-last) | norms as they are, images/s | folded, images/s | folded vs not |")
+    print("| --- | --- | --- | --- |")
+    for name, model in _networks(data).items():
+        net = _with_statistics(model, data).to(memory_format=torch.channels_last)
+        plain, folded = _speed(net, data, 128, True, fold=False), _speed(net, data, 128, True, fold=True)
+        print(f"| {name} | {plain:.0f} | {folded:.0f} | {folded / plain:.2f}x |")
 
 
 if __name__ == "__main__":

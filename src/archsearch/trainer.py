@@ -24,6 +24,7 @@ from archsearch.data import Augment, Data
 from archsearch.devices import check_device
 from archsearch.errors import ArchsearchError
 from archsearch.nn import native
+from archsearch.nn.folding import fold_batch_norms, is_compiled
 from archsearch.options import internal, option, positive_int, register
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -181,14 +182,20 @@ def evaluate(
     batch_size: int | None = None,
     device: str = "cpu",
     channels_last: bool = False,
+    fold_norms: bool = True,
 ) -> tuple[float, float]:
-    """Mean loss and accuracy (percent) of ``model`` on a split (``batch_size`` None: :func:`eval_batch_size`)."""
+    """Mean loss and accuracy (percent) of ``model`` on a split (``batch_size`` None: :func:`eval_batch_size`), run
+    with its batch norms folded into their convolutions unless ``fold_norms`` is off
+    (:func:`archsearch.nn.folding.fold_batch_norms`; the same figures up to float rounding)."""
     model.eval()
+    net = fold_batch_norms(model) if fold_norms and not is_compiled(model) else model
+    if channels_last and net is not model:
+        net = net.to(memory_format=torch.channels_last)
     total, correct, loss_sum = 0, 0, 0.0
     for x, y in data.loader(split, batch_size or eval_batch_size(device), device):
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        logits, _ = _logits(model(x))
+        logits, _ = _logits(net(x))
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").item()
         correct += (logits.argmax(1) == y).sum().item()
         total += len(y)
