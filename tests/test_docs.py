@@ -1,8 +1,8 @@
 """The documentation runs: every Python block and shell command of the README (and of docs/*.md) is executed here on
 tiny budgets, in order, in one scratch directory (so `show runs/x` reads the run an earlier line made), and every
-file of examples/ runs as a script. Budgets are cut by the rewrites below (fewer trials, seeds, epochs, a small
-training subset); a command that cannot run on this machine is listed with the reason. `make docs` builds the API
-reference from the docstrings, offline (tested here too)."""
+file of examples/ runs as a script. Budgets are cut by the rewrites below (fewer trials, seeds, epochs, narrow NB201
+networks, a small training subset); a command that cannot run on this machine is listed with the reason. `make docs`
+builds the API reference from the docstrings, offline (tested here too)."""
 
 from __future__ import annotations
 
@@ -87,6 +87,9 @@ def tiny(command: str) -> str:
             parts += ["--subset", "200"]
         if verb == "oneshot" and "--channels" not in parts:  # the supernet at its smallest documented width
             parts += ["--channels", "8"]
+        space = parts[parts.index("--space") + 1] if "--space" in parts else "nb201"
+        if verb == "search" and trains and space == "nb201" and "--channels" not in parts:  # one narrow cell a stage
+            parts += ["--channels", "8", "--cells-per-stage", "1"]
     if "--retrain" in parts and "--retrain-epochs" not in parts:
         parts += ["--retrain-epochs", "1"]
     timed = "|" not in parts and "--no-latency" not in parts  # one command that times networks: 3 timed calls
@@ -252,11 +255,14 @@ def test_example_script_runs(script: Path, tmp_path: Path) -> None:
 
 def test_the_tiny_budget_rewrite() -> None:
     assert tiny("archsearch search --trials 50 --out runs/x") == (
-        "archsearch search --trials 2 --out runs/x --epochs 1 --subset 200"
+        "archsearch search --trials 2 --out runs/x --epochs 1 --subset 200 --channels 8 --cells-per-stage 1"
+    )
+    assert tiny("archsearch search --space darts --trials 5") == (
+        "archsearch search --space darts --trials 2 --epochs 1 --subset 200"
     )
     assert tiny("archsearch search --table T.csv") == "archsearch search --table T.csv --trials 2"
-    assert tiny("archsearch search --fidelity sh --epochs 9 --retrain") == (
-        "archsearch search --fidelity sh --epochs 3 --retrain --trials 2 --subset 200 --retrain-epochs 1"
+    assert tiny("archsearch search --space chain --fidelity sh --epochs 9 --retrain") == (
+        "archsearch search --space chain --fidelity sh --epochs 3 --retrain --trials 2 --subset 200 --retrain-epochs 1"
     )
     assert tiny("archsearch oneshot --dataset fashion-mnist --epochs 20") == (
         "archsearch oneshot --dataset fashion-mnist --epochs 2 --subset 200 --channels 8"

@@ -74,12 +74,14 @@ def test_synflow_restores_signs_and_dtype_when_run_in_place() -> None:
 def test_synflow_does_not_overflow_on_a_deep_network() -> None:
     # 40 layers whose weights are all 1: the score grows like 64^40 (about 1e72), past float32's 3e38
     layers: list[nn.Module] = []
-    for _ in range(40):
+    for _ in range(41):  # weights of ones, not drawn: the overflow below must not depend on the random state
         lin = nn.Linear(64, 64, bias=False)
         nn.init.ones_(lin.weight)
         layers += [lin, nn.ReLU()]
-    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 64, bias=False), *layers, nn.Linear(64, 10))
-    x = torch.randn(2, 1, 8, 8)
+    head = nn.Linear(64, 10)
+    nn.init.ones_(head.weight)
+    net = nn.Sequential(nn.Flatten(), *layers, head)
+    x = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert not torch.isfinite(net(torch.ones(1, 1, 8, 8)).sum())  # float32 overflows
     value = score_model(net, "synflow", (x, torch.zeros(2, dtype=torch.long)))
