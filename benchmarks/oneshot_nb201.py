@@ -77,7 +77,9 @@ def _parameter_free(cell: str) -> float:
 def _mean_std(values: list[float]) -> str:
     if not values:
         return "-"
-    return f"{statistics.fmean(values):.2f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.2f}"
+    if len(values) == 1:
+        return f"{values[0]:.2f} (one seed)"
+    return f"{statistics.fmean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
 def main() -> None:
