@@ -248,13 +248,15 @@ def load_dataset(
     else:
         root = data_root(data_dir)
         classes = None
-        if name in ("mnist", "fashion-mnist"):
-            arrays = read_idx_dataset(name, root, download=download, verify=verify)
-        elif cifar_batches(name, root) is None and find_image_splits(name, root) is not None:
-            data = _folder_data(find_image_splits(name, root), name, None, val_fraction, split_seed)  # type: ignore[arg-type]
+        idx = name in ("mnist", "fashion-mnist")
+        jpeg = None if idx or cifar_batches(name, root) is not None else find_image_splits(name, root)
+        if jpeg is not None:  # no official batches, but the images as train/ and test/ folders
+            data = _folder_data(jpeg, name, None, val_fraction, split_seed)
             _check_cifar_folder(data, name)
             data.flip, data.crop_padding = info["flip"], info["crop"]
             return data
+        if idx:
+            arrays = read_idx_dataset(name, root, download=download, verify=verify)
         else:
             arrays = read_cifar(name, root, download=download, verify=verify)
             classes = cifar_classes(name, root)
