@@ -165,3 +165,15 @@ def test_cifar10_in_the_shared_data_loads_with_its_test_split(data_dir: Path) ->
     assert splits is not None and set(splits) == {"train", "test"}
     classes, test_files = folders.class_files(splits["test"])
     assert len(classes) == 10 and len(test_files) == 10_000
+
+
+def test_a_link_at_the_cache_file_is_neither_read_nor_replaced(tmp_path: Path, capsys) -> None:
+    root = _folder(tmp_path / "d", {"ant": 6, "bee": 6})
+    target = tmp_path / "elsewhere.npz"
+    target.write_bytes(b"not archsearch's")
+    link = _cache_file_of(root)
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(target)
+    assert len(load_dataset(str(root)).classes) == 2
+    assert link.is_symlink() and target.read_bytes() == b"not archsearch's"
+    assert "not a regular file" in capsys.readouterr().err

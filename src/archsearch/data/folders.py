@@ -110,9 +110,8 @@ def read_folder_splits(root: Path, image_size: int | None = None, workers: int |
 
 def _same_shape(decoded: dict[str, tuple[np.ndarray, np.ndarray]], splits: dict[str, Path]) -> None:
     """Grey splits become RGB beside an RGB split; splits of different image sizes are refused."""
-    if any(x.shape[1] == 3 for x, _ in decoded.values()):
-        for split, (x, y) in decoded.items():
-            decoded[split] = (np.repeat(x, 3, axis=1) if x.shape[1] == 1 else x, y)
+    for split, x in zip(list(decoded), _rgb_beside_rgb([x for x, _ in decoded.values()]), strict=True):
+        decoded[split] = (x, decoded[split][1])
     sizes = {split: tuple(x.shape[2:]) for split, (x, _) in decoded.items()}
     if len(set(sizes.values())) > 1:
         named = ", ".join(f"{splits[s]}: {h}x{w}" for s, (h, w) in sizes.items())
@@ -177,8 +176,7 @@ def _decode_in_workers(parts: list[list[str]], image_size: int | None) -> list[n
 
 
 def _joined(parts: list[np.ndarray | list[list[int]]], root: Path) -> np.ndarray:
-    """The decoded parts as one array: grey parts made RGB beside RGB ones (as Pillow converts L to RGB), images of
-    different sizes refused."""
+    """The decoded parts as one array: grey parts made RGB beside RGB ones, images of different sizes refused."""
     sizes = {tuple(s) for p in parts if isinstance(p, list) for s in p}
     sizes |= {tuple(p.shape[2:]) for p in parts if isinstance(p, np.ndarray)}
     if len(sizes) > 1:
@@ -186,7 +184,11 @@ def _joined(parts: list[np.ndarray | list[list[int]]], root: Path) -> np.ndarray
             f"{root}: images have different sizes {sorted(sizes)[:4]}; pass --image-size N (image_size=N in Python) "
             "to resize them"
         )
-    arrays = [p for p in parts if isinstance(p, np.ndarray)]
-    if any(a.shape[1] == 3 for a in arrays):
-        arrays = [np.repeat(a, 3, axis=1) if a.shape[1] == 1 else a for a in arrays]
-    return np.concatenate(arrays)
+    return np.concatenate(_rgb_beside_rgb([p for p in parts if isinstance(p, np.ndarray)]))
+
+
+def _rgb_beside_rgb(arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """Grey image arrays made RGB when any of ``arrays`` is RGB (as Pillow converts L to RGB), else as they are."""
+    if not any(a.shape[1] == 3 for a in arrays):
+        return arrays
+    return [np.repeat(a, 3, axis=1) if a.shape[1] == 1 else a for a in arrays]

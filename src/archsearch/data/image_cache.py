@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import sys
 import tempfile
 import zipfile
@@ -40,6 +41,14 @@ def key(root: Path, files: list[str], image_size: int | None) -> str:
     return digest.hexdigest()
 
 
+def _regular(path: Path) -> bool:
+    """Whether ``path`` itself (not a link's target) is a regular file."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
 def _path(cache_key: str) -> Path:
     return cache_dir() / f"{cache_key}.npz"
 
@@ -48,7 +57,7 @@ def load(cache_key: str, count: int) -> tuple[np.ndarray, np.ndarray] | None:
     """The cached images and labels of ``cache_key``, or None when there is none or it is not whole (truncated,
     another key's, the wrong number of images)."""
     path = _path(cache_key)
-    if not path.is_file():
+    if not _regular(path):  # a link or a device at the cache's name is never read
         return None
     try:
         with np.load(path, allow_pickle=False) as saved:
@@ -66,6 +75,8 @@ def save(cache_key: str, x: np.ndarray, y: np.ndarray) -> Path | None:
     tmp_name = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_symlink() or (path.exists() and not _regular(path)):
+            raise OSError(f"{path.name} there is not a regular file; it is left as it is")
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".tmp-", suffix=".npz", delete=False) as f:
             tmp_name = f.name
             np.savez(f, key=np.array(cache_key), x=x, y=y)
