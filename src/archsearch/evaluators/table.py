@@ -178,8 +178,9 @@ class Table:
 
 
 def lookup_table(path: str | Path, space: Any) -> Table:
-    """A table read to look up architectures of ``space`` (a one-shot search's derived cells): every row checked in
-    the space, every numeric column kept; NB201's columns are not required."""
+    """A table read to look up architectures of ``space`` (a one-shot search's derived cells), every numeric column
+    kept, NB201's columns not required. Rows are read in the space and keyed by genotype, except in a space whose
+    text is its key (NB201), where the text is the key, as the table evaluator reads them."""
     columns = header_columns(path)
     if not columns:
         raise ArchsearchError(f"{path}: the table has no numeric column besides arch and index")
