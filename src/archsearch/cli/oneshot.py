@@ -16,7 +16,7 @@ from archsearch.cli.options import NOT_OPTIONS, default_of, flag, given_with_con
 from archsearch.errors import ArchsearchError
 from archsearch.oneshot import METHODS, SUPERNETS, build_supernet, default_config
 from archsearch.oneshot.darts import Darts
-from archsearch.options import finite_float, positive_int
+from archsearch.options import finite_float, non_negative_float, positive_int
 from archsearch.rundir import describe
 from archsearch.spaces import DartsSpace, get_space
 
@@ -38,6 +38,8 @@ def _config(args: argparse.Namespace) -> Any:
         overrides["skip_penalty"] = args.skip_penalty
     if args.max_skips is not None:
         overrides["max_skips"] = args.max_skips
+    if args.beta_decay is not None:
+        overrides["beta_decay"] = args.beta_decay
     return default_config(args.method, **overrides)
 
 
@@ -117,6 +119,8 @@ def _check_options(args: argparse.Namespace, given: set[str]) -> None:
         unused.add("partial")
     if not method.collapse_control:
         unused |= {"skip_penalty", "max_skips", "no_collapse_control"}
+    if not issubclass(method, Darts):  # the regulariser joins the DARTS family's validation loss
+        unused.add("beta_decay")
     if not method.searches_subnetworks:
         unused |= {"spos_trials", "path_sampling"}
     if not method.learns_arch:
@@ -237,6 +241,9 @@ def _oneshot_arguments(p: argparse.ArgumentParser) -> None:
                    help="weight of the skip-connection penalty (darts default 0.1)")
     p.add_argument("--max-skips", type=int, help="stop when the normal cell derives more skips (darts default 2)")
     p.add_argument("--no-collapse-control", action="store_true", help="no skip penalty and no early stop")
+    p.add_argument("--beta-decay", type=non_negative_float, help="weight of beta-DARTS's regulariser on the alphas "
+                   "(logsumexp per edge) at the last epoch, ramped from 0 (betadarts default 25; darts, darts2, "
+                   "pcdarts: 0, off)")  # fmt: skip
     p.add_argument(
         "--spos-trials",
         type=positive_int,

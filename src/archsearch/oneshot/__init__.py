@@ -12,7 +12,7 @@ from typing import Any
 
 from archsearch import options
 from archsearch.oneshot.base import OneShotConfig, OneShotMethod
-from archsearch.oneshot.darts import Darts
+from archsearch.oneshot.darts import BetaDarts, Darts
 from archsearch.oneshot.darts2 import DartsSecondOrder
 from archsearch.oneshot.gdas import Gdas
 from archsearch.oneshot.pcdarts import PCDarts
@@ -21,15 +21,18 @@ from archsearch.oneshot.supernets import SUPERNETS, Supernet, build_supernet
 from archsearch.registry import Registry
 
 METHODS: Registry[type[OneShotMethod]] = Registry("one-shot method")
-for _method in (Darts, DartsSecondOrder, PCDarts, Gdas, Spos):
+for _method in (Darts, DartsSecondOrder, PCDarts, BetaDarts, Gdas, Spos):
     METHODS.add(_method.name, _method)
 
 
 def default_config(method: str, **overrides: Any) -> OneShotConfig:
     """The config ``method`` runs with by default: with its class's ``collapse_control`` on, a skip penalty of 0.1
-    and a stop at more than 2 skip connections in the normal cell; ``overrides`` win."""
-    base: dict[str, Any] = {"skip_penalty": 0.1, "max_skips": 2} if METHODS.get(method).collapse_control else {}
-    config: OneShotConfig = options.make(options.group("oneshot"), None, f"the {method} config", **base, **overrides)
+    and a stop at more than 2 skip connections in the normal cell; then its class's ``config_defaults``;
+    ``overrides`` win."""
+    cls = METHODS.get(method)
+    base: dict[str, Any] = {"skip_penalty": 0.1, "max_skips": 2} if cls.collapse_control else {}
+    config: OneShotConfig = options.make(options.group("oneshot"), None, f"the {method} config",
+                                         **{**base, **cls.config_defaults, **overrides})  # fmt: skip
     return config
 
 

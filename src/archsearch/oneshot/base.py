@@ -45,6 +45,10 @@ class OneShotConfig:
     # defaults are the method's)
     skip_penalty: float = internal(0.0)
     max_skips: int | None = internal(None)
+    # beta-DARTS's Beta-Decay regularisation (Ye et al. 2022): the weight, at the last epoch, of the mean over
+    # edges of logsumexp(alpha) in the architecture loss, ramped linearly from 0 at the first epoch (a flag of its
+    # own: its default is the method's)
+    beta_decay: float = internal(0.0)
     # GDAS's temperature schedule
     tau_max: float = internal(10.0)
     tau_min: float = internal(0.1)
@@ -85,6 +89,8 @@ class OneShotMethod(ABC):
     supernet_defaults: ClassVar[dict[str, Any]] = {}
     #: the genotype comes from a search over sub-networks with inherited weights, run above this package (SPOS)
     searches_subnetworks: ClassVar[bool] = False
+    #: config values the method runs with unless told otherwise (beta-DARTS: its regularisation weight)
+    config_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(
         self, supernet: Supernet, config: OneShotConfig, steps_per_epoch: int, space: Space[Any] | None = None
@@ -151,6 +157,17 @@ class OneShotMethod(ABC):
         k = self.net.op_names.index("skip_connect")
         cell_type = "normal" if "normal" in self.net.alphas else self.net.cell_types[0]
         return self.config.skip_penalty * F.softmax(self.net.alphas[cell_type], dim=-1)[:, k].sum()
+
+    def beta_decay_loss(self) -> torch.Tensor | None:
+        """beta-DARTS's Beta-Decay regulariser: ``beta_decay * epoch / epochs`` times the mean over every cell type's
+        edges of ``logsumexp(alpha)``. Its gradient, the softmax of the alphas, shrinks the strongest ops most, so
+        no op's mixing weight runs away before the weights have learnt (the cause of DARTS's collapse the paper
+        names); the weight ramps from 0 as the paper's schedule does, reaching ``beta_decay`` at the last epoch."""
+        if self.config.beta_decay <= 0:
+            return None
+        ramp = self.config.beta_decay * self.epoch / max(1, self.config.epochs - 1)
+        edges = torch.cat([torch.logsumexp(a, dim=-1) for a in self.net.alphas.values()])
+        return ramp * edges.mean()
 
     def set_arch_grads(self, grads: Sequence[torch.Tensor | None]) -> None:
         """Give the architecture parameters these gradients, averaged over the ranks (a missing one counts as 0)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -58,8 +58,10 @@ class Darts(OneShotMethod):
     def _val_loss(self, x_val: torch.Tensor, y_val: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.net(x_val)
         loss = F.cross_entropy(logits, y_val)
-        penalty = self.skip_penalty()
-        return (loss if penalty is None else loss + penalty), logits
+        for penalty in (self.skip_penalty(), self.beta_decay_loss()):
+            if penalty is not None:
+                loss = loss + penalty
+        return loss, logits
 
     def arch_grad(self, x_val: torch.Tensor, y_val: torch.Tensor) -> tuple[float, int]:
         """Set the alphas' ``.grad`` to the validation loss gradient at the current weights (weights' gradients
@@ -117,3 +119,13 @@ class Darts(OneShotMethod):
         """Gradients averaged over the ranks (a parameter without one gets zeros)."""
         filled = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
         return [g for g in self.world.average(filled) if g is not None]
+
+
+class BetaDarts(Darts):
+    """beta-DARTS (Ye et al. 2022): first-order DARTS with the Beta-Decay regulariser on the alphas
+    (:meth:`~archsearch.oneshot.base.OneShotMethod.beta_decay_loss`), which keeps the derived cell from collapsing
+    into parameter-free ops without a skip penalty or an early stop."""
+
+    name = "betadarts"
+    collapse_control = False
+    config_defaults: ClassVar[dict[str, Any]] = {"beta_decay": 25.0}

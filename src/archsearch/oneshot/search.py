@@ -251,7 +251,8 @@ def _check_run_dir(run: Path, checkpoint: Path, resume: bool, settings: dict[str
         raise ArchsearchError(f"{run}: the one-shot run's settings were not recorded, so it cannot be resumed safely")
     for key, value in settings.items():
         if key == "config":  # the epochs may grow: the schedule is stretched to the new end
-            was = options.migrate(recorded.get(key, {}), "oneshot")  # a run recorded before a rename
+            # a run recorded before a rename, or before a field existed (it ran with the field's default)
+            was = {**asdict(OneShotConfig()), **options.migrate(recorded.get(key, {}), "oneshot")}
             diff = {k: (v, was.get(k)) for k, v in value.items() if k != "epochs" and was.get(k) != v}
             if diff:
                 name, (now, was) = next(iter(diff.items()))

@@ -74,6 +74,8 @@ def check_defaults(method: str, space: str, out: Path) -> None:
     config = default_config(method)
     assert isinstance(config, OneShotConfig)
     assert (config.max_skips is not None and config.skip_penalty > 0) == cls.collapse_control
+    for name, value in cls.config_defaults.items():
+        assert getattr(config, name) == value, f"{method}: {name} is {getattr(config, name)}, its class says {value}"
     _run(method, space, out, epochs=1)
     recorded = describe(out)[1]["oneshot"]
     for option, value in cls.supernet_defaults.items():
