@@ -29,7 +29,7 @@ def test_the_regulariser_is_the_mean_logsumexp_of_every_edge_ramped_over_the_epo
         method.start_epoch(epoch)
         loss = method.beta_decay_loss()
         assert loss is not None
-        seen.append(float(loss))
+        seen.append(float(loss.detach()))
     expected = torch.logsumexp(rows, dim=-1).mean()
     assert seen == pytest.approx([2.0 * e / 4 * float(expected) for e in range(5)], rel=1e-6)
     # its gradient is the softmax of each edge over the number of edges: the strongest op shrinks most

@@ -24,7 +24,7 @@ from archsearch.spaces import DartsSpace, get_space
 def _supernet_options(args: argparse.Namespace) -> dict[str, Any]:
     """The supernet options given (the rest are the supernet's and the method's defaults)."""
     options: dict[str, Any] = {"channels": args.channels}
-    for name in ("cells", "cells_per_stage", "partial"):
+    for name in ("cells", "cells_per_stage", "partial", "few_shot_edge"):
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)
     return options
@@ -40,6 +40,8 @@ def _config(args: argparse.Namespace) -> Any:
         overrides["max_skips"] = args.max_skips
     if args.beta_decay is not None:
         overrides["beta_decay"] = args.beta_decay
+    if args.few_shot_epoch is not None:
+        overrides["few_shot_epoch"] = args.few_shot_epoch
     return default_config(args.method, **overrides)
 
 
@@ -122,7 +124,7 @@ def _check_options(args: argparse.Namespace, given: set[str]) -> None:
     if not issubclass(method, Darts):  # the regulariser joins the DARTS family's validation loss
         unused.add("beta_decay")
     if not method.searches_subnetworks:
-        unused |= {"spos_trials", "path_sampling"}
+        unused |= {"spos_trials", "path_sampling", "few_shot_edge", "few_shot_epoch"}
     if not method.learns_arch:
         unused |= {"alpha_lr", "plot_edges"}
     if not args.retrain:
@@ -244,6 +246,10 @@ def _oneshot_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--beta-decay", type=non_negative_float, help="weight of beta-DARTS's regulariser on the alphas "
                    "(logsumexp per edge) at the last epoch, ramped from 0 (betadarts default 25; darts, darts2, "
                    "pcdarts: 0, off)")  # fmt: skip
+    p.add_argument("--few-shot-edge", type=int, metavar="EDGE", help="SPOS: a few-shot supernet, split on this "
+                   "edge's op (its index in the cell string; DARTS: of the normal cell): one sub-supernet per op")
+    p.add_argument("--few-shot-epoch", type=int, metavar="N", help="SPOS with --few-shot-edge: the epoch from which "
+                   "the sub-supernets train apart (default: half the epochs)")
     p.add_argument(
         "--spos-trials",
         type=positive_int,

@@ -61,6 +61,9 @@ class OneShotConfig:
     # "uniform" (one uniformly sampled path per step, the original SPOS)
     path_sampling: str = option("fair", "SPOS: fair (FairNAS: every op of every edge trained once per step) or "
                                 "uniform (one path)", choices=PATH_SAMPLING)  # fmt: skip
+    # few-shot SPOS (a supernet built with few_shot_edge): the epoch from which the sub-supernets train apart
+    # (None: half the epochs)
+    few_shot_epoch: int | None = internal(None)
     seed: int = option(0, "random seed")
 
 

@@ -104,6 +104,7 @@ def run_oneshot(
         raise ArchsearchError(f"{method} finds its genotype by a search over sub-networks: use archsearch.api.oneshot")
     config = config or default_config(method)
     options = {**cls.supernet_defaults, **(supernet_options or {})}
+    _check_few_shot(cls, config, options)
     run = Path(run_dir)
     checkpoint = run / CHECKPOINT
     shape = list(data.input_shape)
@@ -329,6 +330,20 @@ def _skips(genotype: Any) -> int:
     if hasattr(genotype, "skip_count"):
         return int(genotype.skip_count("normal"))
     return sum(op == "skip_connect" for op in getattr(genotype, "ops", ()))
+
+
+def _check_few_shot(cls: type[OneShotMethod], config: OneShotConfig, options: dict[str, Any]) -> None:
+    """A few-shot supernet is searched over its sub-networks (SPOS), and its split epoch falls inside the search."""
+    few_shot = options.get("few_shot_edge") is not None
+    if few_shot and not cls.searches_subnetworks:
+        raise ArchsearchError(f"a few-shot supernet (few_shot_edge) is trained by a method that searches its "
+                              f"sub-networks (spos), not {cls.name}")  # fmt: skip
+    if config.few_shot_epoch is not None:
+        if not few_shot:
+            raise ArchsearchError("few_shot_epoch splits a few-shot supernet: give few_shot_edge too")
+        if not 0 <= config.few_shot_epoch < config.epochs:
+            raise ArchsearchError(f"few_shot_epoch {config.few_shot_epoch} must be an epoch of the search "
+                                  f"(0 to {config.epochs - 1})")  # fmt: skip
 
 
 def _collapse(searcher: OneShotMethod, record: dict[str, Any], config: OneShotConfig) -> str | None:

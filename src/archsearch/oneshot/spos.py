@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archsearch.oneshot.base import PATH_SAMPLING, OneShotConfig, OneShotMethod, StepResult
+from archsearch.oneshot.few_shot import FewShotSupernet
 from archsearch.oneshot.supernets import Supernet
 from archsearch.spaces import Space
 
@@ -82,6 +83,13 @@ class Spos(OneShotMethod):
         # the loss and accuracy of the average path on this batch
         paths = self.paths_per_step
         return StepResult(total_loss / paths, round(total_correct / paths), None, None, len(y))
+
+    def start_epoch(self, epoch: int) -> None:
+        """A few-shot supernet splits at the start of epoch ``few_shot_epoch`` (default: half the epochs)."""
+        super().start_epoch(epoch)
+        split_at = self.config.epochs // 2 if self.config.few_shot_epoch is None else self.config.few_shot_epoch
+        if isinstance(self.net, FewShotSupernet) and epoch >= split_at and not bool(self.net.is_split):
+            self.net.split()
 
     def derive(self) -> Any:
         raise RuntimeError("SPOS has no architecture parameters; its genotype comes from the search over the supernet")

@@ -304,11 +304,13 @@ def build_supernet(
     seed: int = 0,
     partial: int = 1,
     edge_norm: bool = False,
+    few_shot_edge: int | None = None,
     **depth_option: int | None,
 ) -> Supernet:
     """The supernet registered for ``space``: ``channels`` initial channels, its depth under its space's name for it
     (DARTS: ``cells``, all of them, default 5; NB201: ``cells_per_stage``, default 1; ``None``: the default),
-    PC-DARTS's ``partial`` channels and ``edge_norm``."""
+    PC-DARTS's ``partial`` channels and ``edge_norm``; with ``few_shot_edge``, a few-shot supernet split on that edge
+    of the first cell type (:mod:`archsearch.oneshot.few_shot`)."""
     cls = SUPERNETS.get(space)
     given = {k: v for k, v in depth_option.items() if v is not None}
     wrong = sorted(set(given) - {cls.depth_option})
@@ -316,5 +318,13 @@ def build_supernet(
         raise BuildError(f"the {space} supernet's depth is {cls.depth_option} ({cls.cells_help}), not "
                          f"{', '.join(wrong)}")  # fmt: skip
     depth = given.get(cls.depth_option, cls.default_cells)
-    return cls(C=channels, in_channels=in_channels, num_classes=num_classes, seed=seed, partial=partial,  # type: ignore[call-arg]
-               edge_norm=edge_norm, **{cls.cells_option: depth})  # fmt: skip
+
+    def one() -> Supernet:
+        return cls(C=channels, in_channels=in_channels, num_classes=num_classes, seed=seed, partial=partial,  # type: ignore[call-arg]
+                   edge_norm=edge_norm, **{cls.cells_option: depth})  # fmt: skip
+
+    if few_shot_edge is None:
+        return one()
+    from archsearch.oneshot.few_shot import FewShotSupernet  # it builds on this module's Supernet
+
+    return FewShotSupernet([one() for _ in cls.op_names], few_shot_edge)
