@@ -162,10 +162,11 @@ class OneShotMethod(ABC):
         return self.config.skip_penalty * F.softmax(self.net.alphas[cell_type], dim=-1)[:, k].sum()
 
     def beta_decay_loss(self) -> torch.Tensor | None:
-        """beta-DARTS's Beta-Decay regulariser: ``beta_decay * epoch / epochs`` times the mean over every cell type's
-        edges of ``logsumexp(alpha)``. Its gradient, the softmax of the alphas, shrinks the strongest ops most, so
-        no op's mixing weight runs away before the weights have learnt (the cause of DARTS's collapse the paper
-        names); the weight ramps from 0 as the paper's schedule does, reaching ``beta_decay`` at the last epoch."""
+        """beta-DARTS's Beta-Decay regulariser: ``beta_decay * epoch / (epochs - 1)`` (epochs counted from 0) times
+        the mean over every cell type's edges of ``logsumexp(alpha)``. Its gradient, the softmax of the alphas,
+        shrinks the strongest ops most, so no op's mixing weight runs away before the weights have learnt (the cause
+        of DARTS's collapse the paper names); the weight ramps from 0 as the paper's schedule does, reaching
+        ``beta_decay`` at the last epoch."""
         if self.config.beta_decay <= 0:
             return None
         ramp = self.config.beta_decay * self.epoch / max(1, self.config.epochs - 1)
