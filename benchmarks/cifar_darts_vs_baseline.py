@@ -39,8 +39,8 @@ from archsearch.nn.counting import count_flops, count_params
 from archsearch.spaces import get_space
 from archsearch.trainer import train
 
-CPU = {"search_channels": 8, "search_cells": 5, "search_epochs": 10, "search_images": 10_000, "search_batch": 64,
-       "channels": 16, "cells": 8, "epochs": 10, "images": 45_000, "batch": 128, "cutout": 0}  # fmt: skip
+CPU = {"search_channels": 8, "search_cells": 5, "search_epochs": 10, "search_images": 5_000, "search_batch": 64,
+       "channels": 16, "cells": 8, "epochs": 10, "images": 10_000, "batch": 128, "cutout": 0}  # fmt: skip
 PAPER = {"search_channels": 16, "search_cells": 8, "search_epochs": 50, "search_images": 45_000, "search_batch": 64,
          "channels": 36, "cells": 20, "epochs": 600, "images": 45_000, "batch": 96, "cutout": 16}  # fmt: skip
 
