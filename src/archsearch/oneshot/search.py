@@ -114,7 +114,8 @@ def run_oneshot(
     if torch.device(device).type == "cpu":  # the compiled kernels, built in the background the first time
         native.install()
         native.ensure_built(background=True)
-    net = build_supernet(sp.name, data.in_channels, data.num_classes, seed=config.seed, **options)
+    net = build_supernet(sp.name, data.in_channels, data.num_classes, seed=config.seed, input_size=data.input_size,
+                         **options)
     # channels-last runs the depthwise convolutions of the DARTS ops 2-3x faster on the CPU (oneDNN) and suits GPUs
     net = net.to(device, memory_format=torch.channels_last)
     train_loader, val_loader = _loaders(data, config, device, cls.needs_validation_split)

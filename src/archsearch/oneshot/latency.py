@@ -1,0 +1,64 @@
+"""A latency target in a one-shot search: the supernet's expected latency from a latency table, kept at or under the
+target by a Lagrange multiplier that adapts during the search, so the user gives a limit, not a weight to tune.
+
+The architecture loss gains ``multiplier * (E[latency] / target - 1)``; after every architecture step the multiplier
+takes a step of dual ascent, ``multiplier <- max(0, multiplier + rate * (E[latency] / target - 1))``: it grows while
+the expectation is over the target, shrinks while under, and stays at 0 when the target is met with room to spare
+(then accuracy alone drives the alphas). The expectation is differentiable in the architecture parameters
+(:meth:`~archsearch.oneshot.mobile_supernet.MobileSupernet.expected_latency`), so the penalty's gradient moves each
+layer's probabilities towards its cheaper choices in proportion to how much each one costs against the layer's mean.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from archsearch.costs.lookup import LatencyTable
+from archsearch.errors import ArchsearchError
+
+#: the multiplier's step per architecture step and unit of relative violation (a search of ~1,000 steps 10% over
+#: its target raises it by about 1, the scale of the cross-entropy it is weighed against)
+RATE = 0.01
+
+
+@dataclass
+class LatencyTarget:
+    """A table, a target in milliseconds, and the multiplier's state (saved with the method's, so a resumed run
+    continues it)."""
+
+    table: LatencyTable
+    target_ms: float
+    rate: float = RATE
+    multiplier: float = 0.0
+    last_expected_ms: float | None = None
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.target_ms) and self.target_ms > 0):
+            raise ArchsearchError(f"the latency target must be a positive number of milliseconds, got {self.target_ms}")
+        if not (math.isfinite(self.rate) and self.rate > 0):
+            raise ArchsearchError(f"the multiplier's rate must be positive, got {self.rate}")
+
+    def penalty(self, net: Any) -> torch.Tensor:
+        """``multiplier * (E[latency] / target - 1)`` for the supernet's current architecture weights (its gradient
+        reaches them); remembers the expectation for :meth:`update`."""
+        expected = net.expected_latency(self.table)
+        self.last_expected_ms = float(expected.detach())
+        return self.multiplier * (expected / self.target_ms - 1.0)
+
+    def update(self) -> None:
+        """One step of dual ascent on the multiplier, from the expectation :meth:`penalty` last saw."""
+        if self.last_expected_ms is None:
+            return
+        violation = self.last_expected_ms / self.target_ms - 1.0
+        self.multiplier = max(0.0, self.multiplier + self.rate * violation)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"multiplier": self.multiplier, "last_expected_ms": self.last_expected_ms}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.multiplier = float(state["multiplier"])
+        self.last_expected_ms = state.get("last_expected_ms")

@@ -1,0 +1,152 @@
+"""The mobile supernet: single paths are the space's networks, derivation gives valid genotypes, and the expected
+latency is the latency table's prediction for one-hot choices with the gradient the table implies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from archsearch.costs.lookup import LatencyTable, network_blocks
+from archsearch.errors import BuildError
+from archsearch.oneshot import build_supernet
+from archsearch.oneshot.mobile_supernet import OPS, SKIP, MobileSupernet
+from archsearch.spaces import get_space
+
+BUILD = {"width": 0.125, "head": 16}
+
+
+def _net(seed: int = 0) -> MobileSupernet:
+    net = build_supernet("mobile", 1, 4, input_size=12, seed=seed, **BUILD)
+    assert isinstance(net, MobileSupernet)
+    return net
+
+
+def _table(net: MobileSupernet, seed: int = 0) -> LatencyTable:
+    """A made-up table with an entry for every block any network of the space has at this build."""
+    space, rng, entries = net.space, np.random.default_rng(seed), {}
+    for g in [*space.block_cover(), *(space.sample(rng) for _ in range(20))]:
+        for key, _, _ in network_blocks(space, g, net.input_shape, net.num_classes, net.build):
+            entries.setdefault(key, float(rng.uniform(0.05, 0.5)))
+    return LatencyTable("mobile", "torch", 1, 1, net.input_shape, net.num_classes, dict(net.build), 0.02, entries,
+                        scale=1.1)  # fmt: skip
+
+
+def _one_hot(net: MobileSupernet, genotype: object) -> torch.Tensor:
+    choice = net.single_path(genotype)["layer"].choice
+    assert choice is not None
+    return torch.nn.functional.one_hot(torch.tensor(list(choice)), len(OPS)).float()
+
+
+def test_the_expected_latency_of_a_one_hot_choice_is_the_tables_prediction() -> None:
+    net = _net()
+    table = _table(net)
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        g = net.space.sample(rng)
+        expected = float(net.expected_latency(table, _one_hot(net, g)))
+        assert expected == pytest.approx(table.predict(g, net.space), rel=1e-5)
+
+
+def test_the_gradient_of_the_expected_latency_has_the_sign_the_table_implies() -> None:
+    net = _net()
+    table = _table(net)
+    with torch.no_grad():
+        net.alphas["layer"].normal_(0, 0.5, generator=torch.Generator().manual_seed(0))
+    net.expected_latency(table).backward()
+    grad = net.alphas["layer"].grad
+    assert grad is not None
+    _, per_choice = net.latency_terms(table)
+    p = torch.softmax(net.arch_logits()["layer"].detach(), dim=-1)
+    mean = (p * per_choice).sum(-1, keepdim=True)
+    allowed = p > 0
+    # d E / d alpha_k = scale * p_k * (c_k - E_slot[c]): a costlier choice than the slot's mean is pushed down
+    assert torch.equal(torch.sign(grad[allowed]), torch.sign((per_choice - mean)[allowed]))
+    assert torch.all(grad[~allowed] == 0)
+
+
+def test_a_table_for_another_build_is_refused_naming_it() -> None:
+    net = _net()
+    table = _table(net)
+    table.build = {"width": 0.25, "head": 16}
+    with pytest.raises(Exception, match="build options"):
+        net.expected_latency(table)
+
+
+def test_a_single_path_is_the_spaces_network_with_the_supernets_weights() -> None:
+    net = _net().eval()
+    space = get_space("mobile")
+    g = space.sample(np.random.default_rng(3))
+    model = space.build(g, 1, 4, 12, **BUILD).eval()
+    state = {f"stem.{k}": v for k, v in net.stem.state_dict().items()}
+    state |= {f"features.0.{k}": v for k, v in net.first.state_dict().items()}
+    state |= {f"head.{k}": v for k, v in net.head.state_dict().items()}
+    choice = net.single_path(g)["layer"].choice
+    assert choice is not None
+    position = 1
+    for e, k in enumerate(choice):
+        if OPS[k] != SKIP:
+            state |= {f"features.{position}.{n}": v for n, v in net.layers[e][k].state_dict().items()}
+            position += 1
+    model.load_state_dict(state)
+    x = torch.randn(3, 1, 12, 12)
+    torch.testing.assert_close(net(x, net.single_path(g)), model(x))
+
+
+def test_derivation_never_skips_a_layer_a_stage_needs() -> None:
+    net = _net()
+    with torch.no_grad():
+        net.alphas["layer"][:, OPS.index(SKIP)] = 10.0  # the identity strongest everywhere
+    g = net.derive()
+    assert [len(s) for s in g.stages] == [min(d) for _, _, d in net.space.stages]
+    with torch.no_grad():
+        net.alphas["layer"][:, OPS.index(SKIP)] = -10.0
+    assert [len(s) for s in net.derive().stages] == [max(d) for _, _, d in net.space.stages]
+    assert float(net.probabilities()["layer"][0, OPS.index(SKIP)]) == 0.0
+
+
+def test_the_mobile_supernet_refuses_cell_options() -> None:
+    with pytest.raises(BuildError, match="channels"):
+        build_supernet("mobile", 1, 4, channels=16)
+    with pytest.raises(BuildError, match="partial"):
+        build_supernet("mobile", 1, 4, partial=4)
+    with pytest.raises(BuildError, match="cells"):
+        build_supernet("mobile", 1, 4, cells=3)
+
+
+def test_the_multiplier_rises_over_the_target_and_falls_under_it_never_below_zero() -> None:
+    from archsearch.oneshot.latency import LatencyTarget
+
+    net = _net()
+    table = _table(net)
+    expected = float(net.expected_latency(table))
+    over = LatencyTarget(table, target_ms=expected / 2)
+    seen = []
+    for _ in range(3):
+        over.penalty(net)
+        over.update()
+        seen.append(over.multiplier)
+    assert seen[0] > 0 and seen[0] < seen[1] < seen[2]
+    under = LatencyTarget(table, target_ms=expected * 2, multiplier=0.015)
+    under.penalty(net)
+    under.update()
+    assert 0 < under.multiplier < 0.015
+    under.penalty(net)
+    under.update()
+    assert under.multiplier == 0.0  # never negative: a met target leaves accuracy alone
+
+
+def test_a_resumed_method_continues_the_multiplier() -> None:
+    from archsearch.oneshot import default_config
+    from archsearch.oneshot.darts import Darts
+    from archsearch.oneshot.latency import LatencyTarget
+
+    net = _net()
+    table = _table(net)
+    method = Darts(net, default_config("darts", epochs=2), steps_per_epoch=1)
+    method.latency = LatencyTarget(table, target_ms=0.1, multiplier=0.7)
+    state = method.state_dict()
+    again = Darts(_net(), default_config("darts", epochs=2), steps_per_epoch=1)
+    again.latency = LatencyTarget(table, target_ms=0.1)
+    again.load_state_dict(state)
+    assert again.latency.multiplier == 0.7
