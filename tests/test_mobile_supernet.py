@@ -150,3 +150,20 @@ def test_a_resumed_method_continues_the_multiplier() -> None:
     again.latency = LatencyTarget(table, target_ms=0.1)
     again.load_state_dict(state)
     assert again.latency.multiplier == 0.7
+
+
+def test_a_derivation_over_the_limit_takes_the_most_probable_network_within_it() -> None:
+    from archsearch.oneshot.latency import derive_within
+
+    net = _net()
+    table = _table(net)
+    with torch.no_grad():
+        net.alphas["layer"].normal_(0, 1.0, generator=torch.Generator().manual_seed(2))
+    plain = net.derive()
+    limit = 0.8 * table.predict(plain, net.space)
+    found, note = derive_within(net, table, limit)
+    assert table.predict(found, net.space) <= limit and note is not None and "over the" in note
+    same, none = derive_within(net, table, 2 * table.predict(plain, net.space))
+    assert same == plain and none is None
+    with pytest.raises(Exception, match="no network of the space"):
+        derive_within(net, table, 1e-6)

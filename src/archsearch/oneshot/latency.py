@@ -62,3 +62,41 @@ class LatencyTarget:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.multiplier = float(state["multiplier"])
         self.last_expected_ms = state.get("last_expected_ms")
+
+
+def derive_within(net: Any, table: LatencyTable, limit_ms: float, steps: int = 40) -> tuple[Any, str | None]:
+    """The derived genotype if the table predicts it within ``limit_ms``; else the most probable network within it,
+    found as the derivation of ``log p - mu * latency`` (each choice's log-probability less ``mu`` times what it
+    adds to the latency) with the least ``mu`` that meets the limit (bisection), and a note saying so. Raises when
+    even the fastest choices break the limit."""
+    genotype = net.derive()
+    predicted = table.predict(genotype, net.space)
+    if predicted <= limit_ms:
+        return genotype, None
+    logp = torch.log_softmax(net.arch_logits()["layer"].detach(), dim=-1)
+    _, per_choice = net.latency_terms(table)
+    per_choice = per_choice * table.scale
+
+    def derived(mu: float) -> tuple[Any, float]:
+        g = net.derive(logp - mu * per_choice)
+        return g, table.predict(g, net.space)
+
+    low, high = 0.0, 1.0
+    fastest, fastest_ms = derived(high)
+    while fastest_ms > limit_ms and high < 1e9:
+        high *= 4
+        fastest, fastest_ms = derived(high)
+    if fastest_ms > limit_ms:
+        raise ArchsearchError(f"no network of the space is predicted within {limit_ms:g} ms: the fastest the table "
+                              f"finds takes {fastest_ms:.4g} ms ({fastest}); raise the target")  # fmt: skip
+    best, best_ms = fastest, fastest_ms
+    for _ in range(steps):
+        mid = (low + high) / 2
+        g, ms = derived(mid)
+        if ms <= limit_ms:
+            high, best, best_ms = mid, g, ms
+        else:
+            low = mid
+    note = (f"the derived network ({genotype}) is predicted at {predicted:.4g} ms, over the {limit_ms:g} ms limit; "
+            f"the most probable network within it was taken instead ({best_ms:.4g} ms)")  # fmt: skip
+    return best, note

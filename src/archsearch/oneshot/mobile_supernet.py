@@ -116,10 +116,11 @@ class MobileSupernet(Supernet):
                 x = out
         return self.head(x)
 
-    def derive(self) -> MobileGenotype:
+    def derive(self, scores: torch.Tensor | None = None) -> MobileGenotype:
         """Per stage, the allowed depth ``d`` whose path is most probable: the best block in each of slots
-        ``0..d-1`` and the identity in the rest (log-probabilities added), with those blocks."""
-        logp = F.log_softmax(self.arch_logits()["layer"].detach(), dim=-1)
+        ``0..d-1`` and the identity in the rest (log-probabilities added), with those blocks. ``scores`` (slots x
+        choices) replaces the log-probabilities (a latency-aware derivation lowers the costly choices')."""
+        logp = F.log_softmax(self.arch_logits()["layer"].detach(), dim=-1) if scores is None else scores
         skip = len(OPS) - 1
         stages, e = [], 0
         for _, _, depths in self.space.stages:
