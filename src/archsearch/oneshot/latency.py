@@ -100,3 +100,52 @@ def derive_within(net: Any, table: LatencyTable, limit_ms: float, steps: int = 4
     note = (f"the derived network ({genotype}) is predicted at {predicted:.4g} ms, over the {limit_ms:g} ms limit; "
             f"the most probable network within it was taken instead ({best_ms:.4g} ms)")  # fmt: skip
     return best, note
+
+
+def check_latency_target(method: Any, net: Any) -> None:
+    """A latency target needs a method that learns architecture weights and a supernet with an expected latency."""
+    if not method.learns_arch:
+        raise ArchsearchError(f"a latency target steers architecture weights, which {method.name} does not learn; "
+                              "use a method that does (darts, gdas, ...), or search SPOS's sub-networks under a "
+                              "latency constraint")  # fmt: skip
+    if not hasattr(net, "expected_latency"):
+        raise ArchsearchError("a latency target needs a supernet whose expected latency a latency table gives "
+                              "(the mobile supernet)")  # fmt: skip
+
+
+def epoch_latency(target: LatencyTarget, net: Any, genotype: Any) -> dict[str, float]:
+    """What an epoch records of the latency target: the supernet's expected latency, the multiplier, the derived
+    network's predicted latency and its latency measured on the table's runtime, and the target (milliseconds)."""
+    with torch.no_grad():
+        expected = float(net.expected_latency(target.table))
+    return {"expected_ms": expected, "multiplier": target.multiplier,
+            "predicted_ms": target.table.predict(genotype, net.space),
+            "measured_ms": measured_ms(net, genotype, target.table), "target_ms": target.target_ms}  # fmt: skip
+
+
+def measured_ms(net: Any, genotype: Any, table: LatencyTable) -> float:
+    """The median latency of ``genotype``'s network measured as the table was built: its runtime, threads, batch
+    and input (freshly built weights: latency does not depend on their values)."""
+    from archsearch.costs.runtime import measure
+
+    c, h, _ = table.input_shape
+    model = net.space.build(genotype, c, table.num_classes, h, **table.build).eval()
+    return measure(model, table.input_shape, table.target, table.batch_size, table.threads).median_ms
+
+
+def derive_measured(net: Any, target: LatencyTarget, tries: int = 4) -> tuple[Any, list[str], float]:
+    """The derived network within the target as measured on the table's runtime: :func:`derive_within` the target,
+    then, while the measurement breaks it, again within a prediction lowered by the measured overrun. Returns the
+    genotype, notes on what was done, and its measured milliseconds; raises if ``tries`` derivations all break it."""
+    limit, notes = target.target_ms, []
+    for _ in range(tries):
+        genotype, note = derive_within(net, target.table, limit)
+        notes += [note] if note else []
+        ms = measured_ms(net, genotype, target.table)
+        if ms <= target.target_ms:
+            return genotype, notes, ms
+        limit *= target.target_ms / ms
+        notes.append(f"{genotype} measured {ms:.4g} ms on {target.table.target}, over the {target.target_ms:g} ms "
+                     f"target; derived again with its prediction held under {limit:.4g} ms")  # fmt: skip
+    raise ArchsearchError(f"no derived network met the {target.target_ms:g} ms target when measured on "
+                          f"{target.table.target} after {tries} tries: " + "; ".join(notes))  # fmt: skip
