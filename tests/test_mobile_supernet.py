@@ -167,3 +167,13 @@ def test_a_derivation_over_the_limit_takes_the_most_probable_network_within_it()
     assert same == plain and none is None
     with pytest.raises(Exception, match="no network of the space"):
         derive_within(net, table, 1e-6)
+
+
+def test_pcdarts_is_refused_on_the_mobile_supernet_naming_what_it_lacks(tmp_path) -> None:
+    from archsearch.api.oneshot_search import oneshot
+    from archsearch.oneshot import supports
+    from archsearch.testing.oneshot_suite import tiny_data
+
+    assert not supports("pcdarts", "mobile") and supports("gdas", "mobile") and supports("pcdarts", "nb201")
+    with pytest.raises(BuildError, match="partial"):
+        oneshot("pcdarts", "mobile", tiny_data(), tmp_path / "r", epochs=1, supernet_options=BUILD)

@@ -39,4 +39,11 @@ def default_config(method: str, **overrides: Any) -> OneShotConfig:
     return config
 
 
-__all__ = ["METHODS", "SUPERNETS", "OneShotConfig", "OneShotMethod", "Supernet", "build_supernet", "default_config"]
+def supports(method: str, space: str) -> bool:
+    """Whether ``space``'s supernet takes what ``method`` builds it with (PC-DARTS's partial channels need a cell
+    supernet)."""
+    supernet = SUPERNETS.get(space)
+    return not supernet.options or set(METHODS.get(method).supernet_defaults) <= set(supernet.options)
+
+
+__all__ = ["METHODS", "SUPERNETS", "OneShotConfig", "OneShotMethod", "Supernet", "build_supernet", "default_config", "supports"]
