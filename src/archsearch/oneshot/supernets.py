@@ -338,7 +338,7 @@ def build_supernet(
     wrong = sorted(set(given) - ({cls.depth_option} if cell else set(cls.options)))
     if wrong:
         allowed = f"depth is {cls.depth_option} ({cls.cells_help})" if cell else "options are " + ", ".join(cls.options)
-        raise BuildError(f"the {space} supernet's {allowed}, not {', '.join(wrong)}")
+        raise BuildError(f"the {space} supernet's {allowed}; it does not take {', '.join(wrong)}")
     if cell:
         given.update(channels=16 if channels is None else channels, partial=partial, edge_norm=edge_norm)
     else:
