@@ -85,7 +85,11 @@ def _epoch_line(r: dict[str, Any]) -> str:
     arch = "" if "genotype" not in r else f"  skips {r['skips']}  {r['genotype']}"
     train = f"train loss {r['train_loss']:.3f} acc {r['train_acc']:5.1f}%"
     looked_up = f"\n  table: {table_text(r['table'])}" if "table" in r else ""
-    return f"epoch {r['epoch']}: {train}{val}  {r['seconds']:.0f}s{arch}{looked_up}"
+    lat = r.get("latency")
+    latency = "" if not lat else (f"\n  latency: supernet expects {lat['expected_ms']:.3f} ms, derived network "
+                                  f"{lat['predicted_ms']:.3f} ms predicted, {lat['measured_ms']:.3f} ms measured; "
+                                  f"target {lat['target_ms']:g} ms, multiplier {lat['multiplier']:.3g}")  # fmt: skip
+    return f"epoch {r['epoch']}: {train}{val}  {r['seconds']:.0f}s{arch}{looked_up}{latency}"
 
 
 
