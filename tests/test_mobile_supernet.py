@@ -3,6 +3,8 @@ latency is the latency table's prediction for one-hot choices with the gradient 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -177,3 +179,62 @@ def test_pcdarts_is_refused_on_the_mobile_supernet_naming_what_it_lacks(tmp_path
     assert not supports("pcdarts", "mobile") and supports("gdas", "mobile") and supports("pcdarts", "nb201")
     with pytest.raises(BuildError, match="partial"):
         oneshot("pcdarts", "mobile", tiny_data(), tmp_path / "r", epochs=1, supernet_options=BUILD)
+
+
+@pytest.fixture(scope="module")
+def tiny_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real table of the tiny mobile networks on 8x8 grey images (eager, few repeats: behaviour, not speed)."""
+    from archsearch.costs.lookup import build_table
+
+    path = tmp_path_factory.mktemp("lut") / "lut.json"
+    build_table("mobile", "eager", (1, 8, 8), 4, BUILD, calibrate=0, profile=0, warmup=1, repeats=3).save(path)
+    return path
+
+
+def test_a_search_under_a_generous_target_records_latency_per_epoch_and_meets_it(tiny_table: Path,
+                                                                                tmp_path: Path) -> None:
+    from archsearch.api.oneshot_search import oneshot
+    from archsearch.testing.oneshot_suite import tiny_data
+
+    result = oneshot("gdas", "mobile", tiny_data(), tmp_path / "r", epochs=2, batch_size=16, supernet_options=BUILD,
+                     latency_table=tiny_table, latency_target_ms=1000.0, plots=False)  # fmt: skip
+    for record in result.history:
+        lat = record["latency"]
+        assert lat["target_ms"] == 1000.0 and lat["expected_ms"] > 0 and lat["predicted_ms"] > 0
+        assert lat["measured_ms"] > 0 and lat["multiplier"] == 0.0  # never over the target: no penalty
+    assert result.measured_ms is not None and result.measured_ms <= 1000.0
+
+
+def test_a_derived_network_measured_over_the_target_is_derived_again_under_a_lower_prediction(
+    tiny_table: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from archsearch.oneshot import latency as lat
+
+    net = build_supernet("mobile", 1, 4, input_size=8, **BUILD)
+    table = LatencyTable.load(tiny_table)
+    with torch.no_grad():
+        net.alphas["layer"].normal_(0, 1.0, generator=torch.Generator().manual_seed(4))
+    target_ms = 1.2 * table.predict(net.derive(), net.space)
+    measured = iter([2.0 * target_ms, 0.5 * target_ms])  # the first derivation measures over, the second under
+    monkeypatch.setattr(lat, "measured_ms", lambda *_: next(measured))
+    genotype, notes, ms = lat.derive_measured(net, lat.LatencyTarget(table, target_ms))
+    assert ms == 0.5 * target_ms and any("derived again" in n for n in notes)
+    assert table.predict(genotype, net.space) <= target_ms / 2 * 1.0001
+    monkeypatch.setattr(lat, "measured_ms", lambda *_: 10 * target_ms)
+    with pytest.raises(Exception, match="no derived network met"):
+        lat.derive_measured(net, lat.LatencyTarget(table, target_ms))
+
+
+def test_the_command_line_reaches_the_target_and_refuses_half_of_it(tiny_table: Path, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from archsearch.cli import main
+
+    rc = main(["oneshot", "--method", "gdas", "--space", "mobile", "--dataset", "digits", "--subset", "64",
+               "--epochs", "1", "--batch-size", "16", "--width", "0.125", "--head", "16",
+               "--latency-table", str(tiny_table), "--latency-target-ms", "1000", "--out", str(tmp_path / "r")])
+    assert rc in (0, None)
+    assert "latency: supernet expects" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["oneshot", "--method", "gdas", "--space", "mobile", "--latency-target-ms", "1", "--out",
+              str(tmp_path / "s")])  # fmt: skip
+    assert "latency_table" in capsys.readouterr().err
