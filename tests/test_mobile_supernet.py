@@ -183,21 +183,20 @@ def test_pcdarts_is_refused_on_the_mobile_supernet_naming_what_it_lacks(tmp_path
 
 @pytest.fixture(scope="module")
 def tiny_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real table of the tiny mobile networks on 8x8 grey images (eager, few repeats: behaviour, not speed)."""
+    """A real table of the tiny mobile networks on digits' 8x8 images (eager, few repeats: behaviour, not speed)."""
     from archsearch.costs.lookup import build_table
 
     path = tmp_path_factory.mktemp("lut") / "lut.json"
-    build_table("mobile", "eager", (1, 8, 8), 4, BUILD, calibrate=0, profile=0, warmup=1, repeats=3).save(path)
+    build_table("mobile", "eager", (1, 8, 8), 10, BUILD, calibrate=0, profile=0, warmup=1, repeats=3).save(path)
     return path
 
 
 def test_a_search_under_a_generous_target_records_latency_per_epoch_and_meets_it(tiny_table: Path,
                                                                                 tmp_path: Path) -> None:
     from archsearch.api.oneshot_search import oneshot
-    from archsearch.testing.oneshot_suite import tiny_data
 
-    result = oneshot("gdas", "mobile", tiny_data(), tmp_path / "r", epochs=2, batch_size=16, supernet_options=BUILD,
-                     latency_table=tiny_table, latency_target_ms=1000.0, plots=False)  # fmt: skip
+    result = oneshot("gdas", "mobile", "digits", tmp_path / "r", epochs=2, batch_size=16, supernet_options=BUILD,
+                     subset=96, latency_table=tiny_table, latency_target_ms=1000.0, plots=False)  # fmt: skip
     for record in result.history:
         lat = record["latency"]
         assert lat["target_ms"] == 1000.0 and lat["expected_ms"] > 0 and lat["predicted_ms"] > 0
@@ -210,7 +209,7 @@ def test_a_derived_network_measured_over_the_target_is_derived_again_under_a_low
 ) -> None:
     from archsearch.oneshot import latency as lat
 
-    net = build_supernet("mobile", 1, 4, input_size=8, **BUILD)
+    net = build_supernet("mobile", 1, 10, input_size=8, **BUILD)
     table = LatencyTable.load(tiny_table)
     with torch.no_grad():
         net.alphas["layer"].normal_(0, 1.0, generator=torch.Generator().manual_seed(4))
