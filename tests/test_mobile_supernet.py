@@ -12,7 +12,8 @@ import torch
 from archsearch.costs.lookup import LatencyTable, network_blocks
 from archsearch.errors import BuildError
 from archsearch.oneshot import build_supernet
-from archsearch.oneshot.mobile_supernet import OPS, SKIP, MobileSupernet
+from archsearch.oneshot.block_supernets import MOBILE_OPS as OPS
+from archsearch.oneshot.block_supernets import SKIP, MobileSupernet
 from archsearch.spaces import get_space
 
 BUILD = {"width": 0.125, "head": 16}
@@ -81,7 +82,7 @@ def test_a_single_path_is_the_spaces_network_with_the_supernets_weights() -> Non
     g = space.sample(np.random.default_rng(3))
     model = space.build(g, 1, 4, 12, **BUILD).eval()
     state = {f"stem.{k}": v for k, v in net.stem.state_dict().items()}
-    state |= {f"features.0.{k}": v for k, v in net.first.state_dict().items()}
+    state |= {f"features.0.{k}": v for k, v in net.fixed[0].state_dict().items()}
     state |= {f"head.{k}": v for k, v in net.head.state_dict().items()}
     choice = net.single_path(g)["layer"].choice
     assert choice is not None

@@ -15,17 +15,19 @@ from archsearch.oneshot.base import OneShotConfig, OneShotMethod
 from archsearch.oneshot.darts import BetaDarts, Darts
 from archsearch.oneshot.darts2 import DartsSecondOrder
 from archsearch.oneshot.gdas import Gdas
-from archsearch.oneshot.mobile_supernet import MobileSupernet
+from archsearch.oneshot.block_supernets import MacroSupernet, MobileSupernet
 from archsearch.oneshot.pcdarts import PCDarts
 from archsearch.oneshot.spos import Spos
 from archsearch.oneshot.supernets import SUPERNETS, Supernet, build_supernet
 from archsearch.registry import Registry
+from archsearch.spaces.macro import MacroSpace
 from archsearch.spaces.mobile import MobileSpace
 
 METHODS: Registry[type[OneShotMethod]] = Registry("one-shot method")
 for _method in (Darts, DartsSecondOrder, PCDarts, BetaDarts, Gdas, Spos):
     METHODS.add(_method.name, _method)
 SUPERNETS.add(MobileSpace.name, MobileSupernet)
+SUPERNETS.add(MacroSpace.name, MacroSupernet)
 
 
 def default_config(method: str, **overrides: Any) -> OneShotConfig:
