@@ -5,7 +5,7 @@ The architecture loss gains ``multiplier * (E[latency] / target - 1)``; after ev
 takes a step of dual ascent, ``multiplier <- max(0, multiplier + rate * (E[latency] / target - 1))``: it grows while
 the expectation is over the target, shrinks while under, and stays at 0 when the target is met with room to spare
 (then accuracy alone drives the alphas). The expectation is differentiable in the architecture parameters
-(:meth:`~archsearch.oneshot.mobile_supernet.MobileSupernet.expected_latency`), so the penalty's gradient moves each
+(:meth:`~archsearch.oneshot.block_supernets.BlockSupernet.expected_latency`), so the penalty's gradient moves each
 layer's probabilities towards its cheaper choices in proportion to how much each one costs against the layer's mean.
 """
 

@@ -238,3 +238,31 @@ def test_the_command_line_reaches_the_target_and_refuses_half_of_it(tiny_table: 
         main(["oneshot", "--method", "gdas", "--space", "mobile", "--latency-target-ms", "1", "--out",
               str(tmp_path / "s")])  # fmt: skip
     assert "latency_table" in capsys.readouterr().err
+
+
+def test_the_macro_supernet_runs_each_genotype_as_its_network_and_predicts_its_table_latency() -> None:
+    space = get_space("macro")
+    net = build_supernet("macro", 1, 4, input_size=12, width=0.125).eval()
+    rng = np.random.default_rng(5)
+    entries: dict[str, float] = {}
+    genotypes = [space.sample(rng) for _ in range(6)]
+    for g in [*space.block_cover(), *genotypes]:
+        for key, _, _ in network_blocks(space, g, (1, 12, 12), 4, {"width": 0.125}):
+            entries.setdefault(key, float(rng.uniform(0.05, 0.5)))
+    table = LatencyTable("macro", "eager", 1, 1, (1, 12, 12), 4, {"width": 0.125}, 0.03, entries, scale=0.9)
+    for g in genotypes:
+        choice = net.single_path(g)["layer"].choice
+        assert choice is not None
+        probs = torch.nn.functional.one_hot(torch.tensor(list(choice)), 3).float()
+        assert float(net.expected_latency(table, probs)) == pytest.approx(table.predict(g, space), rel=1e-5)
+        model = space.build(g, 1, 4, 12, width=0.125).eval()
+        state = {f"stem.{k}": v for k, v in net.stem.state_dict().items()}
+        state |= {f"head.{k}": v for k, v in net.head.state_dict().items()}
+        for e, k in enumerate(choice):
+            state |= {f"features.{e}.{n}": v for n, v in net.layers[e][k].state_dict().items()}
+        model.load_state_dict(state)
+        x = torch.randn(2, 1, 12, 12)
+        torch.testing.assert_close(net(x, net.single_path(g)), model(x))
+    with torch.no_grad():
+        net.alphas["layer"][:, 2] = 5.0
+    assert str(net.derive()) == "22222222"
