@@ -47,7 +47,7 @@ class Supernet(nn.Module):
         """The supernet for this data from the build options :func:`build_supernet` checked: a cell supernet takes
         ``channels``, its depth option, ``partial`` and ``edge_norm`` (the input size does not change it)."""
         depth = options.get(cls.depth_option, cls.default_cells)
-        return cls(C=options.get("channels", 16), in_channels=in_channels, num_classes=num_classes, seed=seed,  # type: ignore[call-arg]
+        return cls(C=options["channels"], in_channels=in_channels, num_classes=num_classes, seed=seed,  # type: ignore[call-arg]
                    partial=options.get("partial", 1), edge_norm=options.get("edge_norm", False),
                    **{cls.cells_option: depth})  # fmt: skip
 
@@ -309,6 +309,9 @@ class NB201Supernet(Supernet):
         return {"cell": CellArch(choice=[self._op_index(op) for op in genotype.ops])}
 
 
+#: a cell supernet's initial channels unless told otherwise
+CELL_CHANNELS = 16
+
 #: supernets by the name of the space they search; adding a space's supernet is one registration
 SUPERNETS: Registry[type[Supernet]] = Registry("supernet")
 SUPERNETS.add(DartsSpace.name, DartsSupernet)
@@ -340,7 +343,7 @@ def build_supernet(
         allowed = f"depth is {cls.depth_option} ({cls.cells_help})" if cell else "options are " + ", ".join(cls.options)
         raise BuildError(f"the {space} supernet's {allowed}; it does not take {', '.join(wrong)}")
     if cell:
-        given.update(channels=16 if channels is None else channels, partial=partial, edge_norm=edge_norm)
+        given.update(channels=CELL_CHANNELS if channels is None else channels, partial=partial, edge_norm=edge_norm)
     else:
         unused = [n for n, v, d in (("channels", channels, None), ("partial", partial, 1), ("edge_norm", edge_norm,
                                                                                             False)) if v != d]  # fmt: skip
