@@ -15,8 +15,8 @@ from archsearch.cli.common import emit, table_text, visible
 from archsearch.cli.options import NOT_OPTIONS, default_of, flag, given_with_config, option_actions, take_recorded
 from archsearch.errors import ArchsearchError
 from archsearch.oneshot import METHODS, SUPERNETS, default_config
-from archsearch.oneshot.supernets import CELL_CHANNELS
 from archsearch.oneshot.darts import Darts
+from archsearch.oneshot.supernets import CELL_CHANNELS
 from archsearch.options import finite_float, non_negative_float, positive_float, positive_int
 from archsearch.rundir import describe
 from archsearch.spaces import DartsSpace, get_space
@@ -238,7 +238,8 @@ def _oneshot_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="folder holding the dataset files (default: $ARCHSEARCH_DATA)")
     p.add_argument("--subset", type=positive_int, help="search on a seeded random subset of N training examples")
     p.add_argument("--image-size", type=positive_int, help="resize the images of an image folder to N x N")
-    p.add_argument("--channels", type=positive_int, help=f"initial channels of a cell supernet (default {CELL_CHANNELS})")
+    p.add_argument("--channels", type=positive_int,
+                   help=f"initial channels of a cell supernet (default {CELL_CHANNELS})")  # fmt: skip
     p.add_argument("--width", type=positive_float, help="mobile supernet: width multiplier of the channels "
                    "(default 1)")
     p.add_argument("--head", type=positive_int, help="mobile supernet: channels of the head's 1x1 conv "

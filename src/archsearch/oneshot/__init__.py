@@ -12,10 +12,10 @@ from typing import Any
 
 from archsearch import options
 from archsearch.oneshot.base import OneShotConfig, OneShotMethod
+from archsearch.oneshot.block_supernets import MacroSupernet, MobileSupernet
 from archsearch.oneshot.darts import BetaDarts, Darts
 from archsearch.oneshot.darts2 import DartsSecondOrder
 from archsearch.oneshot.gdas import Gdas
-from archsearch.oneshot.block_supernets import MacroSupernet, MobileSupernet
 from archsearch.oneshot.pcdarts import PCDarts
 from archsearch.oneshot.spos import Spos
 from archsearch.oneshot.supernets import SUPERNETS, Supernet, build_supernet
@@ -48,4 +48,5 @@ def supports(method: str, space: str) -> bool:
     return not supernet.options or set(METHODS.get(method).supernet_defaults) <= set(supernet.options)
 
 
-__all__ = ["METHODS", "SUPERNETS", "OneShotConfig", "OneShotMethod", "Supernet", "build_supernet", "default_config", "supports"]
+__all__ = ["METHODS", "SUPERNETS", "OneShotConfig", "OneShotMethod", "Supernet", "build_supernet", "default_config",
+           "supports"]  # fmt: skip

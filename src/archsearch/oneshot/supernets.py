@@ -345,8 +345,8 @@ def build_supernet(
     if cell:
         given.update(channels=CELL_CHANNELS if channels is None else channels, partial=partial, edge_norm=edge_norm)
     else:
-        unused = [n for n, v, d in (("channels", channels, None), ("partial", partial, 1), ("edge_norm", edge_norm,
-                                                                                            False)) if v != d]  # fmt: skip
+        cell_only = (("channels", channels, None), ("partial", partial, 1), ("edge_norm", edge_norm, False))
+        unused = [name for name, value, default in cell_only if value != default]
         if unused:
             raise BuildError(f"the {space} supernet does not take {', '.join(unused)} (its options: "
                              f"{', '.join(cls.options)})")  # fmt: skip
