@@ -139,7 +139,13 @@ def derive_measured(net: Any, target: LatencyTarget, tries: int = 4) -> tuple[An
     genotype, notes on what was done, and its measured milliseconds; raises if ``tries`` derivations all break it."""
     limit, notes = target.target_ms, []
     for _ in range(tries):
-        genotype, note = derive_within(net, target.table, limit)
+        try:
+            genotype, note = derive_within(net, target.table, limit)
+        except ArchsearchError as error:
+            if not notes:
+                raise
+            raise ArchsearchError(f"no derived network met the {target.target_ms:g} ms target when measured on "
+                                  f"{target.table.target}: " + "; ".join([*notes, str(error)])) from error  # fmt: skip
         notes += [note] if note else []
         ms = measured_ms(net, genotype, target.table)
         if ms <= target.target_ms:
