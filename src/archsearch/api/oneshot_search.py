@@ -11,12 +11,14 @@ from typing import Any
 import torch
 
 from archsearch import options
+from archsearch.costs.lookup import LatencyTable
 from archsearch.data import Data, as_data
 from archsearch.errors import ArchsearchError
 from archsearch.experiment import Budget, Experiment
 from archsearch.objectives import Objective
 from archsearch.oneshot import METHODS, SUPERNETS, OneShotConfig, Supernet, default_config
 from archsearch.oneshot.distributed import current_world
+from archsearch.oneshot.latency import LatencyTarget
 from archsearch.oneshot.search import OneShotResult, SubnetworkSearch, run_oneshot
 from archsearch.spaces import Space, get_space
 from archsearch.store import Store
@@ -59,6 +61,8 @@ def oneshot(
     plots: bool = True,
     plot_edges: list[int] | None = None,
     table: str | Path | None = None,
+    latency_table: str | Path | None = None,
+    latency_target_ms: float | None = None,
     **settings: Any,
 ) -> OneShotResult:
     """Run one-shot ``method`` (a name in :data:`archsearch.oneshot.METHODS`) on ``space``'s supernet over
@@ -70,7 +74,10 @@ def oneshot(
     CSV) in which the cell derived after every epoch and the final one are looked up, as the NAS-Bench-201 protocol
     judges one-shot methods: recorded in ``history[i]["table"]`` and ``result.table``, never fed to the search. How
     it searches: ``config`` (default: the method's, see :func:`archsearch.oneshot.default_config`) and/or its fields
-    as keywords (``epochs=3, w_lr=0.05``), which win."""
+    as keywords (``epochs=3, w_lr=0.05``), which win. ``latency_table`` and ``latency_target_ms`` (together): a
+    latency table of the space (``archsearch latency-table``) and a limit the search keeps the supernet's expected
+    latency under with an adaptive penalty; the derived network is the most probable one within the limit, measured
+    on the table's runtime (:mod:`archsearch.oneshot.latency`)."""
     if config is None:
         config = default_config(method, **settings)
     elif settings:
@@ -87,6 +94,13 @@ def oneshot(
         lookup = read.find
         highest = {c: max(row[c] for row in read.rows.values() if c in row) for c in read.columns}
         extra_meta = {**(extra_meta or {}), "table": {"path": str(table), "columns": read.columns, "max": highest}}
+    latency = None
+    if (latency_table is None) != (latency_target_ms is None):
+        raise ArchsearchError("a latency target needs both latency_table (the table predicting it) and "
+                              "latency_target_ms (the limit)")  # fmt: skip
+    if latency_table is not None and latency_target_ms is not None:
+        latency = LatencyTarget(LatencyTable.load(latency_table), latency_target_ms)
+        extra_meta = {**(extra_meta or {}), "latency_table": str(latency_table)}
     result = run_oneshot(
         method,
         space,
@@ -101,6 +115,7 @@ def oneshot(
         subnetwork_search=search,
         extra_meta=extra_meta,
         table_lookup=lookup,
+        latency=latency,
     )
     learned = bool(result.history) and "probabilities" in result.history[-1]
     if learned:

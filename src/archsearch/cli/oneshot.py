@@ -14,17 +14,20 @@ from archsearch.api import oneshot_search, retraining
 from archsearch.cli.common import emit, table_text, visible
 from archsearch.cli.options import NOT_OPTIONS, default_of, flag, given_with_config, option_actions, take_recorded
 from archsearch.errors import ArchsearchError
-from archsearch.oneshot import METHODS, SUPERNETS, build_supernet, default_config
+from archsearch.oneshot import METHODS, SUPERNETS, default_config
 from archsearch.oneshot.darts import Darts
-from archsearch.options import finite_float, non_negative_float, positive_int
+from archsearch.oneshot.supernets import CELL_CHANNELS
+from archsearch.options import finite_float, non_negative_float, positive_float, positive_int
 from archsearch.rundir import describe
 from archsearch.spaces import DartsSpace, get_space
 
 
 def _supernet_options(args: argparse.Namespace) -> dict[str, Any]:
     """The supernet options given (the rest are the supernet's and the method's defaults)."""
-    options: dict[str, Any] = {"channels": args.channels}
-    for name in ("cells", "cells_per_stage", "partial", "few_shot_edge"):
+    options: dict[str, Any] = {}
+    if not SUPERNETS.get(args.space).options:  # a cell supernet records its channels, given or not
+        options["channels"] = CELL_CHANNELS if args.channels is None else args.channels
+    for name in ("cells", "cells_per_stage", "width", "head", "channels", "partial", "few_shot_edge"):
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)
     return options
@@ -85,7 +88,11 @@ def _epoch_line(r: dict[str, Any]) -> str:
     arch = "" if "genotype" not in r else f"  skips {r['skips']}  {r['genotype']}"
     train = f"train loss {r['train_loss']:.3f} acc {r['train_acc']:5.1f}%"
     looked_up = f"\n  table: {table_text(r['table'])}" if "table" in r else ""
-    return f"epoch {r['epoch']}: {train}{val}  {r['seconds']:.0f}s{arch}{looked_up}"
+    lat = r.get("latency")
+    latency = "" if not lat else (f"\n  latency: supernet expects {lat['expected_ms']:.3f} ms, derived network "
+                                  f"{lat['predicted_ms']:.3f} ms predicted, {lat['measured_ms']:.3f} ms measured; "
+                                  f"target {lat['target_ms']:g} ms, multiplier {lat['multiplier']:.3g}")  # fmt: skip
+    return f"epoch {r['epoch']}: {train}{val}  {r['seconds']:.0f}s{arch}{looked_up}{latency}"
 
 
 
@@ -181,6 +188,7 @@ def _oneshot(args: argparse.Namespace, world: Any, device: str) -> None:
             resume=args.resume, on_epoch=on_epoch, on_step=bar.step, subnetwork_trials=args.spos_trials,
             extra_meta={"cli_options": {d: getattr(args, d) for d in _setting_dests() if hasattr(args, d)}},
             data_dir=args.data_dir, subset=args.subset, image_size=args.image_size,
+            latency_table=args.latency_table, latency_target_ms=args.latency_target_ms,
             plot_edges=[int(e) for e in args.plot_edges.split(",")] if args.plot_edges else None, table=args.table,
         )  # fmt: skip
     except ValueError as exc:
@@ -203,6 +211,8 @@ def _oneshot(args: argparse.Namespace, world: Any, device: str) -> None:
 
         build = {k: v for k, v in {"channels": args.retrain_channels, "cells": args.retrain_cells,
                                    "cells_per_stage": args.retrain_cells_per_stage}.items() if v}  # fmt: skip
+        # a supernet built from the space's own options (mobile: width, head) retrains the network at them
+        build |= {k: getattr(args, k) for k in SUPERNETS.get(args.space).options if getattr(args, k) is not None}
         # the search's data, or a different seeded subset of the full training split
         retrain_beside_baseline(args, result.genotype, args.dataset, args.space, build, run_dir=args.out,
                                 subset=args.retrain_subset or args.subset, image_size=args.image_size)  # fmt: skip
@@ -228,12 +238,12 @@ def _oneshot_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="folder holding the dataset files (default: $ARCHSEARCH_DATA)")
     p.add_argument("--subset", type=positive_int, help="search on a seeded random subset of N training examples")
     p.add_argument("--image-size", type=positive_int, help="resize the images of an image folder to N x N")
-    p.add_argument(
-        "--channels",
-        type=positive_int,
-        default=default_of(build_supernet, "channels"),
-        help="supernet initial channels",
-    )
+    p.add_argument("--channels", type=positive_int,
+                   help=f"initial channels of a cell supernet (default {CELL_CHANNELS})")  # fmt: skip
+    p.add_argument("--width", type=positive_float, help="mobile supernet: width multiplier of the channels "
+                   "(default 1)")
+    p.add_argument("--head", type=positive_int, help="mobile supernet: channels of the head's 1x1 conv "
+                   "(default 1280)")
     for depth in sorted({SUPERNETS.get(s).depth_option for s in SUPERNETS}):  # each supernet's depth, its own name
         users = [(s, SUPERNETS.get(s)) for s in SUPERNETS if SUPERNETS.get(s).depth_option == depth]
         p.add_argument(options.flag_of(depth), type=positive_int, help="supernet depth: " + "; ".join(
@@ -257,6 +267,11 @@ def _oneshot_arguments(p: argparse.ArgumentParser) -> None:
         help="SPOS: sub-networks the evolution scores",
     )
     p.add_argument("--plot-edges", help="comma-separated edge indices for the alpha plots (default: all)")
+    p.add_argument("--latency-table", metavar="FILE", help="a latency table of the space (archsearch "
+                   "latency-table) predicting the latency --latency-target-ms limits")
+    p.add_argument("--latency-target-ms", type=positive_float, metavar="L", help="keep the derived network within "
+                   "L ms as the latency table's runtime measures it (an adaptive penalty on the supernet's expected "
+                   "latency; darts, gdas and the like)")
     p.add_argument("--table", metavar="CSV", help="a benchmark table of the space (NAS-Bench-201's CSV): the cell "
                    "derived after every epoch is looked up and its figures recorded, never fed to the search")
     p.add_argument("--out", required=True, help="run directory (checkpoint, store, plots)")

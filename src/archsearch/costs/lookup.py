@@ -55,7 +55,8 @@ def _after(size: int, kernel: int, stride: int) -> int:
     return (size + 2 * (kernel // 2) - kernel) // stride + 1
 
 
-def _block_key(spec: MobileBlockSpec, shape: tuple[int, int, int]) -> str:
+def block_key(spec: MobileBlockSpec, shape: tuple[int, int, int]) -> str:
+    """The table's key of a block with this spec at this input shape."""
     where = f"{spec.in_channels}->{spec.out_channels} s{spec.stride} @{shape[0]}x{shape[1]}x{shape[2]}"
     if spec.kind == "skip":
         return f"skip {where}"
@@ -80,7 +81,7 @@ def network_blocks(
     h = _after(h, 3, stride)
     for spec in kw["blocks"]:
         shape = (spec.in_channels, h, h)
-        out.append((_block_key(spec, shape), lambda spec=spec: make_block(spec), shape))
+        out.append((block_key(spec, shape), lambda spec=spec: make_block(spec), shape))
         h = _after(h, spec.kernel if spec.kind == "mb" else 1, spec.stride)
     last, head = kw["blocks"][-1].out_channels, kw["head_channels"]
     out.append((f"head {last}->{head}->{num_classes} @{last}x{h}x{h}",

@@ -12,6 +12,7 @@ from typing import Any
 
 from archsearch import options
 from archsearch.oneshot.base import OneShotConfig, OneShotMethod
+from archsearch.oneshot.block_supernets import MacroSupernet, MobileSupernet
 from archsearch.oneshot.darts import BetaDarts, Darts
 from archsearch.oneshot.darts2 import DartsSecondOrder
 from archsearch.oneshot.gdas import Gdas
@@ -19,10 +20,14 @@ from archsearch.oneshot.pcdarts import PCDarts
 from archsearch.oneshot.spos import Spos
 from archsearch.oneshot.supernets import SUPERNETS, Supernet, build_supernet
 from archsearch.registry import Registry
+from archsearch.spaces.macro import MacroSpace
+from archsearch.spaces.mobile import MobileSpace
 
 METHODS: Registry[type[OneShotMethod]] = Registry("one-shot method")
 for _method in (Darts, DartsSecondOrder, PCDarts, BetaDarts, Gdas, Spos):
     METHODS.add(_method.name, _method)
+SUPERNETS.add(MobileSpace.name, MobileSupernet)
+SUPERNETS.add(MacroSpace.name, MacroSupernet)
 
 
 def default_config(method: str, **overrides: Any) -> OneShotConfig:
@@ -36,4 +41,12 @@ def default_config(method: str, **overrides: Any) -> OneShotConfig:
     return config
 
 
-__all__ = ["METHODS", "SUPERNETS", "OneShotConfig", "OneShotMethod", "Supernet", "build_supernet", "default_config"]
+def supports(method: str, space: str) -> bool:
+    """Whether ``space``'s supernet takes what ``method`` builds it with (PC-DARTS's partial channels need a cell
+    supernet)."""
+    supernet = SUPERNETS.get(space)
+    return not supernet.options or set(METHODS.get(method).supernet_defaults) <= set(supernet.options)
+
+
+__all__ = ["METHODS", "SUPERNETS", "OneShotConfig", "OneShotMethod", "Supernet", "build_supernet", "default_config",
+           "supports"]  # fmt: skip

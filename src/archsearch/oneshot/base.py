@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archsearch.oneshot.distributed import current_world, wrap
+from archsearch.oneshot.latency import LatencyTarget
 from archsearch.oneshot.supernets import Supernet
 from archsearch.options import internal, option, positive_int, register
 from archsearch.spaces import Space
@@ -126,6 +127,8 @@ class OneShotMethod(ABC):
         )
         self.generator = torch.Generator().manual_seed(config.seed)
         self.epoch = 0
+        #: a latency target the architecture step keeps the supernet's expected latency under (set by the search)
+        self.latency: LatencyTarget | None = None
 
     @abstractmethod
     def step(self, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor) -> StepResult:
@@ -170,8 +173,17 @@ class OneShotMethod(ABC):
         if self.config.beta_decay <= 0:
             return None
         ramp = self.config.beta_decay * self.epoch / max(1, self.config.epochs - 1)
-        edges = torch.cat([torch.logsumexp(a, dim=-1) for a in self.net.alphas.values()])
+        edges = torch.cat([torch.logsumexp(a, dim=-1) for a in self.net.arch_logits().values()])
         return ramp * edges.mean()
+
+    def latency_penalty(self) -> torch.Tensor | None:
+        """The latency target's term of the architecture loss (:mod:`archsearch.oneshot.latency`), if there is one."""
+        return None if self.latency is None else self.latency.penalty(self.net)
+
+    def arch_step_taken(self) -> None:
+        """After each architecture step: the latency target's multiplier takes its step."""
+        if self.latency is not None:
+            self.latency.update()
 
     def set_arch_grads(self, grads: Sequence[torch.Tensor | None]) -> None:
         """Give the architecture parameters these gradients, averaged over the ranks (a missing one counts as 0)."""
@@ -190,6 +202,7 @@ class OneShotMethod(ABC):
             "a_optimizer": None if self.a_optimizer is None else self.a_optimizer.state_dict(),
             "generator": self.generator.get_state(),
             "epoch": self.epoch,
+            "latency": None if self.latency is None else self.latency.state_dict(),
             **self.extra_state(),
         }
 
@@ -203,6 +216,8 @@ class OneShotMethod(ABC):
             self.a_optimizer.load_state_dict(state["a_optimizer"])
         self.generator.set_state(state["generator"])
         self.epoch = state["epoch"]
+        if self.latency is not None and state.get("latency") is not None:
+            self.latency.load_state_dict(state["latency"])
         self.load_extra_state(state)
 
     def extra_state(self) -> dict[str, Any]:

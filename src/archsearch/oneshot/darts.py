@@ -50,6 +50,7 @@ class Darts(OneShotMethod):
             else:
                 val_loss, val_correct = self.arch_grad(x_val, y_val)
             self.a_optimizer.step()
+            self.arch_step_taken()
         with torch.no_grad():  # the weight step needs no gradient through the mixing weights
             archs = self.net.mixed_archs()
         loss, correct = self.weight_step(x, y, archs)
@@ -58,7 +59,7 @@ class Darts(OneShotMethod):
     def _val_loss(self, x_val: torch.Tensor, y_val: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.net(x_val)
         loss = F.cross_entropy(logits, y_val)
-        for penalty in (self.skip_penalty(), self.beta_decay_loss()):
+        for penalty in (self.skip_penalty(), self.beta_decay_loss(), self.latency_penalty()):
             if penalty is not None:
                 loss = loss + penalty
         return loss, logits

@@ -48,6 +48,9 @@ class FewShotSupernet(Supernet):
     def betas(self) -> nn.ParameterDict | None:  # type: ignore[override]
         return self.parts[0].betas  # type: ignore[return-value]
 
+    def arch_logits(self) -> dict[str, torch.Tensor]:
+        return self.parts[0].arch_logits()  # type: ignore[operator, no-any-return]
+
     def arch_parameters(self) -> list[nn.Parameter]:
         """Every part's architecture parameters (SPOS learns none; they are kept out of the weights)."""
         return [p for part in self.parts for p in part.arch_parameters()]  # type: ignore[operator]

@@ -25,7 +25,7 @@ class Gdas(OneShotMethod):
     def sample(self) -> dict[str, CellArch]:
         """One Gumbel sample per cell type: the op index per edge and the straight-through hard weights."""
         archs = {}
-        for cell_type, alpha in self.net.alphas.items():
+        for cell_type, alpha in self.net.arch_logits().items():
             log_probs = F.log_softmax(alpha, dim=-1)
             while True:  # a Gumbel draw can overflow; redraw (as GDAS's code does)
                 gumbel = -torch.empty_like(alpha).exponential_(generator=self.generator).log()
@@ -45,11 +45,12 @@ class Gdas(OneShotMethod):
             alphas = self.net.arch_parameters()
             logits = self.net(x_val, self.sample())
             loss = F.cross_entropy(logits, y_val)
-            penalty = self.skip_penalty()
-            if penalty is not None:
-                loss = loss + penalty
+            for penalty in (self.skip_penalty(), self.latency_penalty()):
+                if penalty is not None:
+                    loss = loss + penalty
             self.set_arch_grads(torch.autograd.grad(loss, alphas, allow_unused=True))
             self.a_optimizer.step()
+            self.arch_step_taken()
             val_loss, val_correct = float(loss.detach()), int((logits.argmax(-1) == y_val).sum())
         with torch.no_grad():
             archs = {t: CellArch(choice=a.choice) for t, a in self.sample().items()}

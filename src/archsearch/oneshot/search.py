@@ -19,6 +19,7 @@ from archsearch.errors import ArchsearchError
 from archsearch.nn import native
 from archsearch.oneshot import METHODS, default_config
 from archsearch.oneshot.base import OneShotConfig, OneShotMethod
+from archsearch.oneshot.latency import LatencyTarget, check_latency_target, derive_measured, epoch_latency
 from archsearch.oneshot.supernets import Supernet, build_supernet
 from archsearch.outputs import save_torch
 from archsearch.rundir import describe, versions
@@ -46,6 +47,7 @@ class OneShotResult:
     notes: list[str] = field(default_factory=list)  # what the derivation had to do beyond its rule
     supernet: Supernet | None = None  # the trained supernet (e.g. for a SupernetEvaluator)
     table: dict[str, float] | None = None  # the derived genotype's row of the table given (``table_lookup``)
+    measured_ms: float | None = None  # under a latency target: the derived network's latency on the table's runtime
     # filled by archsearch.api.oneshot: the plots written, per cell type the epoch each edge's top weight passed 0.6,
     # and in words how far the architecture weights separated from uniform
     plots: list[Path] = field(default_factory=list)
@@ -59,7 +61,7 @@ class OneShotResult:
             "epochs": len(self.history), "skips": self.history[-1].get("skips") if self.history else None,
             "threshold_epochs": self.threshold_epochs, "alpha_separation": self.alpha_separation,
             "notes": self.notes, "plots": [str(p) for p in self.plots], "run_dir": str(self.run_dir),
-            "table": self.table,
+            "table": self.table, "measured_ms": self.measured_ms,
         }  # fmt: skip
 
 
@@ -90,6 +92,7 @@ def run_oneshot(
     subnetwork_search: SubnetworkSearch | None = None,
     extra_meta: dict[str, Any] | None = None,
     table_lookup: TableLookup | None = None,
+    latency: LatencyTarget | None = None,
 ) -> OneShotResult:
     """Search ``space`` with one-shot ``method`` on ``data``; checkpoints and the store live in ``run_dir``, which
     this process alone writes. With ``resume`` the run's recorded settings must match the ones given (``extra_meta``
@@ -97,7 +100,10 @@ def run_oneshot(
     ``subnetwork_search``, called on the main process with the trained supernet and the run's store, returning the
     winner and the number of sub-networks scored (:func:`archsearch.api.oneshot` passes one). ``table_lookup``: the
     architecture derived after every epoch, and the final one, looked up in a benchmark table and recorded with the
-    epoch (``history[i]["table"]``) and the result; what it returns never reaches the method."""
+    epoch (``history[i]["table"]``) and the result; what it returns never reaches the method. ``latency``: a target
+    the architecture step keeps the supernet's expected latency under (:mod:`archsearch.oneshot.latency`), recorded
+    per epoch (``history[i]["latency"]``); the derived network is the most probable one the table predicts within
+    it."""
     sp = get_space(space) if isinstance(space, str) else space
     cls = METHODS.get(method)
     if cls.searches_subnetworks and subnetwork_search is None:
@@ -110,15 +116,21 @@ def run_oneshot(
     shape = list(data.input_shape)
     settings = {"method": method, "space": sp.name, "config": asdict(config), "supernet": options,
                 "data": {"name": data.name, "train": len(data.train), "input_shape": shape}}  # fmt: skip
+    if latency is not None:
+        settings["latency"] = {"target_ms": latency.target_ms, "table": latency.table.describe()}
     recorded = _check_run_dir(run, checkpoint, resume, settings)
     if torch.device(device).type == "cpu":  # the compiled kernels, built in the background the first time
         native.install()
         native.ensure_built(background=True)
-    net = build_supernet(sp.name, data.in_channels, data.num_classes, seed=config.seed, **options)
+    net = build_supernet(sp.name, data.in_channels, data.num_classes, seed=config.seed, input_size=data.input_size,
+                         **options)
     # channels-last runs the depthwise convolutions of the DARTS ops 2-3x faster on the CPU (oneDNN) and suits GPUs
     net = net.to(device, memory_format=torch.channels_last)
     train_loader, val_loader = _loaders(data, config, device, cls.needs_validation_split)
     searcher = cls(net, config, len(train_loader), space=sp)
+    if latency is not None:
+        check_latency_target(searcher, net)
+        searcher.latency = latency
     world = searcher.world  # under torchrun: every rank runs this; rank 0 alone writes
     if not world.main:
         on_epoch = on_step = None
@@ -187,7 +199,11 @@ def _derive(searcher: OneShotMethod, sp: Space[Any], result: OneShotResult, stor
         found = searcher.world.broadcast_object(found)
         result.genotype, result.search_trials = sp.from_json(found[0]), found[1]
         return
-    result.genotype = searcher.derive()
+    if searcher.latency is not None:
+        result.genotype, notes, result.measured_ms = derive_measured(net, searcher.latency)
+        result.notes += notes
+    else:
+        result.genotype = searcher.derive()
     if net.derive_note:
         result.notes.append(net.derive_note)
     result.table = table_lookup(result.genotype) if table_lookup is not None else None
@@ -323,6 +339,8 @@ def _epoch(
         record["probabilities"] = {t: p.tolist() for t, p in searcher.net.probabilities().items()}
         record["genotype"] = str(genotype)
         record["skips"] = _skips(genotype)
+        if searcher.latency is not None:
+            record["latency"] = epoch_latency(searcher.latency, searcher.net, genotype)
     return record, genotype
 
 

@@ -4,7 +4,7 @@ architecture parameters and the rule that turns those parameters into a genotype
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -34,8 +34,22 @@ class Supernet(nn.Module):
     cells_option: ClassVar[str] = "cells"
     default_cells: ClassVar[int] = 1
     cells_help: ClassVar[str] = "cells"
+    #: the build options a supernet of another kind takes (none: a cell supernet, which takes ``channels``, its
+    #: depth option, ``partial`` and ``edge_norm``)
+    options: ClassVar[tuple[str, ...]] = ()
     #: the smallest supernet options that still exercise every edge and op (the one-shot property checks')
     tiny: ClassVar[dict[str, int]] = {}
+
+    @classmethod
+    def create(
+        cls, in_channels: int, num_classes: int, input_size: int, seed: int, options: Mapping[str, Any]
+    ) -> Supernet:
+        """The supernet for this data from the build options :func:`build_supernet` checked: a cell supernet takes
+        ``channels``, its depth option, ``partial`` and ``edge_norm`` (the input size does not change it)."""
+        depth = options.get(cls.depth_option, cls.default_cells)
+        return cls(C=options["channels"], in_channels=in_channels, num_classes=num_classes, seed=seed,  # type: ignore[call-arg]
+                   partial=options.get("partial", 1), edge_norm=options.get("edge_norm", False),
+                   **{cls.cells_option: depth})  # fmt: skip
 
     def _init_arch(self, num_edges: int, edge_norm: bool, generator: torch.Generator) -> None:
         self.num_edges = num_edges
@@ -68,9 +82,14 @@ class Supernet(nn.Module):
     def edge_list(self) -> list[tuple[int, int]]:
         raise NotImplementedError
 
+    def arch_logits(self) -> dict[str, torch.Tensor]:
+        """The logits every method samples or weighs ops by, per cell type: the alphas (a supernet whose edges do
+        not all allow every op masks the others to ``-inf``)."""
+        return dict(self.alphas.items())
+
     def probabilities(self) -> dict[str, torch.Tensor]:
         """Softmaxed alphas per cell type, detached."""
-        return {t: F.softmax(a.detach(), dim=-1) for t, a in self.alphas.items()}
+        return {t: F.softmax(a.detach(), dim=-1) for t, a in self.arch_logits().items()}
 
     def edge_weights(self) -> dict[str, torch.Tensor] | None:
         """PC-DARTS's normalised edge weights per cell type (``None`` without edge normalisation)."""
@@ -83,7 +102,7 @@ class Supernet(nn.Module):
         edges = self.edge_weights()
         return {
             t: CellArch(weights=F.softmax(a, dim=-1), edge_weights=None if edges is None else edges[t])
-            for t, a in self.alphas.items()
+            for t, a in self.arch_logits().items()
         }
 
     def derive(self) -> DartsGenotype | NB201Genotype:
@@ -290,6 +309,9 @@ class NB201Supernet(Supernet):
         return {"cell": CellArch(choice=[self._op_index(op) for op in genotype.ops])}
 
 
+#: a cell supernet's initial channels unless told otherwise
+CELL_CHANNELS = 16
+
 #: supernets by the name of the space they search; adding a space's supernet is one registration
 SUPERNETS: Registry[type[Supernet]] = Registry("supernet")
 SUPERNETS.add(DartsSpace.name, DartsSupernet)
@@ -300,28 +322,37 @@ def build_supernet(
     space: str,
     in_channels: int,
     num_classes: int,
-    channels: int = 16,
+    channels: int | None = None,
     seed: int = 0,
     partial: int = 1,
     edge_norm: bool = False,
     few_shot_edge: int | None = None,
-    **depth_option: int | None,
+    input_size: int = 32,
+    **build_options: Any,
 ) -> Supernet:
-    """The supernet registered for ``space``: ``channels`` initial channels, its depth under its space's name for it
-    (DARTS: ``cells``, all of them, default 5; NB201: ``cells_per_stage``, default 1; ``None``: the default),
-    PC-DARTS's ``partial`` channels and ``edge_norm``; with ``few_shot_edge``, a few-shot supernet split on that edge
-    of the first cell type (:mod:`archsearch.oneshot.few_shot`)."""
+    """The supernet registered for ``space``. A cell supernet takes ``channels`` initial channels (default 16), its
+    depth under its space's name for it (DARTS: ``cells``, all of them, default 5; NB201: ``cells_per_stage``,
+    default 1; ``None``: the default), PC-DARTS's ``partial`` channels and ``edge_norm``; the ``mobile`` supernet
+    ``width`` and ``head`` and the ``input_size``. With ``few_shot_edge``, a few-shot supernet split on that edge of
+    the first cell type (:mod:`archsearch.oneshot.few_shot`)."""
     cls = SUPERNETS.get(space)
-    given = {k: v for k, v in depth_option.items() if v is not None}
-    wrong = sorted(set(given) - {cls.depth_option})
+    given = {k: v for k, v in build_options.items() if v is not None}
+    cell = not cls.options
+    wrong = sorted(set(given) - ({cls.depth_option} if cell else set(cls.options)))
     if wrong:
-        raise BuildError(f"the {space} supernet's depth is {cls.depth_option} ({cls.cells_help}), not "
-                         f"{', '.join(wrong)}")  # fmt: skip
-    depth = given.get(cls.depth_option, cls.default_cells)
+        allowed = f"depth is {cls.depth_option} ({cls.cells_help})" if cell else "options are " + ", ".join(cls.options)
+        raise BuildError(f"the {space} supernet's {allowed}; it does not take {', '.join(wrong)}")
+    if cell:
+        given.update(channels=CELL_CHANNELS if channels is None else channels, partial=partial, edge_norm=edge_norm)
+    else:
+        cell_only = (("channels", channels, None), ("partial", partial, 1), ("edge_norm", edge_norm, False))
+        unused = [name for name, value, default in cell_only if value != default]
+        if unused:
+            raise BuildError(f"the {space} supernet does not take {', '.join(unused)} (its options: "
+                             f"{', '.join(cls.options)})")  # fmt: skip
 
     def one() -> Supernet:
-        return cls(C=channels, in_channels=in_channels, num_classes=num_classes, seed=seed, partial=partial,  # type: ignore[call-arg]
-                   edge_norm=edge_norm, **{cls.cells_option: depth})  # fmt: skip
+        return cls.create(in_channels, num_classes, input_size, seed, given)
 
     if few_shot_edge is None:
         return one()

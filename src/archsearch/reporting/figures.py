@@ -177,6 +177,8 @@ def oneshot_figures(history: Sequence[dict[str, Any]], op_names: Sequence[str], 
         )
     if any(table_figures(r) for r in history):
         figures.append(_table_figure(history, table, marker))
+    if any(latency_figures(r) for r in history):
+        figures.append(_latency_figure(history, marker))
     from matplotlib.ticker import MaxNLocator
 
     for figure in figures:  # epochs are whole numbers
@@ -191,6 +193,42 @@ def table_figures(record: dict[str, Any]) -> dict[str, float]:
     if not isinstance(row, dict):
         return {}
     return {str(k): float(v) for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def latency_figures(record: dict[str, Any]) -> dict[str, float]:
+    """The numeric latency figures a stored epoch record holds under a latency target (none when missing)."""
+    row = record.get("latency")
+    if not isinstance(row, dict):
+        return {}
+    return {str(k): float(v) for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def _latency_figure(history: Sequence[dict[str, Any]], marker: str | None) -> Figure:
+    """Under a latency target: the supernet's expected latency, the derived network's predicted and measured
+    latency per epoch against the target, and the penalty's multiplier."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    epochs = [r["epoch"] for r in history]
+    rows = [latency_figures(r) for r in history]
+    for key, label, colour in (("expected_ms", "supernet, expected", BLUE), ("predicted_ms", "derived, predicted",
+                               ORANGE), ("measured_ms", "derived, measured", GREY)):  # fmt: skip
+        ax.plot(epochs, [row.get(key, math.nan) for row in rows], marker=marker, color=colour, label=label)
+    targets = {row["target_ms"] for row in rows if "target_ms" in row}
+    for target in sorted(targets):
+        ax.axhline(target, color=RED, ls="--", lw=1, label=f"target ({target:g} ms)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("latency (ms)")
+    right = ax.twinx()
+    right.plot(epochs, [row.get("multiplier", math.nan) for row in rows], color="black", lw=0.8, ls=":",
+               label="multiplier")  # fmt: skip
+    right.set_ylabel("penalty multiplier")
+    lines = ax.get_legend_handles_labels()
+    more = right.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return Figure("latency", "latency per epoch against the target: the supernet's expectation, the derived "
+                  "network predicted and measured, and the penalty's multiplier", fig)
 
 
 def _table_figure(history: Sequence[dict[str, Any]], table: Any, marker: str | None) -> Figure:

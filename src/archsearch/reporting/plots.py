@@ -154,7 +154,9 @@ def _cell_name(cell_type: str) -> str:
 
 
 def genotype_cells(genotype: Any) -> dict[str, list[str]]:
-    """The ops of each cell of a DARTS or NB201 genotype."""
+    """The ops of each cell of a DARTS or NB201 genotype (of a mobile one: its layers' blocks, as one "cell")."""
+    if hasattr(genotype, "stages"):
+        return {"layer": [layer.text() for stage in genotype.stages for layer in stage]}
     if hasattr(genotype, "normal"):
         return {"normal": [op for op, _ in genotype.normal], "reduce": [op for op, _ in genotype.reduce]}
     return {"cell": list(genotype.ops)}

@@ -1,0 +1,125 @@
+"""Latency-aware one-shot search against latency-constrained multi-trial search, on the ``mobile`` space.
+
+    python benchmarks/latency_oneshot.py --data-dir ../shared/data --out runs/lat1s        # both datasets
+
+Per dataset (``--datasets``: Fashion-MNIST at 1x28x28, CIFAR-10 at 3x32x32 from its JPEG folders) a latency table of
+the networks searched (``mobile`` at ``--width`` 0.25, ONNX Runtime, batch 1, 1 thread) and three limits: the 25th,
+50th and 75th percentile of 200 random networks' predicted latency. Per limit and seed (``--seeds``):
+
+1. one-shot: ``--method`` (GDAS: one path per step, so the supernet trains at one network's cost) on the supernet
+   for ``--epochs`` on ``--subset`` training images, with ``--latency-target-ms`` the limit; the derived network is
+   the most probable one the table predicts within it, measured on ONNX Runtime;
+2. multi-trial: regularized evolution with ``--constraint latency_ms<=limit --latency-table`` (trials of
+   ``--trial-epochs`` on ``--subset`` images) for the one-shot run's wall time, and for three times as long;
+3. each winner retrained alike (``--retrain-epochs`` on the whole training split, tested on the test split) and its
+   latency measured (median of 50 calls).
+
+It prints one row per run and one JSON line with everything. Run it alone: it uses every thread it is given (the
+latency measurements one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import archsearch
+from archsearch.costs.lookup import LatencyTable
+from archsearch.costs.runtime import measure
+from archsearch.data import load_dataset
+from archsearch.spaces import get_space
+
+SHAPES = {"fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
+
+
+def limits(table: LatencyTable, seed: int = 7) -> list[float]:
+    """The 25th, 50th and 75th percentile of 200 random networks' predicted latency (ms)."""
+    space, rng = get_space("mobile"), np.random.default_rng(seed)
+    predicted = [table.predict(space.sample(rng)) for _ in range(200)]
+    return [round(float(np.percentile(predicted, q)), 4) for q in (25, 50, 75)]
+
+
+def measured(genotype: Any, table: LatencyTable) -> float:
+    """Median of 50 calls of the genotype's network on the table's runtime."""
+    c, h, _ = table.input_shape
+    model = get_space("mobile").build(genotype, c, table.num_classes, h, **table.build).eval()
+    return measure(model, table.input_shape, table.target, 1, 1, warmup=10, repeats=50).median_ms
+
+
+def retrained(genotype: Any, dataset: str, args: argparse.Namespace, table: LatencyTable) -> float:
+    """Test accuracy of the genotype retrained from scratch with the benchmark's retraining settings."""
+    record = archsearch.train(str(genotype), space="mobile", dataset=dataset, data_dir=args.data_dir,
+                              build=dict(table.build), epochs=args.retrain_epochs)  # fmt: skip
+    return float(record.test_acc)
+
+
+def one_run(dataset: str, limit: float, seed: int, lut: Path, table: LatencyTable, args: argparse.Namespace,
+            out: Path) -> list[dict[str, Any]]:  # fmt: skip
+    """The one-shot search at ``limit`` and the two multi-trial searches at its wall time and three times it."""
+    rows = []
+    start = time.perf_counter()
+    found = archsearch.oneshot(args.method, "mobile", dataset, out / f"oneshot_{limit}_{seed}", data_dir=args.data_dir,
+                               supernet_options=dict(table.build), subset=args.subset, epochs=args.epochs, seed=seed,
+                               latency_table=lut, latency_target_ms=limit, plots=False)  # fmt: skip
+    seconds = time.perf_counter() - start
+    rows.append({"search": f"one-shot {args.method}", "genotype": str(found.genotype), "seconds": round(seconds, 1),
+                 "notes": found.notes})  # fmt: skip
+    for factor in (1, 3):
+        start = time.perf_counter()
+        result = archsearch.search("mobile", "evolution", dataset, seconds=factor * seconds, seed=seed,
+                                   out=out / f"evolution{factor}x_{limit}_{seed}", constraints=[f"latency_ms<={limit}"],
+                                   latency_table=str(lut), evaluator_options={"data_dir": args.data_dir,
+                                   "subset": args.subset, "epochs": args.trial_epochs, **table.build,
+                                   "patience": None})  # fmt: skip
+        rows.append({"search": f"evolution, {factor}x the time", "genotype": str(result.best[0].genotype),
+                     "seconds": round(time.perf_counter() - start, 1), "trials": len(result.trials)})  # fmt: skip
+    for row in rows:
+        g = get_space("mobile").parse(row["genotype"])
+        row.update(dataset=dataset, limit_ms=limit, seed=seed, predicted_ms=round(table.predict(g), 4),
+                   measured_ms=round(measured(g, table), 4), test_acc=round(retrained(g, dataset, args, table), 2))
+        row["met"] = row["measured_ms"] <= limit
+        print(f"{dataset:<13} limit {limit:.3f} ms seed {seed}  {row['search']:<22} measured {row['measured_ms']:.3f} "
+              f"ms ({'met' if row['met'] else 'BROKEN'})  test {row['test_acc']:.2f}%  {row['seconds']:.0f} s",
+              flush=True)  # fmt: skip
+    return rows
+
+
+def main() -> None:
+    """Tables, limits, then every dataset x limit x seed."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", default=os.environ.get("ARCHSEARCH_DATA"))
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--datasets", default="fashion-mnist,cifar10")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--method", default="gdas")
+    parser.add_argument("--width", type=float, default=0.25)
+    parser.add_argument("--subset", type=int, default=10000)
+    parser.add_argument("--epochs", type=int, default=10, help="one-shot search epochs")
+    parser.add_argument("--trial-epochs", type=int, default=3, help="epochs of each multi-trial trial")
+    parser.add_argument("--retrain-epochs", type=int, default=10)
+    args = parser.parse_args()
+    if not args.data_dir:
+        parser.error("give --data-dir or set ARCHSEARCH_DATA")
+    rows = []
+    for dataset in args.datasets.split(","):
+        shape = SHAPES[dataset]
+        load_dataset(dataset, args.data_dir)  # decoded once into the cache before anything is timed
+        lut = args.out / f"lut_{dataset}.json"
+        if not lut.exists():
+            archsearch.latency_table("mobile", lut, target="onnxruntime", input_shape=shape, num_classes=10,
+                                     build={"width": args.width}, threads=1, repeats=30)  # fmt: skip
+        table = LatencyTable.load(lut)
+        for limit in limits(table):
+            for seed in (int(s) for s in args.seeds.split(",")):
+                rows += one_run(dataset, limit, seed, lut, table, args, args.out)
+    print(json.dumps({"settings": {k: str(v) for k, v in vars(args).items()}, "rows": rows}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""A latency target in a one-shot search: the supernet's expected latency from a latency table, kept at or under the
+target by a Lagrange multiplier that adapts during the search, so the user gives a limit, not a weight to tune.
+
+The architecture loss gains ``multiplier * (E[latency] / target - 1)``; after every architecture step the multiplier
+takes a step of dual ascent, ``multiplier <- max(0, multiplier + rate * (E[latency] / target - 1))``: it grows while
+the expectation is over the target, shrinks while under, and stays at 0 when the target is met with room to spare
+(then accuracy alone drives the alphas). The expectation is differentiable in the architecture parameters
+(:meth:`~archsearch.oneshot.block_supernets.BlockSupernet.expected_latency`), so the penalty's gradient moves each
+layer's probabilities towards its cheaper choices in proportion to how much each one costs against the layer's mean.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from archsearch.costs.lookup import LatencyTable
+from archsearch.errors import ArchsearchError
+
+#: the multiplier's step per architecture step and unit of relative violation (a search of ~1,000 steps 10% over
+#: its target raises it by about 1, the scale of the cross-entropy it is weighed against)
+RATE = 0.01
+
+
+@dataclass
+class LatencyTarget:
+    """A table, a target in milliseconds, and the multiplier's state (saved with the method's, so a resumed run
+    continues it)."""
+
+    table: LatencyTable
+    target_ms: float
+    rate: float = RATE
+    multiplier: float = 0.0
+    last_expected_ms: float | None = None
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.target_ms) and self.target_ms > 0):
+            raise ArchsearchError(f"the latency target must be a positive number of milliseconds, got {self.target_ms}")
+        if not (math.isfinite(self.rate) and self.rate > 0):
+            raise ArchsearchError(f"the multiplier's rate must be positive, got {self.rate}")
+
+    def penalty(self, net: Any) -> torch.Tensor:
+        """``multiplier * (E[latency] / target - 1)`` for the supernet's current architecture weights (its gradient
+        reaches them); remembers the expectation for :meth:`update`."""
+        expected = net.expected_latency(self.table)
+        self.last_expected_ms = float(expected.detach())
+        return self.multiplier * (expected / self.target_ms - 1.0)
+
+    def update(self) -> None:
+        """One step of dual ascent on the multiplier, from the expectation :meth:`penalty` last saw."""
+        if self.last_expected_ms is None:
+            return
+        violation = self.last_expected_ms / self.target_ms - 1.0
+        self.multiplier = max(0.0, self.multiplier + self.rate * violation)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"multiplier": self.multiplier, "last_expected_ms": self.last_expected_ms}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.multiplier = float(state["multiplier"])
+        self.last_expected_ms = state.get("last_expected_ms")
+
+
+def derive_within(net: Any, table: LatencyTable, limit_ms: float, steps: int = 40) -> tuple[Any, str | None]:
+    """The derived genotype if the table predicts it within ``limit_ms``; else the most probable network within it,
+    found as the derivation of ``log p - mu * latency`` (each choice's log-probability less ``mu`` times what it
+    adds to the latency) with the least ``mu`` that meets the limit (bisection), and a note saying so. Raises when
+    even the fastest choices break the limit."""
+    genotype = net.derive()
+    predicted = table.predict(genotype, net.space)
+    if predicted <= limit_ms:
+        return genotype, None
+    logp = torch.log_softmax(net.arch_logits()["layer"].detach(), dim=-1)
+    _, per_choice = net.latency_terms(table)
+    per_choice = per_choice * table.scale
+
+    def derived(mu: float) -> tuple[Any, float]:
+        g = net.derive(logp - mu * per_choice)
+        return g, table.predict(g, net.space)
+
+    low, high = 0.0, 1.0
+    fastest, fastest_ms = derived(high)
+    while fastest_ms > limit_ms and high < 1e9:
+        high *= 4
+        fastest, fastest_ms = derived(high)
+    if fastest_ms > limit_ms:
+        raise ArchsearchError(f"no network of the space is predicted within {limit_ms:g} ms: the fastest the table "
+                              f"finds takes {fastest_ms:.4g} ms ({fastest}); raise the target")  # fmt: skip
+    best, best_ms = fastest, fastest_ms
+    for _ in range(steps):
+        mid = (low + high) / 2
+        g, ms = derived(mid)
+        if ms <= limit_ms:
+            high, best, best_ms = mid, g, ms
+        else:
+            low = mid
+    note = (f"the derived network ({genotype}) is predicted at {predicted:.4g} ms, over the {limit_ms:g} ms limit; "
+            f"the most probable network within it was taken instead ({best_ms:.4g} ms)")  # fmt: skip
+    return best, note
+
+
+def check_latency_target(method: Any, net: Any) -> None:
+    """A latency target needs a method that learns architecture weights and a supernet with an expected latency."""
+    if not method.learns_arch:
+        raise ArchsearchError(f"a latency target steers architecture weights, which {method.name} does not learn; "
+                              "use a method that does (darts, gdas, ...), or search SPOS's sub-networks under a "
+                              "latency constraint")  # fmt: skip
+    if not hasattr(net, "expected_latency"):
+        raise ArchsearchError("a latency target needs a supernet whose expected latency a latency table gives "
+                              "(the mobile supernet)")  # fmt: skip
+
+
+def epoch_latency(target: LatencyTarget, net: Any, genotype: Any) -> dict[str, float]:
+    """What an epoch records of the latency target: the supernet's expected latency, the multiplier, the derived
+    network's predicted latency and its latency measured on the table's runtime, and the target (milliseconds)."""
+    with torch.no_grad():
+        expected = float(net.expected_latency(target.table))
+    return {"expected_ms": expected, "multiplier": target.multiplier,
+            "predicted_ms": target.table.predict(genotype, net.space),
+            "measured_ms": measured_ms(net, genotype, target.table), "target_ms": target.target_ms}  # fmt: skip
+
+
+def measured_ms(net: Any, genotype: Any, table: LatencyTable) -> float:
+    """The median latency of ``genotype``'s network measured as the table was built: its runtime, threads, batch
+    and input (freshly built weights: latency does not depend on their values)."""
+    from archsearch.costs.runtime import measure
+
+    c, h, _ = table.input_shape
+    model = net.space.build(genotype, c, table.num_classes, h, **table.build).eval()
+    return measure(model, table.input_shape, table.target, table.batch_size, table.threads).median_ms
+
+
+def derive_measured(net: Any, target: LatencyTarget, tries: int = 4) -> tuple[Any, list[str], float]:
+    """The derived network within the target as measured on the table's runtime: :func:`derive_within` the target,
+    then, while the measurement breaks it, again within a prediction lowered by the measured overrun. Returns the
+    genotype, notes on what was done, and its measured milliseconds; raises if ``tries`` derivations all break it."""
+    limit, notes = target.target_ms, []
+    for _ in range(tries):
+        try:
+            genotype, note = derive_within(net, target.table, limit)
+        except ArchsearchError as error:
+            if not notes:
+                raise
+            raise ArchsearchError(f"no derived network met the {target.target_ms:g} ms target when measured on "
+                                  f"{target.table.target}: " + "; ".join([*notes, str(error)])) from error  # fmt: skip
+        notes += [note] if note else []
+        ms = measured_ms(net, genotype, target.table)
+        if ms <= target.target_ms:
+            return genotype, notes, ms
+        limit *= target.target_ms / ms
+        notes.append(f"{genotype} measured {ms:.4g} ms on {target.table.target}, over the {target.target_ms:g} ms "
+                     f"target; derived again with its prediction held under {limit:.4g} ms")  # fmt: skip
+    raise ArchsearchError(f"no derived network met the {target.target_ms:g} ms target when measured on "
+                          f"{target.table.target} after {tries} tries: " + "; ".join(notes))  # fmt: skip
