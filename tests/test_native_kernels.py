@@ -34,7 +34,8 @@ def _close(a: torch.Tensor, b: torch.Tensor, tol: float = 2e-5) -> None:
 
 @pytest.mark.parametrize(
     ("C", "H", "k", "stride", "dilation"),
-    [(16, 8, 5, 1, 1), (32, 7, 5, 2, 1), (16, 9, 3, 1, 1), (16, 8, 3, 2, 1), (16, 10, 5, 1, 2), (16, 11, 3, 1, 2)],
+    [(16, 8, 5, 1, 1), (32, 7, 5, 2, 1), (16, 9, 3, 1, 1), (16, 8, 3, 2, 1), (16, 10, 5, 1, 2), (16, 11, 3, 1, 2),
+     (16, 9, 7, 1, 1), (32, 8, 7, 2, 1)],
 )
 def test_depthwise_conv_gradients_match_pytorch(C: int, H: int, k: int, stride: int, dilation: int) -> None:
     torch.manual_seed(0)
@@ -53,7 +54,7 @@ def test_depthwise_conv_gradients_match_pytorch(C: int, H: int, k: int, stride: 
 
 def test_depthwise_weight_gradient_kernel_against_onednn() -> None:
     x = _batch(48, 12, B=3)
-    for k, stride in ((5, 1), (5, 2), (3, 1), (3, 2)):
+    for k, stride in ((5, 1), (5, 2), (3, 1), (3, 2), (7, 1), (7, 2)):
         w = torch.randn(48, 1, k, k)
         p = k // 2
         g = torch.randn_like(F.conv2d(x, w, None, stride, p, 1, 48))

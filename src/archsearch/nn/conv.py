@@ -37,6 +37,8 @@ class DepthwiseConv2d(nn.Conv2d):
     #: the undilated convolution ``(x, weight, stride, padding)`` used while training, when one is installed
     #: (``archsearch.nn.native``'s, whose weight gradient runs on a compiled CPU kernel); ``None``: ``F.conv2d``
     training_conv: ClassVar[Callable[[torch.Tensor, torch.Tensor, int, int], torch.Tensor] | None] = None
+    #: drop the taps that only ever reach the zero padding (:func:`_kernel_crop`); off only to measure its gain
+    crop_kernels: ClassVar[bool] = True
 
     def __init__(
         self, channels: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1, bias: bool = False
@@ -52,17 +54,25 @@ class DepthwiseConv2d(nn.Conv2d):
             return None
         return p // d
 
-    def _undilated(self, x: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
+    def _undilated(
+        self, x: torch.Tensor, stride: int, padding: int, weight: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        weight = self.weight if weight is None else weight
         conv = type(self).training_conv
         if conv is not None and self.bias is None:
-            return conv(x, self.weight, stride, padding)
-        return F.conv2d(x, self.weight, self.bias, stride, padding, 1, self.groups)
+            return conv(x, weight, stride, padding)
+        return F.conv2d(x, weight, self.bias, stride, padding, 1, self.groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pad = self._phase_padding()
         if pad is None or not _channels_last_cpu(x):
             (s, s_w), (p, p_w) = self.stride, self.padding  # type: ignore[misc]
             if self.dilation == (1, 1) and s == s_w and p == p_w and self.padding_mode == "zeros":
+                crop = 0
+                if self.crop_kernels and not _tracing(x):
+                    crop = _kernel_crop(x.shape[-2], x.shape[-1], self.kernel_size[0], s, p)
+                if crop:
+                    return self._undilated(x, s, p - crop, self.weight[:, :, crop:-crop, crop:-crop])
                 return self._undilated(x, s, p)
             return super().forward(x)
         d = self.dilation[0]
@@ -83,6 +93,33 @@ class DepthwiseConv2d(nn.Conv2d):
         return out.contiguous(memory_format=torch.channels_last)
 
 
+#: up to this many pixels in a batch (batch x height x width) a channels-last 1x1 convolution on the CPU runs as a
+#: matrix product (see :meth:`PointwiseConv2d._pointwise`)
+MATMUL_PIXELS = 1024
+
+
+def _kernel_crop(h: int, w: int, kernel: int, stride: int, padding: int) -> int:
+    """How many rows and columns of taps on each side of a square kernel never reach the ``h x w`` image (only the
+    zero padding): dropping them, with as much less padding, gives the same outputs and gradients for less work (a
+    7x7 depthwise convolution of a 2x2 image is a 3x3 one, of a 1x1 image a per-channel scale). 0 when the kernel
+    is not square-padded or every tap reaches the image."""
+    crop = kernel
+    for size in (h, w):
+        out = (size + 2 * padding - kernel) // stride + 1
+        # tap i reads pixels stride*o - padding + i for o < out: never one of the image when it lies left of the
+        # first one for the last output or right of the last one for the first output
+        crop = min(crop, padding - stride * (out - 1), kernel - size - padding)
+    return max(0, crop)
+
+
+def _tracing(x: torch.Tensor) -> bool:
+    """Whether ``x`` is being traced, exported or compiled (or is not a plain tensor: ``torch.export``'s fake and
+    functional tensors): the graph keeps the plain convolution, valid for every input size."""
+    exporting = getattr(torch.compiler, "is_exporting", None)
+    return (type(x) is not torch.Tensor or torch.jit.is_tracing() or torch.compiler.is_compiling()
+            or bool(exporting and exporting()))  # fmt: skip
+
+
 class PointwiseConv2d(nn.Conv2d):
     """A 1x1 convolution that runs a strided one as a stride-1 one over the subsampled input (see the module
     docstring); same parameters and state-dict keys as ``nn.Conv2d``."""
@@ -92,13 +129,24 @@ class PointwiseConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         (s, s_w), (p, p_w) = self.stride, self.padding  # type: ignore[misc]
-        if (s, s_w) == (1, 1) or self.padding_mode != "zeros" or x.dim() != 4:
+        if self.padding_mode != "zeros" or x.dim() != 4 or self.groups != 1:
             return super().forward(x)
+        if (s, s_w, p, p_w) == (1, 1, 0, 0):
+            return self._pointwise(x)
         layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
         if p or p_w:
             x = F.pad(x, (p_w, p_w, p, p))
-        x = x[:, :, ::s, ::s_w].contiguous(memory_format=layout)
-        return F.conv2d(x, self.weight, self.bias, 1, 0, 1, self.groups)
+        return self._pointwise(x[:, :, ::s, ::s_w].contiguous(memory_format=layout))
+
+    def _pointwise(self, x: torch.Tensor) -> torch.Tensor:
+        """The stride-1 1x1 convolution; a small channels-last batch on the CPU as one matrix product (the same
+        sums), which skips oneDNN's per-call cost: 1.5-2x faster forward and backward below ~1,000 pixels in all
+        (a supernet's late layers, a test's tiny batches), slower above (``benchmarks/mobile_training.py``)."""
+        B, C, H, W = x.shape
+        if _tracing(x) or not _channels_last_cpu(x) or B * H * W > MATMUL_PIXELS:
+            return F.conv2d(x, self.weight, self.bias)
+        out = F.linear(x.permute(0, 2, 3, 1).reshape(B * H * W, C), self.weight.view(self.out_channels, C), self.bias)
+        return out.view(B, H, W, self.out_channels).permute(0, 3, 1, 2)
 
 
 def conv2d(c_in: int, c_out: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> nn.Conv2d:

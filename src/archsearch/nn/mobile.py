@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from archsearch.errors import BuildError
-from archsearch.nn.conv import PointwiseConv2d
+from archsearch.nn.conv import DepthwiseConv2d, PointwiseConv2d
 
 
 @dataclass(frozen=True)
@@ -41,9 +41,9 @@ class SqueezeExcite(nn.Module):
     def __init__(self, channels: int, reduced: int) -> None:
         super().__init__()
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.reduce = nn.Conv2d(channels, reduced, 1)
+        self.reduce = PointwiseConv2d(channels, reduced, bias=True)
         self.act = nn.ReLU(inplace=True)
-        self.expand = nn.Conv2d(reduced, channels, 1)
+        self.expand = PointwiseConv2d(reduced, channels, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * torch.sigmoid(self.expand(self.act(self.reduce(self.pool(x)))))
@@ -61,15 +61,15 @@ class InvertedResidual(nn.Module):
         hidden = inp * expansion
         layers: list[nn.Module] = []
         if expansion != 1:
-            layers += [nn.Conv2d(inp, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU(inplace=True)]
+            layers += [PointwiseConv2d(inp, hidden), nn.BatchNorm2d(hidden), nn.ReLU(inplace=True)]
         layers += [
-            nn.Conv2d(hidden, hidden, kernel, stride, padding=kernel // 2, groups=hidden, bias=False),
+            DepthwiseConv2d(hidden, kernel, stride, padding=kernel // 2),
             nn.BatchNorm2d(hidden),
             nn.ReLU(inplace=True),
         ]
         if se:
             layers.append(SqueezeExcite(hidden, max(8, inp // 4)))
-        layers += [nn.Conv2d(hidden, oup, 1, bias=False), nn.BatchNorm2d(oup)]
+        layers += [PointwiseConv2d(hidden, oup), nn.BatchNorm2d(oup)]
         self.conv = nn.Sequential(*layers)
         self.use_shortcut = inp == oup and stride == 1
 

@@ -46,17 +46,23 @@ def _run(method: str, space: str, out: Path, epochs: int, resume: bool = False, 
 def check_derives_a_valid_genotype(method: str, space: str, out: Path) -> OneShotResult:
     """One epoch: a genotype of ``space`` that validates, is not degenerate, and is recorded in the run."""
     result = _run(method, space, out, epochs=1)
+    _check_genotype(method, space, result, out)
+    return result
+
+
+def _check_genotype(method: str, space: str, result: OneShotResult, out: Path) -> None:
     sp = get_space(space)
     assert sp.validate(result.genotype) == result.genotype
     assert sp.degenerate(result.genotype) is None, f"{method} derived a degenerate {space} genotype"
     kind, meta = describe(out)
     assert kind == "oneshot" and meta["oneshot_result"]["genotype"] == result.genotype.to_json()
-    return result
 
 
 def check_resume_is_identical(method: str, space: str, root: Path) -> None:
-    """Cut after the first of two epochs, resumed: the same history (losses, alphas, derived cells) and genotype."""
+    """Cut after the first of two epochs, resumed: the same history (losses, alphas, derived cells) and genotype;
+    the uninterrupted run's genotype passes :func:`check_derives_a_valid_genotype`'s checks."""
     full = _run(method, space, root / "full", epochs=2)
+    _check_genotype(method, space, full, root / "full")
     assert _run(method, space, root / "cut", epochs=2, cut_after=1) is None
     resumed = _run(method, space, root / "cut", epochs=2, resume=True)
     keep = ("train_loss", "train_acc", "val_loss", "val_acc", "probabilities", "genotype", "skips")

@@ -197,7 +197,7 @@ def _exporting() -> bool:
 class _DepthwiseConv(torch.autograd.Function):
     """oneDNN's forward; the input gradient at stride 1 as oneDNN's forward convolution with the kernel flipped
     (the same sums; oneDNN's own backward-data is 2-8x slower on channels-last depthwise convolutions); the weight
-    gradient of 5x5 kernels on the compiled kernel, of others by oneDNN."""
+    gradient of 5x5 and 7x7 kernels on the compiled kernel, of others by oneDNN."""
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
@@ -220,7 +220,7 @@ class _DepthwiseConv(torch.autograd.Function):
                     grad, x, weight, None, [s, s], [p, p], [1, 1], False, [0, 0], C, [True, False, False]
                 )[0]
         if ctx.needs_input_grad[1]:
-            if k == 5:
+            if k in (5, 7):
                 grad_w = loaded().depthwise_weight_grad(x, grad, k, s, p, 1)  # type: ignore[union-attr]
             else:
                 grad_w = torch.ops.aten.convolution_backward(
@@ -231,11 +231,11 @@ class _DepthwiseConv(torch.autograd.Function):
 
 def depthwise_conv(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
     """An undilated depthwise convolution without bias, its backward pass as :class:`_DepthwiseConv` describes
-    when the batch allows it (square 3x3 or 5x5 kernel, padding below the kernel size), else plain ``F.conv2d``."""
+    when the batch allows it (square 3x3, 5x5 or 7x7 kernel, padding below the kernel size), else plain ``F.conv2d``."""
     k = weight.shape[-1]
     if (
         k == weight.shape[-2]
-        and k in (3, 5)
+        and k in (3, 5, 7)
         and padding < k
         and (x.requires_grad or weight.requires_grad)
         and eligible(x, x.shape[1])

@@ -105,7 +105,7 @@ torch::Tensor depthwise_weight_grad(torch::Tensor x, torch::Tensor g, int64_t k,
                                     int64_t dil) {
   TORCH_CHECK(x.scalar_type() == at::kFloat && g.scalar_type() == at::kFloat, "float32 tensors expected");
   TORCH_CHECK(x.size(1) % 16 == 0, "channels must be a multiple of 16");
-  TORCH_CHECK(k == 3 || k == 5, "kernel size 3 or 5 expected");
+  TORCH_CHECK(k == 3 || k == 5 || k == 7, "kernel size 3, 5 or 7 expected");
   auto xc = x.contiguous(at::MemoryFormat::ChannelsLast);
   auto gc = g.contiguous(at::MemoryFormat::ChannelsLast);
   const int64_t B = x.size(0), C = x.size(1), Ho = g.size(2);
@@ -123,7 +123,8 @@ torch::Tensor depthwise_weight_grad(torch::Tensor x, torch::Tensor g, int64_t k,
       const float* image = xp + b * s.H * s.W * C;
       for (int64_t c0 = 0; c0 < C; c0 += 16) {
         if (k == 3) weight_grad_row<3>(grow, image, ho, c0, s, mine);
-        else weight_grad_row<5>(grow, image, ho, c0, s, mine);
+        else if (k == 5) weight_grad_row<5>(grow, image, ho, c0, s, mine);
+        else weight_grad_row<7>(grow, image, ho, c0, s, mine);
       }
     }
   });
