@@ -10,14 +10,22 @@ depthwise weight gradients of 5x5 and 7x7 kernels). Random inputs (the speed doe
 
     python benchmarks/mobile_training.py --threads 2
 
-Prints images per second per row and network, the ratio to the first row, and one JSON line. Run it alone.
+Then one search step (an architecture step and a weight step, batch 64) of GDAS and of DARTS on the mobile supernet
+at width 0.25, 28x28 (each in a fresh process): its time, and how far it raised the process's peak resident memory
+above the built supernet's. GDAS runs one sampled path per step, DARTS every block of every slot.
+
+Prints images per second per row and network, the ratio to the first row, the two search steps, and one JSON line.
+Run it alone.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -82,6 +90,27 @@ def measure(step: Callable[[], None], batch: int, rounds: int, steps: int) -> li
     return [batch / statistics.median(t) for t in times]
 
 
+def search_step(method: str, threads: int) -> dict[str, float]:
+    """(Run in a fresh process.) Seconds of the fastest of three search steps of ``method`` on the mobile supernet
+    (width 0.25, 1x28x28, batch 64) and the rise of peak resident memory over the built supernet, MiB."""
+    from archsearch.oneshot import METHODS, default_config
+
+    torch.set_num_threads(threads)
+    native.install()
+    x = torch.randn(64, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (64,))
+    net = build_supernet("mobile", 1, 10, input_size=28, width=0.25).to(memory_format=torch.channels_last)
+    searcher = METHODS.get(method)(net, default_config(method, epochs=1, batch_size=64), 10, space=get_space("mobile"))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        searcher.step(x, y, x, y)
+        times.append(time.perf_counter() - start)
+    rise = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before
+    return {"step_s": min(times), "peak_rise_mib": rise}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--threads", type=int, default=2)
@@ -89,7 +118,11 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--steps", type=int, default=2, help="steps per row and round")
+    p.add_argument("--search-step", help=argparse.SUPPRESS)  # the child process of one search-step measurement
     args = p.parse_args()
+    if args.search_step:
+        print(json.dumps(search_step(args.search_step, args.threads)))
+        return
     torch.set_num_threads(args.threads)
     native.install()
     if native.ensure_built() is None:
@@ -110,7 +143,15 @@ def main() -> None:
         print(name)
         for label, rate in zip(ROWS, rates):
             print(f"  {label:<30} {rate:8.1f}  x{rate / rates[0]:.2f}")
-    print(json.dumps({"threads": args.threads, "batch_size": args.batch_size, "rows": ROWS, "images_per_s": results}))
+    steps = {}
+    for method in ("gdas", "darts"):
+        child = subprocess.run([sys.executable, __file__, "--threads", str(args.threads), "--search-step", method],
+                               capture_output=True, text=True, check=True)  # fmt: skip
+        steps[method] = json.loads(child.stdout.strip().splitlines()[-1])
+        print(f"{method} search step on the mobile supernet (width 0.25, 28x28, batch 64): "
+              f"{steps[method]['step_s']:.2f} s, peak memory +{steps[method]['peak_rise_mib']:.0f} MiB")  # fmt: skip
+    print(json.dumps({"threads": args.threads, "batch_size": args.batch_size, "rows": ROWS, "images_per_s": results,
+                      "search_steps": steps}))  # fmt: skip
 
 
 if __name__ == "__main__":

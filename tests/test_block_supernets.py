@@ -76,6 +76,16 @@ def test_a_table_for_another_build_is_refused_naming_it() -> None:
         net.expected_latency(table)
 
 
+def test_a_table_that_left_a_build_option_at_its_default_fits_a_supernet_that_gave_it() -> None:
+    net = build_supernet("mobile", 1, 10, input_size=12, width=0.125)  # records head 1280, the space's default
+    table = _table(net)
+    table.build = {"width": 0.125}  # `latency-table --width 0.125`: the head left out
+    assert float(net.expected_latency(table).detach()) > 0
+    table.build = {"width": 0.125, "head": 640}
+    with pytest.raises(Exception, match="build options"):
+        net.expected_latency(table)
+
+
 def test_a_single_path_is_the_spaces_network_with_the_supernets_weights() -> None:
     net = _net().eval()
     space = get_space("mobile")
@@ -204,6 +214,13 @@ def test_a_search_under_a_generous_target_records_latency_per_epoch_and_meets_it
         assert lat["target_ms"] == 1000.0 and lat["expected_ms"] > 0 and lat["predicted_ms"] > 0
         assert lat["measured_ms"] > 0 and lat["multiplier"] == 0.0  # never over the target: no penalty
     assert result.measured_ms is not None and result.measured_ms <= 1000.0
+    from archsearch.api import show
+    from archsearch.cli.common import latency_text
+
+    shown = show(tmp_path / "r").oneshot
+    assert shown is not None and shown.latency is not None
+    assert shown.latency["target_ms"] == 1000.0 and shown.latency["measured_ms"] == result.measured_ms
+    assert "(met)" in latency_text(shown.latency)
 
 
 def test_a_derived_network_measured_over_the_target_is_derived_again_under_a_lower_prediction(

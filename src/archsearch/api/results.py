@@ -115,6 +115,8 @@ class OneShotRun:
     stopped: str | None
     trials: int
     table: dict[str, float] | None = None  # the derived genotype's row of the table the search looked it up in
+    #: under a latency target: target_ms, the table, the derived network's measured_ms and the derivation's notes
+    latency: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"oneshot": True, **asdict(self)}

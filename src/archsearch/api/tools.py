@@ -163,6 +163,17 @@ def watch_report(
     watch(build, lambda: is_busy(run_dir), every, lambda _: on_write(written[-1]) if on_write else None)
 
 
+def _latency_outcome(info: dict[str, Any], found: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A one-shot run's latency target, the derived network's measured latency and the derivation's notes."""
+    target = info.get("latency")
+    if not isinstance(target, dict):
+        return None
+    measured = None if not found else found.get("measured_ms")
+    notes = [] if not found else [str(n) for n in found.get("notes") or []]
+    return {"target_ms": target.get("target_ms"), "table": target.get("table"), "measured_ms": measured,
+            "notes": notes}  # fmt: skip
+
+
 def show(run_dir: str | Path) -> RunView:
     """What a run directory holds, read without writing a byte: a search's config, objective and result (best
     trials, failures, Pareto front), or a one-shot search's method and genotype."""
@@ -189,6 +200,7 @@ def show(run_dir: str | Path) -> RunView:
             None if not found else found.get("stopped"),
             meta.get("_trials", 0),
             None if not found else found.get("table"),
+            _latency_outcome(info, found),
         )
         return view
     view.config = resume_config(run_dir, reading=True)  # shown, never built

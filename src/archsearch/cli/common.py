@@ -36,6 +36,19 @@ def table_text(row: dict[str, float] | None) -> str:
     return "not in the table" if row is None else "  ".join(f"{k} {v:g}" for k, v in row.items())
 
 
+def latency_text(latency: dict[str, Any]) -> str:
+    """A one-shot run's latency target and the derived network's measured latency, in one line (and its notes)."""
+    target, measured = latency.get("target_ms"), latency.get("measured_ms")
+    if not isinstance(target, (int, float)):
+        return "latency: no target recorded"
+    if not isinstance(measured, (int, float)):
+        line = f"latency: target {target:g} ms; the derived network is not measured yet"
+    else:
+        verdict = "met" if measured <= target else "BROKEN"
+        line = f"latency: derived network measured {measured:.4g} ms against the {target:g} ms target ({verdict})"
+    return "\n  ".join([line, *(f"note: {n}" for n in latency.get("notes") or [])])
+
+
 def input_shape(text: str) -> tuple[int, int, int]:
     """Parse ``C,H,W`` (square images)."""
     try:

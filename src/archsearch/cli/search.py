@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from archsearch import api
-from archsearch.cli.common import emit, table_text, visible
+from archsearch.cli.common import emit, latency_text, table_text, visible
 from archsearch.cli.options import given_with_config
 from archsearch.cli.search_options import (
     check_search_options,
@@ -187,6 +187,8 @@ def cmd_show(args: argparse.Namespace) -> None:
         state = f"derived {o.genotype}\n  {o.stopped}" if o.genotype else "no genotype derived yet"
         if o.table is not None:
             state += f"\n  table: {table_text(o.table)}"
+        if o.latency is not None:
+            state += "\n  " + latency_text(o.latency)
         emit(args, o.to_json(), f"{args.run}: a one-shot search ({o.method} on {o.space}, {o.epochs} epochs)"
              f"{running}\n  {state}")  # fmt: skip
         return

@@ -123,12 +123,17 @@ class LatencyTable:
         build: Mapping[str, Any] | None = None,
         where: str = "the latency table",
     ) -> None:
-        """Raise unless this table was built for ``space`` (and the target, input, classes and build given)."""
+        """Raise unless this table was built for ``space`` (and the target, input, classes and build given; a build
+        option left out counts as the space's default)."""
         wanted = {"space": space, "target": target,
                   "input shape": tuple(input_shape) if input_shape is not None else None,
                   "classes": num_classes, "build options": dict(build) if build is not None else None}  # fmt: skip
         have = {"space": self.space, "target": self.target, "input shape": tuple(self.input_shape),
                 "classes": self.num_classes, "build options": self.build}  # fmt: skip
+        if build is not None and space == self.space:  # an option given at its default is the same network
+            defaults = get_space(self.space, **self.space_options).build_options()
+            if {**defaults, **self.build} == {**defaults, **build}:
+                wanted["build options"] = None
         wrong = [f"{k} {have[k]!r}, not {v!r}" for k, v in wanted.items() if v is not None and have[k] != v]
         if wrong:
             raise ArchsearchError(f"{where} was built for another setting: {'; '.join(wrong)} "

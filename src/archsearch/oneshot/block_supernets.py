@@ -98,7 +98,7 @@ class BlockSupernet(Supernet):
             else:
                 assert arch.weights is not None
                 w = arch.weights[e]
-                x = sum((w[k] * block(x) for k, block in enumerate(blocks) if float(w[k]) != 0.0),
+                x = sum((w[k] * block(x) for k, block in enumerate(blocks) if float(w[k].detach()) != 0.0),
                         torch.zeros((), device=x.device))  # fmt: skip
         return self.head(x)
 

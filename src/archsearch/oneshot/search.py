@@ -381,5 +381,5 @@ def _record(store: Store, result: OneShotResult) -> None:
     with store.transaction() as db:
         store.put_trial(db, trial, time.time(), time.time())
         found = {"genotype": result.genotype.to_json(), "stopped": result.stopped, "notes": result.notes,
-                 "table": result.table}  # fmt: skip
+                 "table": result.table, "measured_ms": result.measured_ms}  # fmt: skip
         store.set_meta("oneshot_result", found, db)
