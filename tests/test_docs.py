@@ -85,13 +85,15 @@ def tiny(command: str) -> str:
             parts += ["--trials", "2"]
         if "--subset" not in parts and trains:  # digits too: 200 of its 1,437 training images
             parts += ["--subset", "200"]
-        if verb == "oneshot" and "--channels" not in parts:  # the supernet at its smallest documented width
-            parts += ["--channels", "8"]
         space = parts[parts.index("--space") + 1] if "--space" in parts else "nb201"
+        if verb == "oneshot" and "--channels" not in parts and space not in ("mobile", "macro"):
+            parts += ["--channels", "8"]  # a cell supernet at its smallest documented width (block ones: --width)
         if verb == "search" and trains and space == "nb201" and "--channels" not in parts:  # one narrow cell a stage
             parts += ["--channels", "8", "--cells-per-stage", "1"]
     if "--retrain" in parts and "--retrain-epochs" not in parts:
         parts += ["--retrain-epochs", "1"]
+    if "--retrain" in parts and verb == "oneshot" and "--retrain-subset" not in parts:
+        parts += ["--retrain-subset", "200"]  # else the whole training split (60,000 Fashion-MNIST images)
     timed = "|" not in parts and "--no-latency" not in parts  # one command that times networks: 3 timed calls
     if timed and verb == "cost" and "--runs" not in parts:
         parts += ["--runs", "3"]
@@ -266,6 +268,10 @@ def test_the_tiny_budget_rewrite() -> None:
     )
     assert tiny("archsearch oneshot --dataset fashion-mnist --epochs 20") == (
         "archsearch oneshot --dataset fashion-mnist --epochs 2 --subset 200 --channels 8"
+    )
+    assert tiny("archsearch oneshot --space mobile --width 0.25 --retrain") == (
+        "archsearch oneshot --space mobile --width 0.25 --retrain --epochs 1 --subset 200 --retrain-epochs 1 "
+        "--retrain-subset 200"
     )
     assert tiny("archsearch sample --space chain --n 3 | archsearch cost -") == (
         "archsearch sample --space chain --n 3 | archsearch cost -"
