@@ -110,3 +110,12 @@ def test_alpha_separation_in_words() -> None:
     ]
     (line,) = alpha_separation(moved)
     assert line.startswith("normal cell:") and "2 of 3 edges passed 0.6, the first after epoch 2" in line
+
+
+def test_alpha_separation_of_a_block_supernet_speaks_of_layers_and_slots() -> None:
+    flat = [{"epoch": 1, "probabilities": {"layer": [[1 / 13] * 13] * 4}}]
+    (line,) = alpha_separation(flat)
+    assert line.startswith("the layers:") and "derived network is close to random" in line
+    moved = [{"epoch": 1, "probabilities": {"layer": [[0.7, 0.3], [0.5, 0.5]]}}]
+    (line,) = alpha_separation(moved)
+    assert "1 of 2 slots passed 0.6, the first after epoch 1" in line

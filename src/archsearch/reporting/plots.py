@@ -135,7 +135,8 @@ def alpha_separation(history: Sequence[dict[str, Any]], threshold: float = 0.6) 
         if max(tops) - uniform < 0.05:
             lines.append(
                 f"{name}: top weight {mean:.3f} on average (at most {max(tops):.3f}) against {uniform:.3f} uniform: "
-                "the alphas have hardly moved, so the derived cell is close to random; train longer or raise "
+                f"the alphas have hardly moved, so the derived {'network' if cell_type == 'layer' else 'cell'} is "
+                "close to random; train longer or raise "
                 "--alpha-lr"
             )
             continue
@@ -143,13 +144,16 @@ def alpha_separation(history: Sequence[dict[str, Any]], threshold: float = 0.6) 
         first = f", the first after epoch {min(passed.values())}" if passed else ""
         lines.append(
             f"{name}: top weight {mean:.3f} on average (at most {max(tops):.3f}) against {uniform:.3f} uniform; "
-            f"{len(passed)} of {len(tops)} edges passed {threshold}{first}"
+            f"{len(passed)} of {len(tops)} {'slots' if cell_type == 'layer' else 'edges'} passed {threshold}{first}"
         )
     return lines
 
 
 def _cell_name(cell_type: str) -> str:
-    """'normal cell', 'reduce cell', or 'the cell' for a space with one cell type (not 'cell cell')."""
+    """'normal cell', 'reduce cell', 'the cell' for a space with one cell type (not 'cell cell'), or 'the layers'
+    for a block supernet's slots."""
+    if cell_type == "layer":
+        return "the layers"
     return "the cell" if cell_type == "cell" else f"{cell_type} cell"
 
 

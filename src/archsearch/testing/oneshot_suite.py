@@ -34,7 +34,7 @@ def _run(method: str, space: str, out: Path, epochs: int, resume: bool = False, 
         if cut_after is not None and record["epoch"] == cut_after:
             raise Cut
 
-    config = default_config(method, epochs=epochs, batch_size=16, seed=3)
+    config = default_config(method, epochs=epochs, batch_size=32, seed=3)
     try:
         # no PNG plots: they are the API's output, checked by its own tests, and took half of each run's time
         return oneshot(method, space, tiny_data(), out, config, dict(SUPERNETS.get(space).tiny), resume=resume,
