@@ -13,6 +13,13 @@ from archsearch.nn.ops import DilConv
 CL = torch.channels_last
 
 
+def _same_gradients(out: torch.Tensor, ref: torch.Tensor, params: tuple[torch.Tensor, ...]) -> None:
+    """``out`` and ``ref`` send the same gradient to each of ``params`` (float64, to rounding)."""
+    grad = torch.randn_like(ref)
+    for a, b in zip(torch.autograd.grad(out, params, grad), torch.autograd.grad(ref, params, grad)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("size", [16, 15, 7])
 @pytest.mark.parametrize(
     ("kernel", "stride", "padding", "dilation"), [(3, 1, 2, 2), (5, 1, 4, 2), (3, 2, 2, 2), (5, 2, 4, 2), (3, 1, 3, 3)]
@@ -27,11 +34,7 @@ def test_dilated_depthwise_matches_conv2d(size: int, kernel: int, stride: int, p
     assert out.shape == ref.shape
     assert out.is_contiguous(memory_format=CL)
     torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
-    grad = torch.randn_like(ref)
-    got = torch.autograd.grad(out, (x, conv.weight), grad)
-    want = torch.autograd.grad(ref, (x, conv.weight), grad)
-    for g, w in zip(got, want):
-        torch.testing.assert_close(g, w, rtol=1e-12, atol=1e-12)
+    _same_gradients(out, ref, (x, conv.weight))
 
 
 def test_rewrite_skips_what_it_does_not_cover() -> None:
@@ -70,11 +73,7 @@ def test_a_kernel_wider_than_the_image_is_cropped_with_the_same_outputs_and_grad
     out = conv(x)
     ref = F.conv2d(x, conv.weight, None, stride, kernel // 2, 1, 6)
     torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
-    grad = torch.randn_like(ref)
-    got = torch.autograd.grad(out, (x, conv.weight), grad)
-    want = torch.autograd.grad(ref, (x, conv.weight), grad)
-    for a, b in zip(got, want):
-        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    _same_gradients(out, ref, (x, conv.weight))
     crop = _kernel_crop(h, w, kernel, stride, kernel // 2)
     # a tap is kept exactly when some output reads the image through it
     reach = [any(0 <= stride * o - kernel // 2 + i < size for size in (h, w)
@@ -97,7 +96,4 @@ def test_a_small_pointwise_batch_runs_as_a_matrix_product_with_conv2ds_sums() ->
         ref = F.conv2d(x, conv.weight, conv.bias, stride)
         assert out.is_contiguous(memory_format=CL)
         torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
-        grad = torch.randn_like(ref)
-        params = (x, conv.weight) + ((conv.bias,) if bias else ())
-        for a, b in zip(torch.autograd.grad(out, params, grad), torch.autograd.grad(ref, params, grad)):
-            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+        _same_gradients(out, ref, (x, conv.weight) + ((conv.bias,) if bias else ()))
