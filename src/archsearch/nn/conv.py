@@ -101,8 +101,8 @@ MATMUL_PIXELS = 1024
 def _kernel_crop(h: int, w: int, kernel: int, stride: int, padding: int) -> int:
     """How many rows and columns of taps on each side of a square kernel never reach the ``h x w`` image (only the
     zero padding): dropping them, with as much less padding, gives the same outputs and gradients for less work (a
-    7x7 depthwise convolution of a 2x2 image is a 3x3 one, of a 1x1 image a per-channel scale). 0 when the kernel
-    is not square-padded or every tap reaches the image."""
+    7x7 depthwise convolution of a 2x2 image is a 3x3 one, of a 1x1 image a per-channel scale). 0 when every tap
+    reaches the image. The caller passes one stride and padding for both axes."""
     crop = kernel
     for size in (h, w):
         out = (size + 2 * padding - kernel) // stride + 1
