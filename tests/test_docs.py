@@ -6,6 +6,8 @@ builds the API reference from the docstrings, offline (tested here too)."""
 
 from __future__ import annotations
 
+import io
+import itertools
 import math
 import os
 import re
@@ -206,16 +208,25 @@ def _run_shell(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def _run(
     command: str, cwd: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> tuple[int, str]:
-    """Run a documented command: a pipeline in a shell, a single ``archsearch`` command in this process (the same
-    ``main`` the console script calls, without a Python start-up per line). Returns (exit code, stderr)."""
-    if "|" in command or not command.startswith("archsearch "):
+    """Run a documented command in this process: an ``archsearch`` command, or a pipeline of them, through the same
+    ``main`` the console script calls (each stage reads the one before's output as its stdin), without a Python
+    start-up per command; anything else in a shell. Returns (exit code, stderr of the stage that ended it)."""
+    words = shlex.split(command)
+    stages = [list(g) for pipe, g in itertools.groupby(words, key=lambda w: w == "|") if not pipe]
+    if not all(stage[0] == "archsearch" for stage in stages):
         run = _run_shell(command, cwd)
         return run.returncode, run.stderr
     from archsearch.cli import main
 
     monkeypatch.chdir(cwd)
-    code = main(shlex.split(command)[1:])
-    return code, capsys.readouterr().err
+    capsys.readouterr()
+    for stage in stages:
+        code = main(stage[1:])
+        out, err = capsys.readouterr()
+        if code != 0:  # as bash -o pipefail: a failing stage fails the pipeline
+            return code, err
+        monkeypatch.setattr(sys, "stdin", io.StringIO(out))
+    return 0, err
 
 
 @pytest.mark.parametrize(("where", "lang", "code"), _in_groups())

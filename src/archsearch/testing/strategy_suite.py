@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -102,18 +102,26 @@ def check_valid_and_seeded(name: str, n: int = 30, space: str = DEFAULT_SPACE) -
     assert drive(get_strategy(name, sp, seed=1), n, score) != first, f"{name}: another seed gave the same sequence"
 
 
-def check_fresh_process(name: str, n: int = 20, space: str = DEFAULT_SPACE, setup: str | None = None) -> None:
-    """The same seed gives the same sequence in a fresh interpreter (no hidden global state)."""
+def check_fresh_process(
+    names: str | Sequence[str], n: int = 20, space: str = DEFAULT_SPACE, setup: str | None = None
+) -> None:
+    """The same seed gives the same sequence in a fresh interpreter (no hidden global state). Several strategies
+    share one fresh interpreter, so its start-up is paid once."""
+    names = [names] if isinstance(names, str) else list(names)
     code = (
         "import json, runpy\nfrom archsearch.strategies import get_strategy\n"
         "from archsearch.testing.strategy_suite import drive, toy_objective\n"
         + (f"runpy.run_path({setup!r}, run_name='archsearch_setup')\n" if setup else "")
-        + f"print(json.dumps(drive(get_strategy({name!r}, {space!r}, seed=3), {n}, toy_objective({space!r}))))\n"
+        + f"for name in {names!r}:\n"
+        + f"    print(json.dumps(drive(get_strategy(name, {space!r}, seed=3), {n}, toy_objective({space!r}))))\n"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert run.returncode == 0, f"{name} in a fresh process failed: {run.stderr[-2000:]}"
-    here = drive(get_strategy(name, space, seed=3), n, toy_objective(space))
-    assert [tuple(x) for x in json.loads(run.stdout)] == here, f"{name}: a fresh process gave another sequence"
+    assert run.returncode == 0, f"{', '.join(names)} in a fresh process failed: {run.stderr[-2000:]}"
+    sequences = run.stdout.splitlines()
+    assert len(sequences) == len(names), f"a fresh process printed {len(sequences)} sequences for {names}"
+    for name, fresh in zip(names, sequences):
+        here = drive(get_strategy(name, space, seed=3), n, toy_objective(space))
+        assert [tuple(x) for x in json.loads(fresh)] == here, f"{name}: a fresh process gave another sequence"
 
 
 def check_resume(name: str, before: int = 25, after: int = 25, space: str = DEFAULT_SPACE) -> None:
