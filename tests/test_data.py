@@ -144,6 +144,20 @@ def test_image_folder(tmp_path: Path) -> None:
         load_dataset(str(tmp_path / "pets"))
 
 
+def test_digits_read_from_the_shipped_file_equal_scikit_learns_loader(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from archsearch.data import readers
+
+    assert readers.digits_file() is not None
+    direct = readers.read_digits()
+    assert direct[0].shape == (1797, 1, 8, 8) and direct[0].dtype == np.uint8 and set(direct[1]) == set(range(10))
+    monkeypatch.setattr(readers, "digits_file", lambda: None)
+    through_sklearn = readers.read_digits()
+    assert "sklearn.datasets" in sys.modules
+    assert np.array_equal(direct[0], through_sklearn[0]) and np.array_equal(direct[1], through_sklearn[1])
+
+
 def test_digits_splits_are_fixed_disjoint_and_complete() -> None:
     a, b = load_dataset("digits"), load_dataset("digits")
     assert len(a.train) + len(a.val) + len(a.test) == 1797
