@@ -46,7 +46,7 @@ def quick_digits(genotype: Any, space: Any, steps: int = 100, seed: int = 0) -> 
 
 
 if __name__ == "__main__":
-    result = archsearch.search(space="nb201", strategy="random", budget=4, evaluator="quick_digits",
-                               evaluator_options={"steps": 30}, seed=1)  # fmt: skip
+    result = archsearch.search(space="nb201", strategy="random", budget=3, evaluator="quick_digits",
+                               evaluator_options={"steps": 20}, seed=1)  # fmt: skip
     best = result.winner
     print(f"best: {best.genotype}  val_acc {best.metrics['val_acc']:.2f}%, {best.metrics['params']:,.0f} params")
