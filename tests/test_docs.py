@@ -90,6 +90,8 @@ def tiny(command: str) -> str:
         space = parts[parts.index("--space") + 1] if "--space" in parts else "nb201"
         if verb == "oneshot" and "--channels" not in parts and space not in ("mobile", "macro"):
             parts += ["--channels", "8"]  # a cell supernet at its smallest documented width (block ones: --width)
+        if verb == "oneshot" and space == "darts" and "--cells" not in parts:
+            parts += ["--cells", "3"]  # the fewest a DARTS supernet has: a normal cell between two reductions
         if verb == "search" and trains and space == "nb201" and "--channels" not in parts:  # one narrow cell a stage
             parts += ["--channels", "8", "--cells-per-stage", "1"]
     if "--retrain" in parts and "--retrain-epochs" not in parts:
@@ -101,6 +103,8 @@ def tiny(command: str) -> str:
         parts += ["--runs", "3"]
     if timed and verb == "latency" and "--repeats" not in parts:
         parts += ["--repeats", "3"]
+    if verb == "latency-table" and "--calibrate" not in parts:  # each whole network is an ONNX export: 0.8 s
+        parts += ["--calibrate", "2"]
     return shlex.join(parts).replace("'|'", "|")
 
 
@@ -280,6 +284,10 @@ def test_the_tiny_budget_rewrite() -> None:
     assert tiny("archsearch oneshot --dataset fashion-mnist --epochs 20") == (
         "archsearch oneshot --dataset fashion-mnist --epochs 2 --subset 200 --channels 8"
     )
+    assert tiny("archsearch oneshot --space darts --epochs 20") == (
+        "archsearch oneshot --space darts --epochs 2 --subset 200 --channels 8 --cells 3"
+    )
+    assert tiny("archsearch latency-table --space mobile") == "archsearch latency-table --space mobile --calibrate 2"
     assert tiny("archsearch oneshot --space mobile --width 0.25 --retrain") == (
         "archsearch oneshot --space mobile --width 0.25 --retrain --epochs 1 --subset 200 --retrain-epochs 1 "
         "--retrain-subset 200"

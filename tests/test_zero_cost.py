@@ -264,3 +264,13 @@ def test_l2_norm_and_params_by_hand() -> None:
     net, w1, w2, x, y = _two_layer()
     assert score_model(net, "l2_norm", (x, y)) == pytest.approx(np.linalg.norm(w1) + np.linalg.norm(w2))
     assert score_model(net, "params", (x, y)) == 12 + 8
+
+
+def test_a_scored_network_is_kept_as_it_was_unless_it_is_dropped_after() -> None:
+    net, _, _, x, y = _two_layer()
+    before = [p.detach().clone() for p in net.parameters()]
+    kept = score_model(net, "synflow", (x, y))  # synflow's backward pass leaves gradients on what it scored
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))
+    assert all(p.grad is None for p in net.parameters())
+    assert score_model(net, "synflow", (x, y), keep=False) == kept
+    assert any(p.grad is not None for p in net.parameters())

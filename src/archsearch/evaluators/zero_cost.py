@@ -202,8 +202,14 @@ def nwot(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     sources = [m for m in model.modules() if isinstance(m, _ACTIVATIONS)] or weighted_layers(model)
 
     def count(_m: nn.Module, _inputs: Any, out: torch.Tensor) -> None:
-        codes = (out.detach().reshape(len(x), -1) > 0).double()
-        kernel.add_(codes @ codes.T).add_((1 - codes) @ (1 - codes).T)
+        # agreements = both active + both inactive = 2 c.c' - |c| - |c'| + units: one product, not two; in float32
+        # where every count is an integer it holds exactly (below 2**24), else in float64
+        active = out.detach().reshape(len(x), -1) > 0
+        units = active.shape[1]
+        codes = active.to(torch.float32 if units < 2**24 else torch.float64)
+        both = (codes @ codes.T).double()
+        ones = active.sum(1, dtype=torch.float64)
+        kernel.add_(2 * both - ones[:, None] - ones[None, :] + units)
 
     hooks = [m.register_forward_hook(count) for m in sources]
     try:
@@ -244,12 +250,13 @@ def parse_proxies(text: str | Sequence[str]) -> list[str]:
     return names
 
 
-def score_model(model: nn.Module, proxy: str, batch: Batch, seed: int = 0) -> float:
-    """``proxy``'s score of ``model`` on ``batch`` (a deep copy of the model is scored; the seed fixes any
-    randomness in the forward pass, such as dropout)."""
+def score_model(model: nn.Module, proxy: str, batch: Batch, seed: int = 0, keep: bool = True) -> float:
+    """``proxy``'s score of ``model`` on ``batch`` (the seed fixes any randomness in the forward pass, such as
+    dropout). ``keep``: score a deep copy, so ``model`` stays as it was (a proxy may change its weights); off for
+    a network scored last and then dropped."""
     spec = PROXIES.get(proxy)
     x, y = batch
-    net = copy.deepcopy(model).to(x.device)
+    net = (copy.deepcopy(model) if keep else model).to(x.device)
     net.train()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -316,7 +323,8 @@ class ZeroCostEvaluator(Evaluator):
     def _scores(self, genotype: Any) -> dict[str, float]:
         c, size, _ = self.data.input_shape
         net = self.space.build(genotype, c, self.data.num_classes, size, seed=self.seed, **self.build_options)
-        return {p: score_model(net, p, self.batch, self.seed) for p in self.proxies}
+        last = len(self.proxies) - 1
+        return {p: score_model(net, p, self.batch, self.seed, keep=i < last) for i, p in enumerate(self.proxies)}
 
     def evaluate(self, genotype: Any, fidelity: float | None = None, seed: int | None = None) -> dict[str, float]:
         """``zc_score`` and ``zc_<proxy>`` of ``genotype`` (``fidelity`` and ``seed`` are not used: the scores
