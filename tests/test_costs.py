@@ -4,6 +4,8 @@ from torch import nn
 
 from archsearch.costs import count_flops, count_params, measure, measure_latency, peak_memory_mb
 from archsearch.errors import ArchsearchError
+from archsearch.spaces import get_space
+from archsearch.spaces.darts import published
 
 
 def _net() -> nn.Module:
@@ -61,3 +63,17 @@ def test_measure_reports_everything() -> None:
     record = cost.to_json()
     assert record["params"] == 8 * 27 + 16 + 90 and record["flops"] > 0
     assert record["latency_ms"] > 0 and record["train_peak_mb"] > record["forward_peak_mb"] > 0
+
+
+def test_the_peak_only_tracker_reports_the_peak_pytorchs_memtracker_reports() -> None:
+    from torch.distributed._tools.mem_tracker import MemTracker
+
+    import archsearch.costs.metrics as metrics
+
+    net = get_space("darts").build(published("DARTS_V2"), 1, 10, 16, channels=4, cells=3, seed=0)
+    for mode in ("forward", "train"):
+        ours = peak_memory_mb(net, (1, 16, 16), batch_size=8, mode=mode)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(metrics, "_peak_tracker", MemTracker)
+            assert peak_memory_mb(net, (1, 16, 16), batch_size=8, mode=mode) == ours
+    assert type(metrics._peak_tracker()).__name__ == "PeakTracker"  # this torch has the method it replaces

@@ -115,18 +115,33 @@ def measure_peak_mb(
         run()
         torch.cuda.synchronize(dev)
         return (torch.cuda.max_memory_allocated(dev) - before + size) / 2**20
+    tracker = _peak_tracker()
+    tracker.track_external(*resident)
+    with tracker:
+        run()
+    peak = tracker.get_tracker_snapshot("peak")
+    return sum(v.get("Total", 0) for v in peak.values()) / 2**20
+
+
+def _peak_tracker() -> Any:
+    """PyTorch's MemTracker keeping only the whole run's peak. Its own peak update also walks every module it has
+    seen, after every op, for per-module peaks nothing here reads: 9 s of a DARTS network's (8 cells, 1,500 modules)
+    training step, against 1 s without; the peak it reports is the same."""
     try:
         from torch.distributed._tools.mem_tracker import MemTracker
     except ImportError as exc:  # pragma: no cover - depends on the installed torch
         raise ArchsearchError(
             f"peak memory on the CPU needs PyTorch's MemTracker (torch >= 2.5); this torch has none ({exc})"
         ) from None
-    tracker = MemTracker()
-    tracker.track_external(*resident)
-    with tracker:
-        run()
-    peak = tracker.get_tracker_snapshot("peak")
-    return sum(v.get("Total", 0) for v in peak.values()) / 2**20
+
+    class PeakTracker(MemTracker):  # type: ignore[misc]
+        def _update_peak_stats(self, peak_state: Any) -> None:
+            for dev, snap in self._curr_mem_snap.items():
+                if self._peak_mem.get(dev, 0) < snap["Total"]:
+                    self._peak_mem[dev] = snap["Total"]
+                    self._peak_mem_snap[dev] = dict(snap)
+
+    return PeakTracker() if hasattr(MemTracker, "_update_peak_stats") else MemTracker()
 
 
 def measure(
