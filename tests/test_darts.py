@@ -55,16 +55,16 @@ def _relabel(g: DartsGenotype, rng: np.random.Generator) -> DartsGenotype:
     return DartsGenotype(cells["normal"], (2, 3, 4, 5), cells["reduce"], (2, 3, 4, 5))
 
 
-def test_isomorphic_cells_have_equal_keys_on_1000_random_relabelings() -> None:
+def test_isomorphic_cells_have_equal_keys_on_300_random_relabelings() -> None:
     space, rng = DartsSpace(), np.random.default_rng(0)
     changed = 0
-    for _ in range(1000):
+    for _ in range(300):
         g = space.sample(rng)
         h = _relabel(g, rng)
         changed += h != g
         assert h.key == g.key
         assert space.mutate(g, rng).key != g.key
-    assert changed > 500  # the relabelings really did change the field order most of the time
+    assert changed > 150  # the relabelings really did change the field order most of the time
 
 
 def test_decisions_have_fixed_choices_per_name() -> None:

@@ -44,10 +44,10 @@ def test_every_registered_strategy_searches_the_example_space(strategy: str) -> 
     check_resume(strategy, before=8, after=8, space="conv_blocks")
 
 
-@pytest.mark.parametrize("strategy", ["evolution", "bayes", "reinforce"])
-def test_a_fresh_process_that_registers_the_space_gives_the_same_sequence(strategy: str) -> None:
+def test_a_fresh_process_that_registers_the_space_gives_the_same_sequences() -> None:
     example("own_space")
-    check_fresh_process(strategy, n=10, space="conv_blocks", setup=str(EXAMPLES / "own_space.py"))
+    strategies = ["evolution", "bayes", "reinforce"]
+    check_fresh_process(strategies, n=10, space="conv_blocks", setup=str(EXAMPLES / "own_space.py"))
 
 
 def test_the_example_space_is_searched_stored_and_resumed_like_a_built_in_one(tmp_path: Path) -> None:
