@@ -52,6 +52,8 @@ class OnePlusOne(Strategy):
 
 
 if __name__ == "__main__":
+    narrow = {"channels": 8, "cells_per_stage": 1}  # one narrow cell a stage: a trial in a second or two
     result = archsearch.search(space="nb201", strategy="one_plus_one", dataset="digits", budget=4,
-                               strategy_options={"restart": 0.2}, evaluator_options={"epochs": 1})  # fmt: skip
+                               strategy_options={"restart": 0.2},
+                               evaluator_options={"epochs": 1, "build": narrow})  # fmt: skip
     print(f"best: {result.winner.genotype}  val_acc {result.winner.metrics['val_acc']:.2f}%")
