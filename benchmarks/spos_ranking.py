@@ -40,7 +40,7 @@ from archsearch.data import load_dataset
 from archsearch.evaluators import TrainEvaluator
 from archsearch.evaluators.supernet import SupernetEvaluator
 from archsearch.oneshot import build_supernet, default_config
-from archsearch.oneshot.search import load_checkpoint
+from archsearch.oneshot.checkpoint import load_checkpoint
 from archsearch.spaces import NB201Genotype, get_space
 from archsearch.store import Store
 

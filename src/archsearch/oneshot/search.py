@@ -19,9 +19,9 @@ from archsearch.errors import ArchsearchError
 from archsearch.nn import native
 from archsearch.oneshot import METHODS, default_config
 from archsearch.oneshot.base import OneShotConfig, OneShotMethod
+from archsearch.oneshot.checkpoint import load_checkpoint, save_checkpoint
 from archsearch.oneshot.latency import LatencyTarget, check_latency_target, derive_measured, epoch_latency
 from archsearch.oneshot.supernets import Supernet, build_supernet
-from archsearch.outputs import save_torch
 from archsearch.rundir import describe, versions
 from archsearch.spaces import Space, get_space
 from archsearch.store import Store
@@ -72,10 +72,6 @@ def _halves(data: Data, seed: int) -> tuple[Split, Split]:
     return Split(data.train.x[order[:half]], data.train.y[order[:half]]), Split(
         data.train.x[order[half:]], data.train.y[order[half:]]
     )
-
-
-def _save_atomic(obj: Any, path: Path) -> None:
-    save_torch(obj, path)
 
 
 def run_oneshot(
@@ -211,23 +207,6 @@ def _derive(searcher: OneShotMethod, sp: Space[Any], result: OneShotResult, stor
         _record(store, result)
 
 
-def load_checkpoint(path: Path, device: Any = "cpu") -> dict[str, Any]:
-    """A one-shot checkpoint, loaded with ``weights_only=True`` (tensors and plain containers only, so a planted file
-    cannot run code); anything else is refused in one line."""
-    import warnings
-
-    try:
-        with warnings.catch_warnings():  # torch's notes on a foreign pickle's protocol: the one line below says it
-            warnings.simplefilter("ignore")
-            saved = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ArchsearchError(f"{path}: not a one-shot checkpoint archsearch wrote ({first[:200]})") from None
-    if not isinstance(saved, dict) or not {"method", "history", "stopped"} <= set(saved):
-        raise ArchsearchError(f"{path}: not a one-shot checkpoint archsearch wrote (expected method, history, stopped)")
-    return saved
-
-
 def _epochs(searcher: OneShotMethod, loaders: tuple[BatchLoader, BatchLoader | None], history: list[dict[str, Any]],
             stopped: str, checkpoint: Path, store: Store | None, on_step: Callable[[int, int], None] | None,
             on_epoch: Callable[[dict[str, Any]], None] | None, table_lookup: TableLookup | None) -> str:  # fmt: skip
@@ -243,7 +222,7 @@ def _epochs(searcher: OneShotMethod, loaders: tuple[BatchLoader, BatchLoader | N
         history.append(record)
         stopped = _collapse(searcher, record, config) or stopped
         if searcher.world.main:
-            _save_atomic({"method": searcher.state_dict(), "history": history, "stopped": stopped}, checkpoint)
+            save_checkpoint({"method": searcher.state_dict(), "history": history, "stopped": stopped}, checkpoint)
         if store is not None:  # the history alone, for reports (also of a search still running)
             store.set_meta("oneshot_history", history)
         if on_epoch is not None:

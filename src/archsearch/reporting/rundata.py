@@ -121,7 +121,7 @@ def _read_store(data: RunData) -> None:
 
 def _history_from_checkpoint(path: Path, notes: list[str]) -> list[dict[str, Any]]:
     """The per-epoch history of a one-shot run written before histories were kept in the store."""
-    from archsearch.oneshot.search import load_checkpoint
+    from archsearch.oneshot.checkpoint import load_checkpoint
 
     try:
         return list(load_checkpoint(path)["history"])
