@@ -14,7 +14,8 @@ if "PYTEST_XDIST_WORKER" in os.environ:  # one test process per core: each (and 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     """Under pytest-xdist, tests go one by one to the free worker, except the groups that must share a process, in
-    order: the README's blocks that read what an earlier block wrote, and the Ray cluster tests. (xdist's own
+    order: the README's blocks that read what an earlier block wrote, the Ray cluster tests, and the modules whose
+    costly module fixtures one worker should build once (:data:`SHARED_FIXTURE_MODULES`). (xdist's own
     ``--dist loadgroup`` does not group under pytest 9.2, which no longer reads the node id it rewrites.)"""
     from xdist.scheduler import LoadScopeScheduling
 
@@ -25,6 +26,11 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     return GroupScheduling(config, log)
 
 
+#: modules whose module-scoped fixtures are costly (the report tests' four runs and browser, 8 s; a measured latency
+#: table, 2 s): their tests share one worker, which builds them once, rather than each worker building its own
+SHARED_FIXTURE_MODULES = {"tests/test_report.py", "tests/test_latency.py"}
+
+
 @functools.cache
 def xdist_group_of(nodeid: str) -> str | None:
     """The group a test runs in under pytest-xdist (``None``: on its own)."""
@@ -33,6 +39,9 @@ def xdist_group_of(nodeid: str) -> str | None:
 
     if nodeid.startswith("tests/test_ray.py::"):
         return "ray"
+    module = nodeid.split("::", 1)[0]
+    if module in SHARED_FIXTURE_MODULES:
+        return module
     documented = re.fullmatch(r"tests/test_docs\.py::test_documented_example_runs\[(.+)\]", nodeid)
     if documented is None:
         return None
