@@ -94,6 +94,9 @@ def tiny(command: str) -> str:
             parts += ["--cells", "3"]  # the fewest a DARTS supernet has: a normal cell between two reductions
         if verb == "search" and trains and space == "nb201" and "--channels" not in parts:  # one narrow cell a stage
             parts += ["--channels", "8", "--cells-per-stage", "1"]
+        evaluator = parts[parts.index("--evaluator") + 1] if "--evaluator" in parts else "train"
+        if verb in ("train", "search") and trains and ":" not in evaluator and "--val-subset" not in parts:
+            parts += ["--val-subset", "500"]  # else Fashion-MNIST's 6,000 validation images, each epoch of each trial
     if "--retrain" in parts and "--retrain-epochs" not in parts:
         parts += ["--retrain-epochs", "1"]
     if "--retrain" in parts and verb == "oneshot" and "--retrain-subset" not in parts:
@@ -272,14 +275,16 @@ def test_example_script_runs(script: Path, tmp_path: Path) -> None:
 
 def test_the_tiny_budget_rewrite() -> None:
     assert tiny("archsearch search --trials 50 --out runs/x") == (
-        "archsearch search --trials 2 --out runs/x --epochs 1 --subset 200 --channels 8 --cells-per-stage 1"
+        "archsearch search --trials 2 --out runs/x --epochs 1 --subset 200 --channels 8 --cells-per-stage 1 "
+        "--val-subset 500"
     )
     assert tiny("archsearch search --space darts --trials 5") == (
-        "archsearch search --space darts --trials 2 --epochs 1 --subset 200"
+        "archsearch search --space darts --trials 2 --epochs 1 --subset 200 --val-subset 500"
     )
     assert tiny("archsearch search --table T.csv") == "archsearch search --table T.csv --trials 2"
     assert tiny("archsearch search --space chain --fidelity sh --epochs 9 --retrain") == (
-        "archsearch search --space chain --fidelity sh --epochs 3 --retrain --trials 2 --subset 200 --retrain-epochs 1"
+        "archsearch search --space chain --fidelity sh --epochs 3 --retrain --trials 2 --subset 200 --val-subset 500 "
+        "--retrain-epochs 1"
     )
     assert tiny("archsearch oneshot --dataset fashion-mnist --epochs 20") == (
         "archsearch oneshot --dataset fashion-mnist --epochs 2 --subset 200 --channels 8"

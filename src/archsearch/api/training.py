@@ -25,6 +25,7 @@ def train(
     dataset: Any = "digits",
     data_dir: str | Path | None = None,
     subset: int | None = None,
+    val_subset: int | None = None,
     image_size: int | None = None,
     build: dict[str, Any] | None = None,
     config: TrainConfig | None = None,
@@ -34,7 +35,8 @@ def train(
 ) -> TrainRecord:
     """Train ``arch`` (a genotype or its text, built with ``build``) or the hand-designed ``model`` (``baseline``)
     from scratch on ``dataset`` (anything :func:`archsearch.data.as_data` takes; ``subset``: a seeded subset of the
-    training split) and report validation and test accuracy; ``save`` writes ``model.pt`` and ``record.json``.
+    training split; ``val_subset``: of the validation split) and report validation and test accuracy; ``save``
+    writes ``model.pt`` and ``record.json``.
     How it trains: ``config`` (a :class:`~archsearch.trainer.TrainConfig`) and/or its fields as keyword arguments
     (``epochs=3, lr=0.1``), which win over ``config``'s."""
     if (model is None) == (arch is None):
@@ -43,6 +45,8 @@ def train(
     data = as_data(dataset, data_dir, image_size=image_size)
     if subset:
         data = data.with_train_subset(subset, seed=config.seed)
+    if val_subset:
+        data = data.with_val_subset(val_subset, seed=config.seed)
     spec, label = _network(arch, model, space, build, config.drop_path, data)
     import torch
 

@@ -27,7 +27,7 @@ RESUMABLE = frozenset(
         "retries", "progress", "top", "retrain", "retrain_epochs", "out", "export", "export_dir",
     }
 )  # fmt: skip
-DATA = {"dataset", "data_dir", "subset", "image_size"}
+DATA = {"dataset", "data_dir", "subset", "val_subset", "image_size"}
 RETRAIN_DATA = {"dataset", "data_dir", "image_size", "batch_size", "lr", "device"}  # what --retrain reads
 BUILD = {"channels", "cells", "cells_per_stage", "width"}
 #: options of the search group that act only in some settings (a table; Ray; several workers or a timeout)
@@ -164,8 +164,9 @@ def evaluator_options(args: argparse.Namespace, given: set[str] | frozenset[str]
     training = options.values(options.group("training"), args)
     training.pop("seed", None)  # the search's seed, which the evaluator is given with it
     settings: dict[str, Any] = {**training, "data_dir": args.data_dir, "image_size": args.image_size, "build": build}
-    if args.subset is not None:
-        settings["subset"] = args.subset
+    for name in ("subset", "val_subset"):
+        if getattr(args, name) is not None:
+            settings[name] = getattr(args, name)
     if args.width is not None:
         settings["width"] = args.width
     if args.evaluator == "proxy" and "epochs" not in given and not args.fidelity:  # --fidelity: max is --epochs

@@ -40,7 +40,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     build = {k: v for k, v in build_options(args).items() if v is not None}
     result = api.train(
         arch, model=args.model, space=args.space, dataset=args.dataset, data_dir=args.data_dir, subset=args.subset,
-        image_size=args.image_size, build=build, config=training_config(args), save=args.save, on_epoch=progress,
+        val_subset=args.val_subset, image_size=args.image_size, build=build, config=training_config(args),
+        save=args.save, on_epoch=progress,
     )  # fmt: skip
     test = "-" if result.test_acc is None else f"{result.test_acc:.2f}%"
     text = (
@@ -66,6 +67,8 @@ def add_data_arguments(p: argparse.ArgumentParser, dataset: str = default_of(tra
                    "or train/ beside test/ or val/, each per class)")  # fmt: skip
     p.add_argument("--data-dir", help="folder holding the dataset files (default: $ARCHSEARCH_DATA)")
     p.add_argument("--subset", type=positive_int, help="train on a seeded random subset of N examples")
+    p.add_argument("--val-subset", type=positive_int, metavar="N",
+                   help="validate on a seeded random subset of N validation examples (the test split stays whole)")
     p.add_argument(
         "--image-size", type=positive_int, help="resize the images of an image folder to N x N (mixed sizes need it)"
     )

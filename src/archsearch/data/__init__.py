@@ -87,10 +87,18 @@ class Data:
 
     def with_train_subset(self, n: int, seed: int = 0) -> Data:
         """The same data with a seeded random subset of ``n`` training examples (a proxy for cheap evaluation)."""
+        return self._with(self.train.subset(n, seed), self.val)
+
+    def with_val_subset(self, n: int, seed: int = 0) -> Data:
+        """The same data with a seeded random subset of ``n`` validation examples (the test split stays whole): a
+        cheap search on a training subset otherwise spends much of each trial validating on the whole split."""
+        return self._with(self.train, self.val.subset(n, seed))
+
+    def _with(self, train: Split, val: Split) -> Data:
         return Data(
             self.name,
-            self.train.subset(n, seed),
-            self.val,
+            train,
+            val,
             self.test,
             self.num_classes,
             self.mean,

@@ -51,6 +51,7 @@ class TrainEvaluator(Evaluator):
         lr: float = 0.05,
         patience: int | None = 3,
         subset: int | None = None,
+        val_subset: int | None = None,
         width: float = 1.0,
         build: dict[str, Any] | None = None,
         image_size: int | None = None,
@@ -62,6 +63,8 @@ class TrainEvaluator(Evaluator):
         self.data = dataset if isinstance(dataset, Data) else load_dataset(dataset, data_dir, image_size=image_size)
         if subset is not None:
             self.data = self.data.with_train_subset(subset, seed)
+        if val_subset is not None:
+            self.data = self.data.with_val_subset(val_subset, seed)
         if width <= 0:
             raise ArchsearchError(f"width must be positive, got {width}")
         self.build_options = scaled_build(self.space, build, width)
