@@ -125,8 +125,8 @@ def measure_peak_mb(
 
 def _peak_tracker() -> Any:
     """PyTorch's MemTracker keeping only the whole run's peak. Its own peak update also walks every module it has
-    seen, after every op, for per-module peaks nothing here reads: 9 s of a DARTS network's (8 cells, 1,500 modules)
-    training step, against 1 s without; the peak it reports is the same."""
+    seen, after every op, for per-module peaks nothing here reads: 5.8 s of a DARTS network's (8 cells, 1,500
+    modules) training step, against 1.9 s without (``benchmarks/peak_memory.py``); the peak is the same."""
     try:
         from torch.distributed._tools.mem_tracker import MemTracker
     except ImportError as exc:  # pragma: no cover - depends on the installed torch
