@@ -32,13 +32,11 @@ def pack(obj: Any) -> dict[str, Any]:
     groups: dict[str, list[torch.Tensor]] = {}
     filled: dict[str, int] = {}
     placed: list[tuple[str, int, list[int]]] = []
-    names: dict[tuple[torch.dtype, torch.device], str] = {}
 
     def leaf(value: Any) -> Any:
         if type(value) is not torch.Tensor or value.layout != torch.strided:
             return _CONTAINER
-        kind = (value.dtype, value.device)
-        group = names.get(kind) or names.setdefault(kind, f"{value.dtype}|{value.device}")
+        group = f"{value.dtype}|{value.device}"
         flat = value.detach().reshape(-1)
         at = filled.get(group, 0)
         placed.append((group, at, list(value.shape)))
