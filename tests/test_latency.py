@@ -35,6 +35,40 @@ def test_each_target_measures_a_median_with_its_spread(target: str) -> None:
     assert 0 < lat.min_ms <= lat.q25_ms <= lat.median_ms <= lat.q75_ms <= lat.max_ms
 
 
+def test_a_measurement_over_sessions_takes_the_lowest_median_and_keeps_every_call(monkeypatch) -> None:
+    from archsearch.costs import runtime
+
+    sessions = iter([[5.0, 6.0, 5.0], [1.0, 9.0, 1.0], [3.0, 3.0, 4.0]])  # the second session: one slow call
+    prepared: list[object] = []
+    monkeypatch.setattr(runtime, "prepare", lambda *args: prepared.append(args) or (lambda: None))
+    monkeypatch.setattr(runtime, "time_calls", lambda *args: next(sessions))
+    model = torch.nn.Conv2d(1, 1, 1)
+    lat = measure(model, SHAPE, "onnxruntime", sessions=3, repeats=3)
+    assert len(prepared) == 3  # a fresh session each
+    assert lat.median_ms == 1.0 and lat.repeats == 9 and (lat.min_ms, lat.max_ms) == (1.0, 9.0)
+    with pytest.raises(ArchsearchError, match="sessions >= 1"):
+        measure(model, SHAPE, "eager", sessions=0)
+
+
+def test_a_limit_is_decided_by_measuring_over_several_sessions(table: LatencyTable, monkeypatch) -> None:
+    from archsearch.costs import lookup, runtime
+    from archsearch.oneshot import latency as oneshot_latency
+
+    calls: list[int] = []
+
+    def spy(*args, sessions: int = 1, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(sessions)
+        return runtime.Latency("eager", 1.0, 1.0, 1.0, 1.0, 1.0, 1, 1, 1)
+
+    monkeypatch.setattr(lookup, "measure", spy)
+    monkeypatch.setattr(runtime, "measure", spy)
+    space = get_space("mobile")
+    g = space.sample(np.random.default_rng(6))
+    lookup.constrained_latency(table, g, space, space.build(g, SHAPE[0], 4, SHAPE[1], **BUILD), table.predict(g))
+    oneshot_latency.measured_ms(type("Net", (), {"space": space})(), g, table)  # the one-shot derivation's check
+    assert calls == [runtime.VERIFY_SESSIONS, runtime.VERIFY_SESSIONS] and runtime.VERIFY_SESSIONS > 1
+
+
 def test_a_table_holds_every_distinct_block_once(table: LatencyTable) -> None:
     space = get_space("mobile")
     # at full width every stage differs: stem, the fixed first block, 12 layer choices x (first layer, later layers)

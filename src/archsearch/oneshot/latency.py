@@ -124,13 +124,15 @@ def epoch_latency(target: LatencyTarget, net: Any, genotype: Any) -> dict[str, f
 
 
 def measured_ms(net: Any, genotype: Any, table: LatencyTable) -> float:
-    """The median latency of ``genotype``'s network measured as the table was built: its runtime, threads, batch
-    and input (freshly built weights: latency does not depend on their values)."""
-    from archsearch.costs.runtime import measure
+    """The latency of ``genotype``'s network measured as the table was built: its runtime, threads, batch and input
+    (freshly built weights: latency does not depend on their values), the lowest median of
+    :data:`~archsearch.costs.runtime.VERIFY_SESSIONS` sessions (the measurement that decides a limit)."""
+    from archsearch.costs.runtime import VERIFY_SESSIONS, measure
 
     c, h, _ = table.input_shape
     model = net.space.build(genotype, c, table.num_classes, h, **table.build).eval()
-    return measure(model, table.input_shape, table.target, table.batch_size, table.threads).median_ms
+    return measure(model, table.input_shape, table.target, table.batch_size, table.threads,
+                   sessions=VERIFY_SESSIONS).median_ms  # fmt: skip
 
 
 def derive_measured(net: Any, target: LatencyTarget, tries: int = 4) -> tuple[Any, list[str], float]:
