@@ -120,19 +120,21 @@ def epoch_latency(target: LatencyTarget, net: Any, genotype: Any) -> dict[str, f
         expected = float(net.expected_latency(target.table))
     return {"expected_ms": expected, "multiplier": target.multiplier,
             "predicted_ms": target.table.predict(genotype, net.space),
-            "measured_ms": measured_ms(net, genotype, target.table), "target_ms": target.target_ms}  # fmt: skip
+            "measured_ms": measured_ms(net, genotype, target.table, sessions=1),  # a record, not a decision
+            "target_ms": target.target_ms}  # fmt: skip
 
 
-def measured_ms(net: Any, genotype: Any, table: LatencyTable) -> float:
+def measured_ms(net: Any, genotype: Any, table: LatencyTable, sessions: int | None = None) -> float:
     """The latency of ``genotype``'s network measured as the table was built: its runtime, threads, batch and input
-    (freshly built weights: latency does not depend on their values), the lowest median of
-    :data:`~archsearch.costs.runtime.VERIFY_SESSIONS` sessions (the measurement that decides a limit)."""
+    (freshly built weights: latency does not depend on their values), the lowest median of ``sessions`` sessions
+    (default :data:`~archsearch.costs.runtime.VERIFY_SESSIONS`: the measurement that decides a limit; an epoch's
+    record takes one)."""
     from archsearch.costs.runtime import VERIFY_SESSIONS, measure
 
     c, h, _ = table.input_shape
     model = net.space.build(genotype, c, table.num_classes, h, **table.build).eval()
     return measure(model, table.input_shape, table.target, table.batch_size, table.threads,
-                   sessions=VERIFY_SESSIONS).median_ms  # fmt: skip
+                   sessions=sessions or VERIFY_SESSIONS).median_ms  # fmt: skip
 
 
 def derive_measured(net: Any, target: LatencyTarget, tries: int = 4) -> tuple[Any, list[str], float]:
