@@ -86,10 +86,25 @@ def test_a_table_that_left_a_build_option_at_its_default_fits_a_supernet_that_ga
         net.expected_latency(table)
 
 
-def test_a_single_path_is_the_spaces_network_with_the_supernets_weights() -> None:
-    net = _net().eval()
+def _randomise(net: torch.nn.Module) -> None:
+    """Every weight and batch-norm statistic random (a fresh block with a shortcut is the identity)."""
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, t in [*net.named_parameters(), *net.named_buffers()]:
+            if t.is_floating_point() and "alpha" not in name and "mask" not in name:
+                t.copy_(torch.rand(t.shape, generator=generator) * (1.0 if "running_var" in name else 0.6) + (
+                    0.5 if "running_var" in name else -0.3))  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_a_single_path_is_the_spaces_network_with_the_supernets_weights(seed: int) -> None:
+    net = _net()
+    _randomise(net)
+    net.eval()
     space = get_space("mobile")
-    g = space.sample(np.random.default_rng(3))
+    g = space.sample(np.random.default_rng(seed))
+    assert any(la.se for stage in g.stages for la in stage) and any(len(st) < max(d) for st, (_, _, d) in
+                                                                    zip(g.stages, space.stages))  # fmt: skip
     model = space.build(g, 1, 4, 12, **BUILD).eval()
     state = {f"stem.{k}": v for k, v in net.stem.state_dict().items()}
     state |= {f"features.0.{k}": v for k, v in net.fixed[0].state_dict().items()}
@@ -99,11 +114,32 @@ def test_a_single_path_is_the_spaces_network_with_the_supernets_weights() -> Non
     position = 1
     for e, k in enumerate(choice):
         if OPS[k] != SKIP:
-            state |= {f"features.{position}.{n}": v for n, v in net.layers[e][k].state_dict().items()}
+            state |= {f"features.{position}.{n}": v for n, v in net.layers[e].block_state(k).items()}
             position += 1
     model.load_state_dict(state)
     x = torch.randn(3, 1, 12, 12)
     torch.testing.assert_close(net(x, net.single_path(g)), model(x))
+    net.train(), model.train()  # batch statistics: the sliced norms normalise the same channels
+    torch.testing.assert_close(net(x, net.single_path(g)), model(x))
+
+
+def test_a_fresh_mobile_supernet_starts_every_path_as_the_same_function() -> None:
+    """The last norm of a block with a shortcut starts at zero, so random paths agree where only such blocks differ
+    (what lets a supernet of random paths train; see :mod:`archsearch.oneshot.shared_blocks`)."""
+    net, space = _net().train(), get_space("mobile")  # batch statistics: a fresh network's output varies with x
+    x = torch.randn(4, 1, 12, 12)
+    a, b = space.sample(np.random.default_rng(1)), space.sample(np.random.default_rng(2))
+    firsts = [tuple(stage[0] for stage in g.stages) for g in (a, b)]
+    same_first = space.parse(str(a))
+    if firsts[0] != firsts[1]:  # make b's first block of every stage a's, the rest as drawn
+        same_first = type(a)(tuple((sa[0], *sb[1:]) for sa, sb in zip(a.stages, b.stages)))
+    out = net(x, net.single_path(a))
+    torch.testing.assert_close(out, net(x, net.single_path(same_first)))
+    assert not torch.allclose(out[0], out[1])
+    with torch.no_grad():
+        for slot in net.layers:
+            torch.nn.init.ones_(slot.block.bn3.weight)
+    assert not torch.allclose(net(x, net.single_path(a)), net(x, net.single_path(same_first)))
 
 
 def test_derivation_never_skips_a_layer_a_stage_needs() -> None:
@@ -284,3 +320,25 @@ def test_the_macro_supernet_runs_each_genotype_as_its_network_and_predicts_its_t
     with torch.no_grad():
         net.alphas["layer"][:, 2] = 5.0
     assert str(net.derive()) == "22222222"
+
+
+def test_a_sliced_batch_norm_keeps_the_statistics_of_its_channels_only() -> None:
+    """A choice of a shared slot updates the first entries of the statistics (the cumulative average the
+    recalibration of inherited weights uses included) and leaves the wider choices' channels alone."""
+    from archsearch.oneshot.shared_blocks import SlicedBatchNorm2d
+
+    bn = SlicedBatchNorm2d(6)
+    bn.reset_running_stats()
+    bn.momentum = None  # as the supernet evaluator recalibrates
+    batches = [torch.randn(4, 3, 5, 5) + shift for shift in (1.0, 3.0)]
+    for x in batches:
+        out = bn(x)
+        torch.testing.assert_close(out.mean((0, 2, 3)), torch.zeros(3), atol=1e-5, rtol=0)
+    expected = torch.stack([x.mean((0, 2, 3)) for x in batches]).mean(0)
+    torch.testing.assert_close(bn.running_mean[:3], expected)
+    torch.testing.assert_close(bn.running_mean[3:], torch.zeros(3))
+    torch.testing.assert_close(bn.running_var[3:], torch.ones(3))
+    bn.eval()
+    x = torch.randn(2, 3, 5, 5)
+    torch.testing.assert_close(bn(x), (x - bn.running_mean[:3, None, None]) / torch.sqrt(
+        bn.running_var[:3, None, None] + bn.eps))  # fmt: skip

@@ -5,7 +5,8 @@ fixed blocks, then one *slot* per searched layer holding a block for each of its
 (kernel 3/5/7, expansion 3/6, squeeze-excitation off/on) or, when ``j >= min(D)``, the identity (``skip``). A
 genotype of depth ``d`` runs its layers in slots ``0..d-1`` and the identity in the rest: exactly the network's
 blocks, since a stage's later layers keep its channels at stride 1. The identity's entry of a slot that cannot skip
-is masked to ``-inf`` (:meth:`BlockSupernet.arch_logits`), so no method samples or weighs it.
+is masked to ``-inf`` (:meth:`BlockSupernet.arch_logits`), so no method samples or weighs it. A slot's 12 blocks
+share one set of weights, each a slice of the largest (:mod:`archsearch.oneshot.shared_blocks`, which says why).
 
 ``macro``: 8 slots, each the identity (a strided 1x1 conv where the layer changes the shape), MB3-K3 or MB6-K5.
 
@@ -30,6 +31,7 @@ from archsearch.costs.lookup import LatencyTable, block_key, network_blocks
 from archsearch.errors import BuildError
 from archsearch.nn.mobile import MobileBlockSpec, MobileHead, MobileStem, make_block
 from archsearch.oneshot.search_cell import CellArch
+from archsearch.oneshot.shared_blocks import ChoiceList, SharedSlot
 from archsearch.oneshot.supernets import Supernet
 from archsearch.spaces.macro import CHOICES, LAYERS, MacroGenotype, MacroSpace
 from archsearch.spaces.mobile import EXPANSIONS, KERNELS, SE, MobileGenotype, MobileLayer, MobileSpace
@@ -60,9 +62,7 @@ class BlockSupernet(Supernet):
             torch.manual_seed(seed)
             self.stem = MobileStem(in_channels, *stem)
             self.fixed = nn.ModuleList(make_block(s) for s in fixed)
-            self.layers = nn.ModuleList(
-                nn.ModuleList(nn.Identity() if s is None else make_block(s) for s in choices) for choices in slots
-            )
+            self.layers = nn.ModuleList(self.make_slot(choices) for choices in slots)
             self.head = MobileHead(*head, num_classes)
         self._init_arch(len(slots), False, generator)
         self.register_buffer("choice_mask", self.mask())
@@ -73,6 +73,10 @@ class BlockSupernet(Supernet):
         """(reference genotype, stem (channels, stride), fixed block specs, per slot the spec of each choice,
         head (in channels, channels))."""
         raise NotImplementedError
+
+    def make_slot(self, choices: list[MobileBlockSpec | None]) -> nn.Module:
+        """The module of one slot (its ``run(x, k)`` runs choice ``k``): here a separate block per choice."""
+        return ChoiceList(nn.Identity() if s is None else make_block(s) for s in choices)
 
     def mask(self) -> torch.Tensor:
         """0 where a slot allows a choice, ``-inf`` where it does not."""
@@ -94,11 +98,11 @@ class BlockSupernet(Supernet):
         for e, blocks in enumerate(self.layers):
             if arch.choice is not None:
                 k = int(arch.choice[e])
-                x = blocks[k](x) if arch.hard is None else blocks[k](x) * arch.hard[e, k]
+                x = blocks.run(x, k) if arch.hard is None else blocks.run(x, k) * arch.hard[e, k]
             else:
                 assert arch.weights is not None
                 w = arch.weights[e]
-                x = sum((w[k] * block(x) for k, block in enumerate(blocks) if float(w[k].detach()) != 0.0),
+                x = sum((w[k] * blocks.run(x, k) for k in range(len(w)) if float(w[k].detach()) != 0.0),
                         torch.zeros((), device=x.device))  # fmt: skip
         return self.head(x)
 
@@ -162,6 +166,12 @@ class MobileSupernet(BlockSupernet):
             slots.append([*choices, None])
         return deepest, (kw["stem_channels"], kw["stem_stride"]), specs[:1], slots, (specs[-1].out_channels,
                                                                                     kw["head_channels"])  # fmt: skip
+
+    def make_slot(self, choices: list[MobileBlockSpec | None]) -> nn.Module:
+        """The slot's blocks as slices of one shared block (:mod:`archsearch.oneshot.shared_blocks`: random paths
+        through separate blocks did not train at small budgets)."""
+        base = next(s for s in choices if s is not None)
+        return SharedSlot(base.in_channels, base.out_channels, base.stride, _LAYERS)
 
     def mask(self) -> torch.Tensor:
         mask = super().mask()
