@@ -17,7 +17,7 @@ the networks searched (``mobile`` at ``--width`` 0.25, ONNX Runtime, batch 1, 1 
    for three times as long;
 3. each winner retrained alike (``--retrain-epochs`` on the whole training split or ``--retrain-subset`` of it,
    tested on the whole test split; a network two searches found is retrained once) and its latency measured as a
-   search checks a limit (the lowest median of 50 calls in each of five sessions).
+   search checks a limit (the lowest median of 50 calls in each of five sessions, again after a pause while over).
 
 It prints one row per run, a table per dataset, limit and search (limits met, measured latency, test accuracy
 mean ± std over the seeds, wall time) and one JSON line with everything. Run it alone: it uses every thread it is
@@ -38,7 +38,7 @@ import numpy as np
 
 import archsearch
 from archsearch.costs.lookup import LatencyTable
-from archsearch.costs.runtime import VERIFY_SESSIONS, measure
+from archsearch.costs.runtime import verified_ms
 from archsearch.data import load_dataset
 from archsearch.spaces import get_space
 
@@ -52,14 +52,13 @@ def limits(table: LatencyTable, seed: int = 7) -> list[float]:
     return [round(float(np.percentile(predicted, q)), 4) for q in (25, 50, 75)]
 
 
-def measured(genotype: Any, table: LatencyTable) -> float:
-    """The genotype's network on the table's runtime: the lowest median of 50 calls in each of
-    ``VERIFY_SESSIONS`` sessions, as the search's own check measures (one session's median was up to 60% high when
-    the host ran slow for a while)."""
+def measured(genotype: Any, table: LatencyTable, limit: float) -> float:
+    """The genotype's network on the table's runtime, as the search's own check measures a limit: the lowest median
+    of 50 calls in each of five sessions, measured again after a pause while that is over the limit (one session's
+    median was up to 60% high when the host ran slow for a while; five back to back 45% high once)."""
     c, h, _ = table.input_shape
     model = get_space("mobile").build(genotype, c, table.num_classes, h, **table.build).eval()
-    return measure(model, table.input_shape, table.target, 1, 1, warmup=10, repeats=50,
-                   sessions=VERIFY_SESSIONS).median_ms  # fmt: skip
+    return verified_ms(model, table.input_shape, table.target, 1, 1, limit, repeats=50)
 
 
 def retrained(genotype: Any, dataset: str, args: argparse.Namespace, table: LatencyTable,
@@ -99,7 +98,7 @@ def one_run(dataset: str, limit: float, seed: int, lut: Path, table: LatencyTabl
         g = get_space("mobile").parse(row["genotype"])
         accuracy = retrained(g, dataset, args, table, done)
         row.update(dataset=dataset, limit_ms=limit, seed=seed, predicted_ms=round(table.predict(g), 4),
-                   measured_ms=round(measured(g, table), 4), test_acc=round(accuracy, 2))
+                   measured_ms=round(measured(g, table, limit), 4), test_acc=round(accuracy, 2))
         row["met"] = row["measured_ms"] <= limit
         print(f"{dataset:<13} limit {limit:.3f} ms seed {seed}  {row['search']:<22} measured {row['measured_ms']:.3f} "
               f"ms ({'met' if row['met'] else 'BROKEN'})  test {row['test_acc']:.2f}%  {row['seconds']:.0f} s",

@@ -60,13 +60,37 @@ def test_a_limit_is_decided_by_measuring_over_several_sessions(table: LatencyTab
         calls.append(sessions)
         return runtime.Latency("eager", 1.0, 1.0, 1.0, 1.0, 1.0, 1, 1, 1)
 
-    monkeypatch.setattr(lookup, "measure", spy)
     monkeypatch.setattr(runtime, "measure", spy)
     space = get_space("mobile")
     g = space.sample(np.random.default_rng(6))
     lookup.constrained_latency(table, g, space, space.build(g, SHAPE[0], 4, SHAPE[1], **BUILD), table.predict(g))
-    oneshot_latency.measured_ms(type("Net", (), {"space": space})(), g, table)  # the one-shot derivation's check
+    net = type("Net", (), {"space": space})()
+    oneshot_latency.measured_ms(net, g, table, 2.0)  # the one-shot derivation's check
     assert calls == [runtime.VERIFY_SESSIONS, runtime.VERIFY_SESSIONS] and runtime.VERIFY_SESSIONS > 1
+    oneshot_latency.measured_ms(net, g, table, record=True)  # an epoch's record: one session
+    assert calls[-1] == 1
+
+
+def test_an_overrun_is_measured_again_after_a_pause_before_it_counts(monkeypatch) -> None:
+    """A slow spell passes (the lowest of the rounds is taken); a network over its limit stays over after every
+    pause; one under it is measured once."""
+    from archsearch.costs import runtime
+
+    pauses: list[float] = []
+    monkeypatch.setattr(runtime.time, "sleep", pauses.append)
+    model = torch.nn.Conv2d(1, 1, 1)
+
+    def rounds(*medians: float) -> list[float]:
+        readings = iter(medians)
+        monkeypatch.setattr(runtime, "measure", lambda *a, **k: runtime.Latency("eager", next(readings), 0, 0, 0, 0,
+                                                                                 1, 1, 1))  # fmt: skip
+        pauses.clear()
+        return [runtime.verified_ms(model, SHAPE, "eager", 1, 1, 1.0), *pauses]
+
+    assert rounds(1.45, 0.98) == [0.98, 0.0, runtime.VERIFY_PAUSES_S[0]]  # a spell, then the network's own speed
+    assert rounds(1.3, 1.2, 1.25) == [1.2, 0.0, *runtime.VERIFY_PAUSES_S]  # over every time: over
+    assert rounds(0.9) == [0.9, 0.0]
+    assert len(runtime.VERIFY_PAUSES_S) >= 1 and min(runtime.VERIFY_PAUSES_S) > 0
 
 
 def test_a_table_holds_every_distinct_block_once(table: LatencyTable) -> None:

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from archsearch.costs.runtime import VERIFY_SESSIONS, check_target, measure, settle_allocator, torch_threads
+from archsearch.costs.runtime import check_target, measure, settle_allocator, torch_threads, verified_ms
 from archsearch.errors import ArchsearchError
 from archsearch.nn.mobile import MobileBlockSpec, MobileHead, MobileNetwork, MobileStem, make_block
 from archsearch.outputs import write_file
@@ -254,15 +254,13 @@ def constrained_latency(
 ) -> dict[str, float]:
     """A search's ``latency_ms`` from a table: the prediction, or, where it is within :data:`NEAR_LIMIT` of
     ``limit``, the network measured on the table's target (so which side of the limit a network falls is decided by
-    measurement where the prediction's error could decide it: the lowest median of
-    :data:`~archsearch.costs.runtime.VERIFY_SESSIONS` sessions). Also ``latency_predicted_ms``, and
-    ``latency_measured`` (1.0 when measured)."""
+    measurement where the prediction's error could decide it: :func:`~archsearch.costs.runtime.verified_ms`). Also
+    ``latency_predicted_ms``, and ``latency_measured`` (1.0 when measured)."""
     predicted = table.predict(genotype, space)
     out = {"latency_ms": predicted, "latency_predicted_ms": predicted, "latency_measured": 0.0}
     if limit is not None and abs(predicted - limit) <= NEAR_LIMIT * limit:
-        lat = measure(model, table.input_shape, table.target, table.batch_size, table.threads, warmup=10, repeats=30,
-                      sessions=VERIFY_SESSIONS)  # fmt: skip
-        out.update(latency_ms=lat.median_ms, latency_measured=1.0)
+        ms = verified_ms(model, table.input_shape, table.target, table.batch_size, table.threads, limit)
+        out.update(latency_ms=ms, latency_measured=1.0)
     return out
 
 

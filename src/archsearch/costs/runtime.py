@@ -16,6 +16,7 @@ a process and 16.2 ms later (PyTorch eager, 224x224, one thread). Settling first
 from __future__ import annotations
 
 import contextlib
+import math
 import statistics
 import tempfile
 import time
@@ -39,6 +40,10 @@ WARMUP, REPEATS = 5, 30  # untimed and timed calls of every latency measurement 
 #: sessions' medians read 0.357-0.365 ms in 24 of 24: it needs one session outside a spell, and each session's own
 #: median keeps a single slow call out.
 VERIFY_SESSIONS = 5
+#: A verification over its limit is measured again after these pauses (seconds) before it counts: a spell can outlast
+#: five sessions back to back (a 0.33 ms network read 0.48 ms in all five once), but it passes; a network that is
+#: over its limit stays over.
+VERIFY_PAUSES_S = (0.5, 2.0)
 
 
 @dataclass
@@ -193,3 +198,20 @@ def measure(
             pooled += times
     latency = summarize(target, pooled, batch_size, threads)
     return replace(latency, median_ms=min(medians)) if sessions > 1 else latency
+
+
+def verified_ms(model: nn.Module, input_shape: Sequence[int], target: str, batch_size: int, threads: int,
+                limit_ms: float | None, warmup: int = 10, repeats: int = 30) -> float:  # fmt: skip
+    """The latency (ms) that decides whether ``model`` meets ``limit_ms``: the lowest median of
+    :data:`VERIFY_SESSIONS` sessions, and while that is over the limit, again after each of
+    :data:`VERIFY_PAUSES_S` (the lowest of all rounds: the host's slow spells only ever add time)."""
+    best = math.inf
+    for pause in (0.0, *VERIFY_PAUSES_S):
+        if limit_ms is not None and best <= limit_ms:
+            break
+        time.sleep(pause)
+        best = min(best, measure(model, input_shape, target, batch_size, threads, warmup=warmup, repeats=repeats,
+                                 sessions=VERIFY_SESSIONS).median_ms)  # fmt: skip
+        if limit_ms is None:
+            break
+    return best

@@ -120,21 +120,23 @@ def epoch_latency(target: LatencyTarget, net: Any, genotype: Any) -> dict[str, f
         expected = float(net.expected_latency(target.table))
     return {"expected_ms": expected, "multiplier": target.multiplier,
             "predicted_ms": target.table.predict(genotype, net.space),
-            "measured_ms": measured_ms(net, genotype, target.table, sessions=1),  # a record, not a decision
+            "measured_ms": measured_ms(net, genotype, target.table, record=True),
             "target_ms": target.target_ms}  # fmt: skip
 
 
-def measured_ms(net: Any, genotype: Any, table: LatencyTable, sessions: int | None = None) -> float:
+def measured_ms(net: Any, genotype: Any, table: LatencyTable, limit_ms: float | None = None,
+                record: bool = False) -> float:  # fmt: skip
     """The latency of ``genotype``'s network measured as the table was built: its runtime, threads, batch and input
-    (freshly built weights: latency does not depend on their values), the lowest median of ``sessions`` sessions
-    (default :data:`~archsearch.costs.runtime.VERIFY_SESSIONS`: the measurement that decides a limit; an epoch's
-    record takes one)."""
-    from archsearch.costs.runtime import VERIFY_SESSIONS, measure
+    (freshly built weights: latency does not depend on their values). As a limit is decided
+    (:func:`~archsearch.costs.runtime.verified_ms` against ``limit_ms``), or with ``record`` one session's median
+    (an epoch's record, not a decision)."""
+    from archsearch.costs.runtime import measure, verified_ms
 
     c, h, _ = table.input_shape
     model = net.space.build(genotype, c, table.num_classes, h, **table.build).eval()
-    return measure(model, table.input_shape, table.target, table.batch_size, table.threads,
-                   sessions=sessions or VERIFY_SESSIONS).median_ms  # fmt: skip
+    if record:
+        return measure(model, table.input_shape, table.target, table.batch_size, table.threads).median_ms
+    return verified_ms(model, table.input_shape, table.target, table.batch_size, table.threads, limit_ms)
 
 
 def derive_measured(net: Any, target: LatencyTarget, tries: int = 4) -> tuple[Any, list[str], float]:
@@ -151,7 +153,7 @@ def derive_measured(net: Any, target: LatencyTarget, tries: int = 4) -> tuple[An
             raise ArchsearchError(f"no derived network met the {target.target_ms:g} ms target when measured on "
                                   f"{target.table.target}: " + "; ".join([*notes, str(error)])) from error  # fmt: skip
         notes += [note] if note else []
-        ms = measured_ms(net, genotype, target.table)
+        ms = measured_ms(net, genotype, target.table, target.target_ms)
         if ms <= target.target_ms:
             return genotype, notes, ms
         limit *= target.target_ms / ms
