@@ -3,7 +3,7 @@
     python benchmarks/latency_oneshot.py --data-dir ../shared/data --out runs/lat1s        # both datasets
     python benchmarks/latency_oneshot.py --data-dir ../shared/data --out runs/lat1s --datasets fashion-mnist \
         --subset 1500 --epochs 5 --trial-epochs 2 --retrain-epochs 3 --retrain-subset 3000 --val-subset 500
-        # the README's table: ~42 minutes alone on a 2-core machine
+        # the README's table: ~50 minutes alone on a 2-core machine
 
 Per dataset (``--datasets``: Fashion-MNIST at 1x28x28, CIFAR-10 at 3x32x32 from its JPEG folders) a latency table of
 the networks searched (``mobile`` at ``--width`` 0.25, ONNX Runtime, batch 1, 1 thread) and three limits: the 25th,
