@@ -31,7 +31,7 @@ from archsearch.costs.lookup import LatencyTable, block_key, network_blocks
 from archsearch.errors import BuildError
 from archsearch.nn.mobile import MobileBlockSpec, MobileHead, MobileStem, make_block
 from archsearch.oneshot.search_cell import CellArch
-from archsearch.oneshot.shared_blocks import ChoiceList, SharedSlot
+from archsearch.oneshot.shared_blocks import SharedSlot
 from archsearch.oneshot.supernets import Supernet
 from archsearch.spaces.macro import CHOICES, LAYERS, MacroGenotype, MacroSpace
 from archsearch.spaces.mobile import EXPANSIONS, KERNELS, SE, MobileGenotype, MobileLayer, MobileSpace
@@ -41,6 +41,14 @@ SKIP = "skip"
 MOBILE_OPS: tuple[str, ...] = (*(f"k{k}e{e}" + ("se" if se else "") for k in KERNELS for e in EXPANSIONS for se in SE),
                                SKIP)  # fmt: skip
 _LAYERS = tuple(MobileLayer(k, e, se) for k in KERNELS for e in EXPANSIONS for se in SE)
+
+
+class ChoiceList(nn.ModuleList):
+    """A slot with a separate block per choice (``None`` in the layout: the identity)."""
+
+    def run(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """Choice ``k`` on ``x``."""
+        return self[k](x)
 
 
 class BlockSupernet(Supernet):

@@ -125,11 +125,3 @@ class SharedSlot(nn.Module):
     def block_state(self, k: int) -> dict[str, torch.Tensor]:
         """The separate block of choice ``k``'s state dict (see :meth:`SharedInvertedResidual.block_state`)."""
         return self.block.block_state(self.layers[k])
-
-
-class ChoiceList(nn.ModuleList):
-    """A slot with a separate block per choice (``None`` in the layout: the identity)."""
-
-    def run(self, x: torch.Tensor, k: int) -> torch.Tensor:
-        """Choice ``k`` on ``x``."""
-        return self[k](x)
