@@ -287,6 +287,30 @@ def test_a_latency_model_uses_a_reference_device(tmp_path: Path, devices: Path) 
                        rtol=0.05)  # fmt: skip
 
 
+def test_a_latency_model_is_the_mean_of_its_choices_on_every_leave_one_out_subset() -> None:
+    """A noisy, non-linear device: the feature sets chosen differ between subsets, and the merged members (one per
+    feature set) predict exactly the mean of the k + 1 choices."""
+    dm = archsearch.costs.device_model
+    space, rng = get_space("nb201"), np.random.default_rng(3)
+    genotypes = _sample(8, seed=4)
+    measured = [(g, _phone_ms(g.ops) ** 1.5 * rng.uniform(0.8, 1.2)) for g in genotypes]
+    model = dm.fit(measured, space)
+    assert len({m.features for m in model.members}) == len(model.members)
+    assert sum(m.weight for m in model.members) == pytest.approx(1.0)
+    raws = [dm.raw_features(g, space, "ops+size", None) for g in genotypes]
+    y = np.array([ms for _, ms in measured])
+    others = _sample(50, seed=5)
+    test = [dm.raw_features(g, space, "ops+size", None) for g in others]
+    choices = []
+    for keep in [list(range(8))] + [[j for j in range(8) if j != i] for i in range(8)]:
+        chosen = dm.choose([raws[j] for j in keep], y[keep], dm.candidates(None))[1]
+        for m in chosen:
+            m.weight = 1 / len(chosen)
+        choices.append(dm.LatencyModel("nb201", chosen, len(keep)).predict_features(test))
+    assert len({tuple(np.round(c, 6)) for c in choices}) > 1  # the subsets do not all agree
+    assert np.allclose(model.predict(others, space), np.mean(choices, axis=0), rtol=1e-9)
+
+
 def test_a_search_on_the_table_meets_a_predicted_latency_limit(made_table: Path, devices: Path,
                                                               tmp_path: Path) -> None:  # fmt: skip
     measured = _measured(tmp_path / "phone.csv", [(str(g), _phone_ms(g.ops)) for g in _sample(10)])

@@ -3,8 +3,8 @@ timed there.
 
 A user times k networks on their phone (a CSV of ``arch, latency_ms``); :func:`fit` builds a ridge regression of
 latency on each candidate set of the architecture's features (the ridge strength chosen by leave-one-out error on
-the measured networks) and predicts with the mean of the best of them and the simplest one nearly as good (see
-:func:`fit`). The features:
+the measured networks) and predicts with the mean of the best of them and the simplest one nearly as good, that
+choice made again on every subset leaving one network out and averaged (see :func:`fit`). The features:
 
 - ``ops``: how often each decision value occurs (NB201: the count of each op in the cell; ``mobile``: kernel sizes,
   expansions, ... counted over layers),
@@ -137,7 +137,7 @@ class Member:
     intercept: float
     ridge: float
     loo_rmse_ms: float  # its leave-one-out error on the measured networks
-    weight: float  # its share of the prediction (proportional to 1 / loo_rmse_ms^2)
+    weight: float  # its share of the prediction
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -318,30 +318,70 @@ def _belongs(feature: str, features: str) -> bool:
     return any(part == kind or (kind == "reference" and part == f"reference:{name}") for part in features.split("+"))
 
 
-def fit(measured: Sequence[tuple[Any, float]], space: Any, reference: Mapping[str, Any] | None = None,
-        fitted_on: str = "") -> LatencyModel:  # fmt: skip
-    """Fit on ``measured`` (genotype, ms) pairs: a ridge regression per candidate feature set (its strength chosen
-    by leave-one-out error); the prediction is the mean of two of them: the one with the lowest leave-one-out error
-    and the one with the fewest features whose error is at most :data:`PARSIMONY` times that (the same one when no
-    simpler set comes close). With ten measurements the lowest error alone overfits: on NAS-Bench-201's devices the
-    simpler partner (often one reference device's column) keeps the ranking of the unmeasured networks."""
-    if len(measured) < MIN_ROWS:
-        raise ArchsearchError(f"a latency model needs at least {MIN_ROWS} measured networks, got {len(measured)}")
-    y = np.array([ms for _, ms in measured], dtype=float)
-    kinds = "ops+size" + ("+reference" if reference is not None else "")
-    raws = [raw_features(g, space, kinds, reference) for g, _ in measured]
-    members = [m for m in (_fit_member(f, raws, y) for f in candidates(reference)) if m is not None]
+def choose(raws: list[dict[str, float]], y: np.ndarray,
+           feature_sets: Sequence[str]) -> tuple[list[Member], list[Member]]:  # fmt: skip
+    """Every feature set's ridge regression on these rows, and the one or two chosen of them: the lowest
+    leave-one-out error and the set with the fewest features whose error is at most :data:`PARSIMONY` times that."""
+    members = [m for m in (_fit_member(f, raws, y) for f in feature_sets) if m is not None]
     if not members:
         raise ArchsearchError("the measured networks do not differ in any feature: time networks that differ")
     best = min(members, key=lambda m: m.loo_rmse_ms)
     simple = min((m for m in members if m.loo_rmse_ms <= PARSIMONY * best.loo_rmse_ms),
                  key=lambda m: (len(m.names), m.loo_rmse_ms))  # fmt: skip
-    chosen = [best] if simple is best else [best, simple]
-    for m in chosen:
-        m.weight = 1.0 / len(chosen)
+    return members, [best] if simple is best else [best, simple]
+
+
+def merge(fits: Sequence[Sequence[Member]], full: Sequence[Member]) -> list[Member]:
+    """One member per feature set for the mean of ``fits`` (each fit the mean of its chosen members): the chosen
+    regressions of a set are linear in the raw features, so their weighted mean is one regression (mean 0, scale 1).
+    Its error and ridge strength are those of the same set fitted on all rows (``full``)."""
+    parts: dict[str, list[tuple[float, Member]]] = {}
+    for chosen in fits:
+        for m in chosen:
+            parts.setdefault(m.features, []).append((1.0 / (len(fits) * len(chosen)), m))
+    on_all = {m.features: m for m in full}
+    out = []
+    for features, weighted in parts.items():
+        names = sorted({n for _, m in weighted for n in m.names})
+        total = sum(w for w, _ in weighted)
+        coef, intercept = np.zeros(len(names)), 0.0
+        for w, m in weighted:
+            raw = np.array(m.coef) / np.array(m.scale)
+            intercept += w * (m.intercept - float(raw @ np.array(m.mean)))
+            coef[[names.index(n) for n in m.names]] += w * raw
+        ref = on_all[features]
+        out.append(Member(features, names, [0.0] * len(names), [1.0] * len(names), (coef / total).tolist(),
+                          intercept / total, ref.ridge, ref.loo_rmse_ms, total))  # fmt: skip
+    return sorted(out, key=lambda m: -m.weight)
+
+
+def fit(measured: Sequence[tuple[Any, float]], space: Any, reference: Mapping[str, Any] | None = None,
+        fitted_on: str = "") -> LatencyModel:  # fmt: skip
+    """Fit on ``measured`` (genotype, ms) pairs: a ridge regression per candidate feature set (its strength chosen
+    by leave-one-out error), of which :func:`choose` keeps the best and the simplest nearly as good. With ten
+    measurements the lowest error alone overfits: on NAS-Bench-201's devices the simpler partner (often one
+    reference device's column) keeps the ranking of the unmeasured networks. That choice itself turns on single
+    networks, so it is made again on every subset that leaves one measured network out, and the prediction is the
+    mean of those k + 1 choices (:func:`merge`; with more than :data:`MIN_ROWS` networks)."""
+    if len(measured) < MIN_ROWS:
+        raise ArchsearchError(f"a latency model needs at least {MIN_ROWS} measured networks, got {len(measured)}")
+    y = np.array([ms for _, ms in measured], dtype=float)
+    kinds = "ops+size" + ("+reference" if reference is not None else "")
+    raws = [raw_features(g, space, kinds, reference) for g, _ in measured]
+    sets = candidates(reference)
+    members, chosen = choose(raws, y, sets)
+    fits = [chosen]
+    if len(y) > MIN_ROWS:
+        for i in range(len(y)):
+            keep = [j for j in range(len(y)) if j != i]
+            try:
+                fits.append(choose([raws[j] for j in keep], y[keep], sets)[1])
+            except ArchsearchError:  # the others do not differ in any feature: this subset has nothing to choose
+                continue
+    merged = merge(fits, members)
     kept = None
-    if reference is not None and any("reference" in m.features for m in chosen):
+    if reference is not None and any("reference" in m.features for m in merged):
         kept = {"columns": list(reference["columns"]),
                 "rows": {k: [float(f"{v:.6g}") for v in vals] for k, vals in reference["rows"].items()}}  # fmt: skip
     tried = {m.features: round(m.loo_rmse_ms, 6) for m in members}
-    return LatencyModel(space.name, chosen, len(measured), kept, fitted_on, tried)
+    return LatencyModel(space.name, merged, len(measured), kept, fitted_on, tried)
