@@ -4,17 +4,20 @@
     python benchmarks/latency_oneshot.py --data-dir ../shared/data --out runs/lat1s --datasets fashion-mnist \
         --subset 1500 --epochs 5 --trial-epochs 2 --retrain-epochs 3 --retrain-subset 3000 --val-subset 500
         # the README's table: ~50 minutes alone on a 2-core machine
+    python benchmarks/latency_oneshot.py ... --method spos --multi-trial-factors 3   # SPOS, evolution at 3x its time
 
 Per dataset (``--datasets``: Fashion-MNIST at 1x28x28, CIFAR-10 at 3x32x32 from its JPEG folders) a latency table of
 the networks searched (``mobile`` at ``--width`` 0.25, ONNX Runtime, batch 1, 1 thread) and three limits: the 25th,
 50th and 75th percentile of 200 random networks' predicted latency. Per limit and seed (``--seeds``):
 
-1. one-shot: ``--method`` (GDAS: one path per step, so the supernet trains at one network's cost) on the supernet
-   for ``--epochs`` on ``--subset`` training images, with ``--latency-target-ms`` the limit; the derived network is
-   the most probable one the table predicts within it, measured on ONNX Runtime;
+1. one-shot: ``--method`` on the supernet for ``--epochs`` on ``--subset`` training images, with
+   ``--latency-target-ms`` the limit. GDAS (one path per step, so the supernet trains at one network's cost): the
+   derived network is the most probable one the table predicts within it. SPOS (``--method spos``, one uniformly
+   drawn path per step): evolution over ``--subnetwork-trials`` sub-networks the table predicts within the limit,
+   scored with inherited weights on ``--val-subset`` validation images. Either is measured on ONNX Runtime;
 2. multi-trial: regularized evolution with ``--constraint latency_ms<=limit --latency-table`` (trials of
    ``--trial-epochs`` on ``--subset`` images, validated on ``--val-subset``) for the one-shot run's wall time, and
-   for three times as long;
+   for three times as long (``--multi-trial-factors``);
 3. each winner retrained alike (``--retrain-epochs`` on the whole training split or ``--retrain-subset`` of it,
    tested on the whole test split; a network two searches found is retrained once) and its latency measured as a
    search checks a limit (the lowest median of 50 calls in each of five sessions, again after a pause while over).
@@ -39,7 +42,8 @@ import numpy as np
 import archsearch
 from archsearch.costs.lookup import LatencyTable
 from archsearch.costs.runtime import verified_ms
-from archsearch.data import load_dataset
+from archsearch.data import as_data, load_dataset
+from archsearch.oneshot import METHODS
 from archsearch.spaces import get_space
 
 SHAPES = {"fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
@@ -79,20 +83,26 @@ def one_run(dataset: str, limit: float, seed: int, lut: Path, table: LatencyTabl
     """The one-shot search at ``limit`` and the two multi-trial searches at its wall time and three times it."""
     rows = []
     start = time.perf_counter()
-    found = archsearch.oneshot(args.method, "mobile", dataset, out / f"oneshot_{limit}_{seed}", data_dir=args.data_dir,
+    data = as_data(dataset, args.data_dir)
+    if args.val_subset:  # what a method that searches sub-networks scores them on
+        data = data.with_val_subset(args.val_subset, seed=seed)
+    subnetworks = {"subnetwork_trials": args.subnetwork_trials, "path_sampling": args.path_sampling}
+    found = archsearch.oneshot(args.method, "mobile", data, out / f"oneshot_{limit}_{seed}",
                                supernet_options=dict(table.build), subset=args.subset, epochs=args.epochs, seed=seed,
-                               latency_table=lut, latency_target_ms=limit, plots=False)  # fmt: skip
+                               latency_table=lut, latency_target_ms=limit, plots=False,
+                               **(subnetworks if METHODS.get(args.method).searches_subnetworks else {}))  # fmt: skip
     seconds = time.perf_counter() - start
     rows.append({"search": f"one-shot {args.method}", "genotype": str(found.genotype), "seconds": round(seconds, 1),
                  "notes": found.notes})  # fmt: skip
-    for factor in (1, 3):
+    for factor in (float(f) for f in args.multi_trial_factors.split(",") if f.strip()):
         start = time.perf_counter()
         result = archsearch.search("mobile", "evolution", dataset, seconds=factor * seconds, seed=seed,
-                                   out=out / f"evolution{factor}x_{limit}_{seed}", constraints=[f"latency_ms<={limit}"],
+                                   out=out / f"evolution{factor:g}x_{limit}_{seed}",
+                                   constraints=[f"latency_ms<={limit}"],
                                    latency_table=str(lut), evaluator_options={"data_dir": args.data_dir,
                                    "subset": args.subset, "val_subset": args.val_subset,
                                    "epochs": args.trial_epochs, **table.build, "patience": None})  # fmt: skip
-        rows.append({"search": f"evolution, {factor}x the time", "genotype": str(result.best[0].genotype),
+        rows.append({"search": f"evolution, {factor:g}x the time", "genotype": str(result.best[0].genotype),
                      "seconds": round(time.perf_counter() - start, 1), "trials": result.trials})  # fmt: skip
     for row in rows:
         g = get_space("mobile").parse(row["genotype"])
@@ -139,9 +149,22 @@ def main() -> None:
                         "(default: all of it)")
     parser.add_argument("--val-subset", type=int, help="trials and retraining validate on a seeded subset of the "
                         "validation split (the test split stays whole)")
+    parser.add_argument("--subnetwork-trials", type=int, help="a method that searches sub-networks (spos): how many "
+                        "it scores (default 50)")  # fmt: skip
+    parser.add_argument("--path-sampling", choices=("fair", "uniform"), help="spos: its path sampling (default "
+                        "uniform: one path per step, the cost of one network; fair trains 13 per step here)")
+    parser.add_argument("--multi-trial-factors", default="1,3", help="the multi-trial searches' wall times, as "
+                        "multiples of the one-shot run's ('' for none: a second method beside an earlier run's rows "
+                        "at the same limits, given the same --out)")  # fmt: skip
     args = parser.parse_args()
     if not args.data_dir:
         parser.error("give --data-dir or set ARCHSEARCH_DATA")
+    if METHODS.get(args.method).searches_subnetworks:
+        args.subnetwork_trials = args.subnetwork_trials or 50
+        args.path_sampling = args.path_sampling or "uniform"
+    elif args.subnetwork_trials is not None or args.path_sampling is not None:
+        parser.error(f"--subnetwork-trials and --path-sampling set a search over sub-networks, which {args.method} "
+                     "does not run (spos does)")
     rows: list[dict[str, Any]] = []
     done: dict[str, float] = {}
     for dataset in args.datasets.split(","):

@@ -168,7 +168,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 store = Store(tmp, durable=False)
                 run = subnetwork_search(data, args.search_trials, "cpu")
-                winner, _ = run(supernet, space, store, default_config("spos", seed=args.seed))
+                winner = run(supernet, space, store, default_config("spos", seed=args.seed)).genotype
                 store.close()
             search = {"winner": str(winner)}
             for p in protocols:

@@ -111,6 +111,18 @@ def made_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def tiny_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real latency table of the tiny ``mobile`` networks (width 0.125, head 16) on digits' 8x8 images (eager,
+    few repeats: behaviour, not speed)."""
+    from archsearch.costs.lookup import build_table
+
+    path = tmp_path_factory.mktemp("lut") / "lut.json"
+    build = {"width": 0.125, "head": 16}
+    build_table("mobile", "eager", (1, 8, 8), 10, build, calibrate=0, profile=0, warmup=1, repeats=3).save(path)
+    return path
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _image_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Decoded image folders are cached in the session's temporary folder, never in the user's cache."""

@@ -227,16 +227,6 @@ def test_pcdarts_is_refused_on_the_mobile_supernet_naming_what_it_lacks(tmp_path
         oneshot("pcdarts", "mobile", tiny_data(), tmp_path / "r", epochs=1, supernet_options=BUILD)
 
 
-@pytest.fixture(scope="module")
-def tiny_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real table of the tiny mobile networks on digits' 8x8 images (eager, few repeats: behaviour, not speed)."""
-    from archsearch.costs.lookup import build_table
-
-    path = tmp_path_factory.mktemp("lut") / "lut.json"
-    build_table("mobile", "eager", (1, 8, 8), 10, BUILD, calibrate=0, profile=0, warmup=1, repeats=3).save(path)
-    return path
-
-
 def test_a_search_under_a_generous_target_records_latency_per_epoch_and_meets_it(tiny_table: Path,
                                                                                 tmp_path: Path) -> None:
     from archsearch.api.oneshot_search import oneshot

@@ -88,6 +88,9 @@ class Objective:
     latency_threads: int = 1
     #: a latency lookup table (its JSON) that predicts ``latency_ms`` instead of measuring it
     latency_table: dict[str, Any] | None = None
+    #: with a table: measure the networks it predicts near a latency limit (False: the prediction decides, and the
+    #: caller measures what it keeps, as a one-shot search's sub-network search does with its winner)
+    latency_verify: bool = True
     #: a fitted device latency model (its JSON) that predicts ``latency_ms`` from the architecture
     latency_model: dict[str, Any] | None = None
     #: table columns named as objectives or limits -> their direction (``None``: only limited, no direction needed)
@@ -152,7 +155,7 @@ class Objective:
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Objective:
         """The objective :meth:`to_json` wrote (as a run's config records it)."""
-        keys = ("latency_target", "latency_threads", "latency_table", "latency_model", "columns")
+        keys = ("latency_target", "latency_threads", "latency_table", "latency_verify", "latency_model", "columns")
         extra = {k: obj[k] for k in keys if k in obj}
         return cls(metric=obj["metric"], limits=dict(obj["limits"]), objectives=tuple(obj["objectives"]), **extra)
 
@@ -163,6 +166,8 @@ class Objective:
         if "latency_ms" in self.needed_costs():
             out.update(latency_target=self.latency_target, latency_threads=self.latency_threads,
                        latency_table=self.latency_table)  # fmt: skip
+            if not self.latency_verify:
+                out["latency_verify"] = False
             if self.latency_model is not None:
                 out["latency_model"] = self.latency_model
         return out

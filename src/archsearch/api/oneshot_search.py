@@ -18,26 +18,47 @@ from archsearch.experiment import Budget, Experiment
 from archsearch.objectives import Objective
 from archsearch.oneshot import METHODS, SUPERNETS, OneShotConfig, Supernet, default_config
 from archsearch.oneshot.distributed import current_world
-from archsearch.oneshot.latency import LatencyTarget
-from archsearch.oneshot.search import OneShotResult, SubnetworkSearch, run_oneshot
+from archsearch.oneshot.latency import LatencyTarget, first_measured_within
+from archsearch.oneshot.search import OneShotResult, SubnetworkFound, SubnetworkSearch, run_oneshot
 from archsearch.spaces import Space, get_space
 from archsearch.store import Store
 from archsearch.strategies import get_strategy
 
 
-def subnetwork_search(data: Data, trials: int, device: Any, strategy: str = "evolution") -> SubnetworkSearch:
-    """A search over a trained supernet's sub-networks: ``strategy`` for ``trials`` sub-networks, each scored by
-    validation accuracy with inherited weights after batch-norm recalibration, recorded in the run's store."""
-    from archsearch.evaluators.supernet import SupernetEvaluator
+def subnetwork_objective(target: LatencyTarget) -> Objective:
+    """What a search over a supernet's sub-networks optimises under the target: validation accuracy, with
+    ``latency_ms`` at most the target as the table predicts it. The prediction alone decides during the search (a
+    measurement costs more than scoring a sub-network); then
+    :func:`~archsearch.oneshot.latency.first_measured_within` measures the winners."""
+    t = target.table
+    return Objective(limits={"latency_ms": target.target_ms}, latency_table=t.to_json(), latency_target=t.target,
+                     latency_threads=t.threads, latency_batch_size=t.batch_size, latency_verify=False)  # fmt: skip
 
-    def search(net: Supernet, space: Space[Any], store: Store, config: OneShotConfig) -> tuple[Any, int]:
-        evaluator = SupernetEvaluator(net, data, device=device)
+
+def subnetwork_search(data: Data, trials: int, device: Any, strategy: str = "evolution",
+                      latency: LatencyTarget | None = None) -> SubnetworkSearch:  # fmt: skip
+    """A search over a trained supernet's sub-networks: ``strategy`` for ``trials`` sub-networks, each scored by
+    validation accuracy with inherited weights after batch-norm recalibration, recorded in the run's store. With
+    ``latency``: only sub-networks the table predicts within the target are scored, and the winner is the best that
+    also meets it when measured on the table's runtime (:func:`~archsearch.oneshot.latency.first_measured_within`)."""
+    from archsearch.evaluators.supernet import StandaloneSupernetEvaluator, SupernetEvaluator
+
+    def search(net: Supernet, space: Space[Any], store: Store, config: OneShotConfig) -> SubnetworkFound:
+        if latency is None:
+            evaluator: SupernetEvaluator = SupernetEvaluator(net, data, device=device)
+            objective = Objective()
+        else:
+            evaluator = StandaloneSupernetEvaluator(net, data, latency.table, device=device)
+            objective = subnetwork_objective(latency)
         chosen = get_strategy(strategy, space, seed=config.seed)
-        budget = Budget(trials=trials)
-        result = Experiment(space, chosen, evaluator, Objective(), budget, store, seed=config.seed).run()
+        result = Experiment(space, chosen, evaluator, objective, Budget(trials=trials), store, seed=config.seed).run()
         if result.winner is None:
-            raise ArchsearchError("the search over sub-networks found none that could be evaluated")
-        return result.winner.genotype, result.trials
+            raise ArchsearchError("the search over sub-networks found none that could be evaluated"
+                                  + (f" within the {latency.target_ms:g} ms target" if latency else ""))  # fmt: skip
+        if latency is None:
+            return SubnetworkFound(result.winner.genotype, result.trials)
+        winner, notes, ms = first_measured_within(net, [t.genotype for t in result.best], latency)
+        return SubnetworkFound(winner, result.trials, notes, ms)
 
     return search
 
@@ -77,7 +98,8 @@ def oneshot(
     as keywords (``epochs=3, w_lr=0.05``), which win. ``latency_table`` and ``latency_target_ms`` (together): a
     latency table of the space (``archsearch latency-table``) and a limit the search keeps the supernet's expected
     latency under with an adaptive penalty; the derived network is the most probable one within the limit, measured
-    on the table's runtime (:mod:`archsearch.oneshot.latency`)."""
+    on the table's runtime (:mod:`archsearch.oneshot.latency`). SPOS keeps its search over sub-networks within the
+    limit instead, and measures its winner."""
     if config is None:
         config = default_config(method, **settings)
     elif settings:
@@ -85,7 +107,6 @@ def oneshot(
     data = as_data(dataset, data_dir, image_size=image_size)
     if subset:
         data = data.with_train_subset(subset, seed=config.seed)
-    search = subnetwork_search(data, subnetwork_trials, device) if METHODS.get(method).searches_subnetworks else None
     lookup = None
     if table is not None:
         from archsearch.evaluators.table import lookup_table
@@ -101,6 +122,9 @@ def oneshot(
     if latency_table is not None and latency_target_ms is not None:
         latency = LatencyTarget(LatencyTable.load(latency_table), latency_target_ms)
         extra_meta = {**(extra_meta or {}), "latency_table": str(latency_table)}
+    search = None
+    if METHODS.get(method).searches_subnetworks:
+        search = subnetwork_search(data, subnetwork_trials, device, latency=latency)
     result = run_oneshot(
         method,
         space,

@@ -11,7 +11,7 @@ from typing import Any
 
 from archsearch import api, options
 from archsearch.api import oneshot_search, retraining
-from archsearch.cli.common import emit, table_text, visible
+from archsearch.cli.common import emit, latency_text, table_text, visible
 from archsearch.cli.options import NOT_OPTIONS, default_of, flag, given_with_config, option_actions, take_recorded
 from archsearch.errors import ArchsearchError
 from archsearch.oneshot import METHODS, SUPERNETS, default_config
@@ -202,6 +202,8 @@ def _oneshot(args: argparse.Namespace, world: Any, device: str) -> None:
         result.to_json(),
         f"\n{args.method} on {args.space}: {result.genotype}\n  {result.stopped}"
         + (f"\n  table: {table_text(result.table)}" if args.table else "")
+        + (f"\n  {latency_text({'target_ms': args.latency_target_ms, 'measured_ms': result.measured_ms})}"
+           if args.latency_target_ms is not None else "")
         + "".join(f"\n  note: {n}" for n in result.notes)
         + "".join(f"\n  {line}" for line in result.alpha_separation)
         + "".join(f"\n  plot: {p}" for p in result.plots),
@@ -270,8 +272,8 @@ def _oneshot_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latency-table", metavar="FILE", help="a latency table of the space (archsearch "
                    "latency-table) predicting the latency --latency-target-ms limits")
     p.add_argument("--latency-target-ms", type=positive_float, metavar="L", help="keep the derived network within "
-                   "L ms as the latency table's runtime measures it (an adaptive penalty on the supernet's expected "
-                   "latency; darts, gdas and the like)")
+                   "L ms as the latency table's runtime measures it (darts, gdas and the like: an adaptive penalty on "
+                   "the supernet's expected latency; spos: the limit of its search over sub-networks)")
     p.add_argument("--table", metavar="CSV", help="a benchmark table of the space (NAS-Bench-201's CSV): the cell "
                    "derived after every epoch is looked up and its figures recorded, never fed to the search")
     p.add_argument("--out", required=True, help="run directory (checkpoint, store, plots)")

@@ -60,3 +60,19 @@ class SupernetEvaluator(Evaluator):
             total += len(y)
         self.net.train()
         return {"val_acc": 100.0 * correct / max(1, total)}
+
+
+class StandaloneSupernetEvaluator(SupernetEvaluator):
+    """A :class:`SupernetEvaluator` whose sub-networks also build stand-alone as ``table`` (a latency table of the
+    supernet's space) builds them, so a search over them can limit what a built network costs (``latency_ms`` from
+    the table, params, FLOPs)."""
+
+    def __init__(self, supernet: Supernet, data: Data, table: Any, **options: Any) -> None:
+        super().__init__(supernet, data, **options)
+        self.table = table
+
+    def network(self, genotype: Any, seed: int | None = None) -> tuple[nn.Module, tuple[int, int, int]]:
+        """The stand-alone network of ``genotype`` at the table's input, classes and build, and its input shape."""
+        c, h, _ = self.table.input_shape
+        model = self.net.space.build(genotype, c, self.table.num_classes, h, seed=seed, **self.table.build)
+        return model, tuple(self.table.input_shape)

@@ -7,11 +7,16 @@ the expectation is over the target, shrinks while under, and stays at 0 when the
 (then accuracy alone drives the alphas). The expectation is differentiable in the architecture parameters
 (:meth:`~archsearch.oneshot.block_supernets.BlockSupernet.expected_latency`), so the penalty's gradient moves each
 layer's probabilities towards its cheaper choices in proportion to how much each one costs against the layer's mean.
+
+A method without architecture weights that searches its trained supernet's sub-networks (SPOS) takes the target as
+that search's limit instead (``archsearch.api.oneshot_search.subnetwork_search``), as Single Path One-Shot searched
+under a FLOPs limit; :func:`first_measured_within` measures its winners.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,15 +107,34 @@ def derive_within(net: Any, table: LatencyTable, limit_ms: float, steps: int = 4
     return best, note
 
 
-def check_latency_target(method: Any, net: Any) -> None:
-    """A latency target needs a method that learns architecture weights and a supernet with an expected latency."""
-    if not method.learns_arch:
-        raise ArchsearchError(f"a latency target steers architecture weights, which {method.name} does not learn; "
-                              "use a method that does (darts, gdas, ...), or search SPOS's sub-networks under a "
-                              "latency constraint")  # fmt: skip
+def check_latency_target(method: Any, net: Any, target: LatencyTarget) -> None:
+    """A latency target needs a method that learns architecture weights (the penalty steers them) or searches
+    sub-networks (the search keeps to the target), and a supernet of a block space whose networks the table was
+    built for (a table of another space, input or build is refused, naming the difference)."""
+    if not (method.learns_arch or method.searches_subnetworks):
+        raise ArchsearchError(f"a latency target steers architecture weights or a search over sub-networks, and "
+                              f"{method.name} has neither")  # fmt: skip
     if not hasattr(net, "expected_latency"):
         raise ArchsearchError("a latency target needs a supernet whose expected latency a latency table gives "
-                              "(the mobile supernet)")  # fmt: skip
+                              "(the mobile and macro supernets)")  # fmt: skip
+    net.latency_terms(target.table)
+
+
+def first_measured_within(net: Any, ranked: Sequence[Any], target: LatencyTarget,
+                          tries: int = 4) -> tuple[Any, list[str], float]:  # fmt: skip
+    """The first of the ``ranked`` genotypes (best first) that meets the target when measured on the table's
+    runtime; the genotype, notes on those passed over, and its measured milliseconds. Raises when none of the first
+    ``tries`` does."""
+    notes: list[str] = []
+    for genotype in ranked[:tries]:
+        ms = measured_ms(net, genotype, target.table, target.target_ms)
+        if ms <= target.target_ms:
+            return genotype, notes, ms
+        notes.append(f"{genotype} (predicted {target.table.predict(genotype, net.space):.4g} ms) measured {ms:.4g} "
+                     f"ms on {target.table.target}, over the {target.target_ms:g} ms target, and was passed "
+                     "over")  # fmt: skip
+    raise ArchsearchError(f"none of the {min(tries, len(ranked))} best sub-networks met the {target.target_ms:g} ms "
+                          f"target when measured on {target.table.target}: " + "; ".join(notes))  # fmt: skip
 
 
 def epoch_latency(target: LatencyTarget, net: Any, genotype: Any) -> dict[str, float]:

@@ -28,8 +28,21 @@ from archsearch.store import Store
 from archsearch.trial import COMPLETE, Trial
 
 CHECKPOINT = "oneshot.pt"
-#: what a method that searches sub-networks needs: (supernet, space, store, config) -> (winner, sub-networks scored)
-SubnetworkSearch = Callable[[Supernet, Space[Any], Store, OneShotConfig], tuple[Any, int]]
+
+
+@dataclass
+class SubnetworkFound:
+    """What a search over a trained supernet's sub-networks found: the winner, how many sub-networks it scored, and
+    under a latency target the winner's measured latency and notes on winners passed over."""
+
+    genotype: Any
+    scored: int
+    notes: list[str] = field(default_factory=list)
+    measured_ms: float | None = None
+
+
+#: what a method that searches sub-networks needs: (supernet, space, store, config) -> what it found
+SubnetworkSearch = Callable[[Supernet, Space[Any], Store, OneShotConfig], SubnetworkFound]
 #: a derived architecture's figures in a benchmark table (None: not in the table), recorded beside the search
 TableLookup = Callable[[Any], "dict[str, float] | None"]
 
@@ -99,7 +112,7 @@ def run_oneshot(
     epoch (``history[i]["table"]``) and the result; what it returns never reaches the method. ``latency``: a target
     the architecture step keeps the supernet's expected latency under (:mod:`archsearch.oneshot.latency`), recorded
     per epoch (``history[i]["latency"]``); the derived network is the most probable one the table predicts within
-    it."""
+    it. A method that searches sub-networks gets the target through ``subnetwork_search`` (the API's keeps to it)."""
     sp = get_space(space) if isinstance(space, str) else space
     cls = METHODS.get(method)
     if cls.searches_subnetworks and subnetwork_search is None:
@@ -125,7 +138,7 @@ def run_oneshot(
     train_loader, val_loader = _loaders(data, config, device, cls.needs_validation_split)
     searcher = cls(net, config, len(train_loader), space=sp)
     if latency is not None:
-        check_latency_target(searcher, net)
+        check_latency_target(searcher, net, latency)
         searcher.latency = latency
     world = searcher.world  # under torchrun: every rank runs this; rank 0 alone writes
     if not world.main:
@@ -185,15 +198,17 @@ def _derive(searcher: OneShotMethod, sp: Space[Any], result: OneShotResult, stor
     over sub-networks on rank 0 whose winner the other ranks receive."""
     net = searcher.net
     if subnetwork_search is not None:
-        found = None
+        shared = None
         if store is not None:
-            winner, trials = subnetwork_search(net, sp, store, searcher.config)
-            result.table = table_lookup(winner) if table_lookup is not None else None
-            store.set_meta("oneshot_result", {"genotype": winner.to_json(), "stopped": "finished", "notes": [],
-                                              "table": result.table})  # fmt: skip
-            found = (winner.to_json(), trials)
-        found = searcher.world.broadcast_object(found)
-        result.genotype, result.search_trials = sp.from_json(found[0]), found[1]
+            found = subnetwork_search(net, sp, store, searcher.config)
+            result.table = table_lookup(found.genotype) if table_lookup is not None else None
+            store.set_meta("oneshot_result", {"genotype": found.genotype.to_json(), "stopped": "finished",
+                                              "notes": found.notes, "table": result.table,
+                                              "measured_ms": found.measured_ms})  # fmt: skip
+            shared = (found.genotype.to_json(), found.scored, found.notes, found.measured_ms)
+        shared = searcher.world.broadcast_object(shared)
+        result.genotype, result.search_trials = sp.from_json(shared[0]), shared[1]
+        result.notes, result.measured_ms = list(shared[2]), shared[3]
         return
     if searcher.latency is not None:
         result.genotype, notes, result.measured_ms = derive_measured(net, searcher.latency)
