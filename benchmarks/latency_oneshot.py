@@ -60,8 +60,7 @@ def measured(genotype: Any, table: LatencyTable, limit: float) -> float:
     """The genotype's network on the table's runtime, as the search's own check measures a limit: the lowest median
     of 50 calls in each of five sessions, measured again after a pause while that is over the limit (one session's
     median was up to 60% high when the host ran slow for a while; five back to back 45% high once)."""
-    c, h, _ = table.input_shape
-    model = get_space("mobile").build(genotype, c, table.num_classes, h, **table.build).eval()
+    model = table.network(genotype, get_space("mobile")).eval()
     return verified_ms(model, table.input_shape, table.target, 1, 1, limit, repeats=50)
 
 

@@ -139,6 +139,11 @@ class LatencyTable:
             raise ArchsearchError(f"{where} was built for another setting: {'; '.join(wrong)} "
                                   f"(it holds {self.describe()}; build one with archsearch latency-table)")  # fmt: skip
 
+    def network(self, genotype: Any, space: Space[Any], seed: int | None = None) -> nn.Module:
+        """``genotype``'s network as this table's entries were measured: its input, classes and build."""
+        c, h, _ = self.input_shape
+        return space.build(genotype, c, self.num_classes, h, seed=seed, **self.build)
+
     def predict(self, genotype: Any, space: Space[Any] | None = None) -> float:
         """Predicted milliseconds for ``genotype``'s network: the sum of its blocks with the call overhead counted
         once, times the table's calibration ``scale``."""

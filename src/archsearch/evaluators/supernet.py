@@ -73,6 +73,4 @@ class StandaloneSupernetEvaluator(SupernetEvaluator):
 
     def network(self, genotype: Any, seed: int | None = None) -> tuple[nn.Module, tuple[int, int, int]]:
         """The stand-alone network of ``genotype`` at the table's input, classes and build, and its input shape."""
-        c, h, _ = self.table.input_shape
-        model = self.net.space.build(genotype, c, self.table.num_classes, h, seed=seed, **self.table.build)
-        return model, tuple(self.table.input_shape)
+        return self.table.network(genotype, self.net.space, seed), tuple(self.table.input_shape)

@@ -156,8 +156,7 @@ def measured_ms(net: Any, genotype: Any, table: LatencyTable, limit_ms: float | 
     (an epoch's record, not a decision)."""
     from archsearch.costs.runtime import measure, verified_ms
 
-    c, h, _ = table.input_shape
-    model = net.space.build(genotype, c, table.num_classes, h, **table.build).eval()
+    model = table.network(genotype, net.space).eval()
     if record:
         return measure(model, table.input_shape, table.target, table.batch_size, table.threads).median_ms
     return verified_ms(model, table.input_shape, table.target, table.batch_size, table.threads, limit_ms)
