@@ -23,13 +23,16 @@ the networks searched (``mobile`` at ``--width`` 0.25, ONNX Runtime, batch 1, 1 
    search checks a limit (the lowest median of 50 calls in each of five sessions, again after a pause while over).
 
 It prints one row per run, a table per dataset, limit and search (limits met, measured latency, test accuracy
-mean ± std over the seeds, wall time) and one JSON line with everything. Run it alone: it uses every thread it is
+mean ± std over the seeds, wall time) and one JSON line with everything. Each row is stored in ``--out/rows.jsonl``
+as it is done: run the same command again after a kill and it goes on where it stopped (a search the kill cut off
+starts again from scratch, in a new folder); other settings with the same ``--out`` are refused. Run it alone: it uses every thread it is
 given (the latency measurements one).
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import statistics
@@ -64,55 +67,138 @@ def measured(genotype: Any, table: LatencyTable, limit: float) -> float:
     return verified_ms(model, table.input_shape, table.target, 1, 1, limit, repeats=50)
 
 
-def retrained(genotype: Any, dataset: str, args: argparse.Namespace, table: LatencyTable,
-              done: dict[str, float]) -> float:  # fmt: skip
+def retrained(genotype: Any, dataset: str, args: argparse.Namespace, table: LatencyTable, store: RowStore) -> float:
     """Test accuracy (whole test split) of the genotype retrained from scratch with the benchmark's retraining
-    settings; a network two searches found is retrained once (``done``, by dataset and genotype)."""
-    key = f"{dataset} {genotype}"
-    if key not in done:
-        record = archsearch.train(str(genotype), space="mobile", dataset=dataset, data_dir=args.data_dir,
-                                  build=dict(table.build), epochs=args.retrain_epochs, subset=args.retrain_subset,
-                                  val_subset=args.val_subset, seed=0)  # fmt: skip
-        done[key] = float(record.test_acc)
-    return done[key]
+    settings; a network two searches found is retrained once (the store knows every stored row's)."""
+    known = store.test_acc(dataset, str(genotype))
+    if known is not None:
+        return known
+    record = archsearch.train(str(genotype), space="mobile", dataset=dataset, data_dir=args.data_dir,
+                              build=dict(table.build), epochs=args.retrain_epochs, subset=args.retrain_subset,
+                              val_subset=args.val_subset, seed=0)  # fmt: skip
+    return float(record.test_acc)
+
+
+class RowStore:
+    """The rows of ``--out``, one JSON line each in ``rows.jsonl``, so a killed benchmark run again with the same
+    ``--out`` goes on where it stopped. ``settings.json`` holds the settings every row shares; a run with others is
+    refused, naming them. One process at a time (an OS lock on ``rows.lock``)."""
+
+    SHARED = ("width", "subset", "epochs", "trial_epochs", "retrain_epochs", "retrain_subset", "val_subset")
+
+    def __init__(self, out: Path, args: argparse.Namespace) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        self._lock = open(out / "rows.lock", "a")  # noqa: SIM115 - held for the process's life
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SystemExit(f"another benchmark process is writing {out}") from None
+        settings = {name: getattr(args, name) for name in self.SHARED}
+        stored_path = out / "settings.json"
+        if stored_path.exists():
+            stored = json.loads(stored_path.read_text())
+            differ = [f"--{k.replace('_', '-')} {stored.get(k)} (stored) against {v}" for k, v in settings.items()
+                      if stored.get(k) != v]  # fmt: skip
+            if differ:
+                raise SystemExit(f"{out} holds rows measured with other settings: {'; '.join(differ)}; give "
+                                 "another --out or the stored settings")  # fmt: skip
+        else:
+            atomic_write(stored_path, json.dumps(settings, indent=1) + "\n")
+        self.path = out / "rows.jsonl"
+        self.rows: list[dict[str, Any]] = []
+        if self.path.exists():
+            lines = self.path.read_text().splitlines(keepends=True)
+            complete = [line for line in lines if line.endswith("\n")]
+            if len(complete) < len(lines):  # a row cut off by a kill: dropped, so the next append starts a line
+                print(f"{self.path}: the last row was cut off; it is run again", flush=True)
+                atomic_write(self.path, "".join(complete))
+            self.rows = [json.loads(line) for line in complete if line.strip()]
+
+    def get(self, **key: Any) -> dict[str, Any] | None:
+        """The stored row whose fields equal ``key``'s, or None."""
+        return next((r for r in self.rows if all(r.get(k) == v for k, v in key.items())), None)
+
+    def test_acc(self, dataset: str, genotype: str) -> float | None:
+        """The retrained test accuracy of a network a stored row holds, or None."""
+        row = self.get(dataset=dataset, genotype=genotype)
+        return None if row is None else float(row["test_acc"])
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Append one row (flushed to disk before it counts as done)."""
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        self.rows.append(row)
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary name beside ``path`` and move it into place."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def fresh_dir(path: Path) -> Path:
+    """``path``, or ``path`` with the first free ``-N`` suffix where a killed run left it: a search restarted from
+    scratch, so its wall time is a whole run's."""
+    n, candidate = 1, path
+    while candidate.exists():
+        n, candidate = n + 1, path.with_name(f"{path.name}-{n + 1}")
+    return candidate
 
 
 def one_run(dataset: str, limit: float, seed: int, lut: Path, table: LatencyTable, args: argparse.Namespace,
-            out: Path, done: dict[str, float]) -> list[dict[str, Any]]:  # fmt: skip
-    """The one-shot search at ``limit`` and the two multi-trial searches at its wall time and three times it."""
-    rows = []
-    start = time.perf_counter()
-    data = as_data(dataset, args.data_dir)
-    if args.val_subset:  # what a method that searches sub-networks scores them on
-        data = data.with_val_subset(args.val_subset, seed=seed)
-    subnetworks = {"subnetwork_trials": args.subnetwork_trials, "path_sampling": args.path_sampling}
-    found = archsearch.oneshot(args.method, "mobile", data, out / f"oneshot_{limit}_{seed}",
-                               supernet_options=dict(table.build), subset=args.subset, epochs=args.epochs, seed=seed,
-                               latency_table=lut, latency_target_ms=limit, plots=False,
-                               **(subnetworks if METHODS.get(args.method).searches_subnetworks else {}))  # fmt: skip
-    seconds = time.perf_counter() - start
-    rows.append({"search": f"one-shot {args.method}", "genotype": str(found.genotype), "seconds": round(seconds, 1),
-                 "notes": found.notes})  # fmt: skip
-    for factor in (float(f) for f in args.multi_trial_factors.split(",") if f.strip()):
+            out: Path, store: RowStore) -> None:  # fmt: skip
+    """The one-shot search at ``limit`` and the multi-trial searches at multiples of its wall time; each row is
+    retrained, measured and stored before the next search starts, and a row the store holds is not run again."""
+    key = {"dataset": dataset, "limit_ms": limit, "seed": seed}
+    options = ({"subnetwork_trials": args.subnetwork_trials, "path_sampling": args.path_sampling}
+               if METHODS.get(args.method).searches_subnetworks else {})  # fmt: skip
+    oneshot = store.get(**key, search=f"one-shot {args.method}")
+    if oneshot is not None and oneshot.get("options", {}) != options:
+        raise SystemExit(f"{out} holds {args.method}'s run at {limit} ms, seed {seed} with {oneshot.get('options')}, "
+                         f"not {options}: give another --out or the stored options")  # fmt: skip
+    if oneshot is None:
         start = time.perf_counter()
-        result = archsearch.search("mobile", "evolution", dataset, seconds=factor * seconds, seed=seed,
-                                   out=out / f"evolution{factor:g}x_{limit}_{seed}",
+        data = as_data(dataset, args.data_dir)
+        if args.val_subset:  # what a method that searches sub-networks scores them on
+            data = data.with_val_subset(args.val_subset, seed=seed)
+        run_dir = fresh_dir(out / f"oneshot_{args.method}_{limit}_{seed}")
+        found = archsearch.oneshot(args.method, "mobile", data, run_dir, supernet_options=dict(table.build),
+                                   subset=args.subset, epochs=args.epochs, seed=seed, latency_table=lut,
+                                   latency_target_ms=limit, plots=False, **options)  # fmt: skip
+        row = {"search": f"one-shot {args.method}", "genotype": str(found.genotype), "options": options,
+               "seconds": round(time.perf_counter() - start, 1), "notes": found.notes}  # fmt: skip
+        oneshot = finish(row, key, table, args, store)
+    for factor in (float(f) for f in args.multi_trial_factors.split(",") if f.strip()):
+        search = f"evolution, {factor:g}x {args.method}'s time"
+        if store.get(**key, search=search) is not None:
+            continue
+        start = time.perf_counter()
+        result = archsearch.search("mobile", "evolution", dataset, seconds=factor * oneshot["seconds"], seed=seed,
+                                   out=fresh_dir(out / f"evolution{factor:g}x_{args.method}_{limit}_{seed}"),
                                    constraints=[f"latency_ms<={limit}"],
                                    latency_table=str(lut), evaluator_options={"data_dir": args.data_dir,
                                    "subset": args.subset, "val_subset": args.val_subset,
                                    "epochs": args.trial_epochs, **table.build, "patience": None})  # fmt: skip
-        rows.append({"search": f"evolution, {factor:g}x the time", "genotype": str(result.best[0].genotype),
-                     "seconds": round(time.perf_counter() - start, 1), "trials": result.trials})  # fmt: skip
-    for row in rows:
-        g = get_space("mobile").parse(row["genotype"])
-        accuracy = retrained(g, dataset, args, table, done)
-        row.update(dataset=dataset, limit_ms=limit, seed=seed, predicted_ms=round(table.predict(g), 4),
-                   measured_ms=round(measured(g, table, limit), 4), test_acc=round(accuracy, 2))
-        row["met"] = row["measured_ms"] <= limit
-        print(f"{dataset:<13} limit {limit:.3f} ms seed {seed}  {row['search']:<22} measured {row['measured_ms']:.3f} "
-              f"ms ({'met' if row['met'] else 'BROKEN'})  test {row['test_acc']:.2f}%  {row['seconds']:.0f} s",
-              flush=True)  # fmt: skip
-    return rows
+        row = {"search": search, "genotype": str(result.best[0].genotype),
+               "seconds": round(time.perf_counter() - start, 1), "trials": result.trials}  # fmt: skip
+        finish(row, key, table, args, store)
+
+
+def finish(row: dict[str, Any], key: dict[str, Any], table: LatencyTable, args: argparse.Namespace,
+           store: RowStore) -> dict[str, Any]:  # fmt: skip
+    """The row's winner retrained and measured, printed and stored."""
+    g = get_space("mobile").parse(row["genotype"])
+    row.update(key, test_acc=round(retrained(g, key["dataset"], args, table, store), 2),
+               predicted_ms=round(table.predict(g), 4), measured_ms=round(measured(g, table, key["limit_ms"]), 4))
+    row["met"] = row["measured_ms"] <= key["limit_ms"]
+    print(f"{key['dataset']:<13} limit {key['limit_ms']:.3f} ms seed {key['seed']}  {row['search']:<22} measured "
+          f"{row['measured_ms']:.3f} ms ({'met' if row['met'] else 'BROKEN'})  test {row['test_acc']:.2f}%  "
+          f"{row['seconds']:.0f} s", flush=True)  # fmt: skip
+    store.add(row)
+    return row
 
 
 def summary(rows: list[dict[str, Any]]) -> None:
@@ -164,8 +250,7 @@ def main() -> None:
     elif args.subnetwork_trials is not None or args.path_sampling is not None:
         parser.error(f"--subnetwork-trials and --path-sampling set a search over sub-networks, which {args.method} "
                      "does not run (spos does)")
-    rows: list[dict[str, Any]] = []
-    done: dict[str, float] = {}
+    store = RowStore(args.out, args)
     for dataset in args.datasets.split(","):
         shape = SHAPES[dataset]
         load_dataset(dataset, args.data_dir)  # decoded once into the cache before anything is timed
@@ -176,10 +261,9 @@ def main() -> None:
         table = LatencyTable.load(lut)
         for limit in limits(table):
             for seed in (int(s) for s in args.seeds.split(",")):
-                rows += one_run(dataset, limit, seed, lut, table, args, args.out, done)
-    summary(rows)
-    print(json.dumps({"settings": {k: str(v) for k, v in vars(args).items()}, "rows": rows}))
-
+                one_run(dataset, limit, seed, lut, table, args, args.out, store)
+    summary(store.rows)
+    print(json.dumps({"settings": {k: str(v) for k, v in vars(args).items()}, "rows": store.rows}))
 
 if __name__ == "__main__":
     main()
