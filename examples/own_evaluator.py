@@ -50,3 +50,4 @@ if __name__ == "__main__":
                                evaluator_options={"steps": 20}, seed=1)  # fmt: skip
     best = result.winner
     print(f"best: {best.genotype}  val_acc {best.metrics['val_acc']:.2f}%, {best.metrics['params']:,.0f} params")
+    print(f"run: {result.run_dir}  (archsearch show / report / export read it)")

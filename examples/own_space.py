@@ -52,3 +52,4 @@ if __name__ == "__main__":
     result = archsearch.search(space="conv_blocks", strategy="evolution", dataset="digits", budget=6,
                                evaluator_options={"epochs": 2})  # fmt: skip
     print(f"best: {result.winner.genotype}  val_acc {result.winner.metrics['val_acc']:.2f}%")
+    print(f"run: {result.run_dir}  (archsearch show / report / export read it)")

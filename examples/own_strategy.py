@@ -57,3 +57,4 @@ if __name__ == "__main__":
                                strategy_options={"restart": 0.2},
                                evaluator_options={"epochs": 1, "build": narrow})  # fmt: skip
     print(f"best: {result.winner.genotype}  val_acc {result.winner.metrics['val_acc']:.2f}%")
+    print(f"run: {result.run_dir}  (archsearch show / report / export read it)")

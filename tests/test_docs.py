@@ -268,9 +268,15 @@ def test_documented_example_runs(where: str, lang: str, code: str, scratch: Path
 
 @pytest.mark.parametrize("script", sorted((ROOT / "examples").glob("*.py")), ids=lambda p: p.name)
 def test_example_script_runs(script: Path, tmp_path: Path) -> None:
-    run = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    """Each example runs, and its run (no ``out`` given) lands in the temporary directory it names, here the test's
+    own, so that no test leaves runs behind in the system's."""
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    run = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                         env=env)  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     assert "best:" in run.stdout
+    run_dir = Path(run.stdout.split("run: ")[1].split()[0])
+    assert run_dir.parent == tmp_path and (run_dir / "experiment.sqlite").is_file()
 
 
 def test_the_tiny_budget_rewrite() -> None:

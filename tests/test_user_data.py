@@ -3,6 +3,7 @@ through ``search`` (and its resume) and ``retrain``; and clear errors for data t
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -85,9 +86,15 @@ def test_search_and_retrain_on_tensors_end_to_end(tmp_path: Path) -> None:
     assert record.dataset == "tensors" and record.test_acc is not None
 
 
-def test_in_memory_data_runs_its_trials_in_this_process(tmp_path: Path) -> None:
+def test_in_memory_data_runs_its_trials_in_this_process(tmp_path: Path, monkeypatch) -> None:
     with pytest.raises(ArchsearchError, match="use one worker"):
-        archsearch.search(dataset=_images(), budget=2, workers=2, out=tmp_path)
+        archsearch.search(dataset=_images(), budget=2, workers=2, out=tmp_path / "given")
+    assert not (tmp_path / "given").exists()
+    # without out, the search's own temporary folder goes again with the refusal
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with pytest.raises(ArchsearchError, match="use one worker"):
+        archsearch.search(dataset=_images(), budget=2, workers=2)
+    assert list(tmp_path.iterdir()) == []
 
 
 class Weird(torch.utils.data.Dataset):

@@ -320,7 +320,9 @@ def search(
     With ``resume``, ``out`` must hold a run and its recorded config is used: ``budget`` and ``seconds`` may raise the
     budget, where trials run may change (:data:`RESUME_CHANGES`), a custom evaluator the run names must be named
     again as ``evaluator``, data given in memory must be given again, and any other option is refused (the run's
-    settings cannot change half-way). The result carries the run's ``config`` and ``run_dir``.
+    settings cannot change half-way). The result carries the run's ``config`` and ``run_dir``: without ``out``, a
+    new folder ``archsearch-*`` in the system's temporary directory, kept (removed again when the options are
+    refused before anything is recorded).
     """
     data = None if is_named(dataset) else as_data(dataset)
     if resume:
@@ -346,7 +348,12 @@ def search(
         if data is not None:
             config["in_memory_data"] = describe_data(data)
     run_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="archsearch-"))
-    experiment = build_experiment(config, run_dir, on_trial, data=data)
+    try:
+        experiment = build_experiment(config, run_dir, on_trial, data=data)
+    except BaseException:
+        if out is None and not any(run_dir.iterdir()):  # the folder made for this call; bad options leave nothing
+            run_dir.rmdir()
+        raise
     try:
         result = experiment.run(resume=resume)
     finally:
