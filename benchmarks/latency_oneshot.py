@@ -25,8 +25,8 @@ the networks searched (``mobile`` at ``--width`` 0.25, ONNX Runtime, batch 1, 1 
 It prints one row per run, a table per dataset, limit and search (limits met, measured latency, test accuracy
 mean ± std over the seeds, wall time) and one JSON line with everything. Each row is stored in ``--out/rows.jsonl``
 as it is done: run the same command again after a kill and it goes on where it stopped (a search the kill cut off
-starts again from scratch, in a new folder); other settings with the same ``--out`` are refused. Run it alone: it uses every thread it is
-given (the latency measurements one).
+starts again from scratch, in a new folder); other settings with the same ``--out`` are refused. Run it alone: it
+uses every thread it is given (the latency measurements one).
 """
 
 from __future__ import annotations
