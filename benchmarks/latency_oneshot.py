@@ -265,5 +265,6 @@ def main() -> None:
     summary(store.rows)
     print(json.dumps({"settings": {k: str(v) for k, v in vars(args).items()}, "rows": store.rows}))
 
+
 if __name__ == "__main__":
     main()
