@@ -94,9 +94,11 @@ def test_one_worker_reproduces_the_inline_sequence(tmp_path: Path) -> None:
 
 
 def _cmd(out: Path, log: Path) -> list[str]:
+    # 2 s a trial: on a loaded machine (CI beside other work) a 1 s trial seen in flight by the poll could finish
+    # before the kill reached it, leaving one trial in flight instead of two
     return [
         sys.executable, "-m", "archsearch.cli", "search", "--space", "nb201", "--strategy", "evolution",
-        "--evaluator", FAULT, "--evaluator-option", "seconds=1.0", "--evaluator-option", f"log_dir={log}",
+        "--evaluator", FAULT, "--evaluator-option", "seconds=2.0", "--evaluator-option", f"log_dir={log}",
         "--trials", "10", "--workers", "2", "--out", str(out), "--json",
     ]  # fmt: skip
 
