@@ -47,6 +47,7 @@ from archsearch.costs.lookup import LatencyTable
 from archsearch.costs.runtime import verified_ms
 from archsearch.data import as_data, load_dataset
 from archsearch.oneshot import METHODS
+from archsearch.outputs import write_file
 from archsearch.spaces import get_space
 
 SHAPES = {"fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
@@ -103,7 +104,7 @@ class RowStore:
                 raise SystemExit(f"{out} holds rows measured with other settings: {'; '.join(differ)}; give "
                                  "another --out or the stored settings")  # fmt: skip
         else:
-            atomic_write(stored_path, json.dumps(settings, indent=1) + "\n")
+            write_file(json.dumps(settings, indent=1) + "\n", stored_path)
         self.path = out / "rows.jsonl"
         self.rows: list[dict[str, Any]] = []
         if self.path.exists():
@@ -111,7 +112,7 @@ class RowStore:
             complete = [line for line in lines if line.endswith("\n")]
             if len(complete) < len(lines):  # a row cut off by a kill: dropped, so the next append starts a line
                 print(f"{self.path}: the last row was cut off; it is run again", flush=True)
-                atomic_write(self.path, "".join(complete))
+                write_file("".join(complete), self.path)
             self.rows = [json.loads(line) for line in complete if line.strip()]
 
     def get(self, **key: Any) -> dict[str, Any] | None:
@@ -130,13 +131,6 @@ class RowStore:
             f.flush()
             os.fsync(f.fileno())
         self.rows.append(row)
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary name beside ``path`` and move it into place."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def fresh_dir(path: Path) -> Path:
