@@ -6,7 +6,9 @@ Each row adds one change to the row before, measured in the same process and int
 machine's timings drift): PyTorch's own layers (channels-last, as the trainer runs them); depthwise kernels cropped
 to the taps that reach the image (a 7x7 kernel on a 2x2 image is a 3x3 one; exact); small 1x1 convolutions as one
 matrix product (under 1,024 pixels a batch; exact); archsearch's compiled CPU kernels (``archsearch.nn.native``:
-depthwise weight gradients of 5x5 and 7x7 kernels). Random inputs (the speed does not depend on the pixels).
+depthwise weight gradients of 5x5 and 7x7 kernels); batch norm with the ReLU after it on a compiled kernel
+(``archsearch.nn.native.affine_norm``; the supernet's slots do not use it). Random inputs (the speed does not depend
+on the pixels).
 
     python benchmarks/mobile_training.py --threads 2
 
@@ -36,19 +38,21 @@ import torch.nn.functional as F
 
 from archsearch.api.tools import check_build
 from archsearch.checkpoints import build_from_spec, model_spec
-from archsearch.nn import conv, native
+from archsearch.nn import conv, mobile, native
 from archsearch.oneshot.supernets import build_supernet
 from archsearch.spaces import get_space
 
-ROWS = ("PyTorch layers", "+ cropped depthwise kernels", "+ small 1x1 as matmul", "+ compiled kernels")
+ROWS = ("PyTorch layers", "+ cropped depthwise kernels", "+ small 1x1 as matmul", "+ compiled depthwise kernels",
+        "+ compiled batch norm + ReLU")
 
 
 @contextmanager
 def row(level: int) -> Iterator[None]:
     """The changes of rows ``0..level`` on, the others off."""
-    crop, pixels = conv.DepthwiseConv2d.crop_kernels, conv.MATMUL_PIXELS
+    crop, pixels, norm = conv.DepthwiseConv2d.crop_kernels, conv.MATMUL_PIXELS, mobile.training_norm
     conv.DepthwiseConv2d.crop_kernels = level >= 1
     conv.MATMUL_PIXELS = 1024 if level >= 2 else 0
+    mobile.training_norm = norm if level >= 4 else None
     try:
         if level >= 3:
             yield
@@ -56,7 +60,7 @@ def row(level: int) -> Iterator[None]:
             with native.turned_off():
                 yield
     finally:
-        conv.DepthwiseConv2d.crop_kernels, conv.MATMUL_PIXELS = crop, pixels
+        conv.DepthwiseConv2d.crop_kernels, conv.MATMUL_PIXELS, mobile.training_norm = crop, pixels, norm
 
 
 def step_of(model: torch.nn.Module, batch: int, in_channels: int, size: int, classes: int) -> Callable[[], None]:

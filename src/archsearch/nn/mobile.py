@@ -11,7 +11,7 @@ stride or the channels change (the benchmark's own downsampling path). The netwo
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -19,6 +19,31 @@ from torch import nn
 
 from archsearch.errors import BuildError
 from archsearch.nn.conv import DepthwiseConv2d, PointwiseConv2d
+
+#: ``(x, norm, relu)`` -> ``relu(norm(x))`` (``norm(x)`` when ``relu`` is None) on a faster training kernel, or None
+#: where that kernel does not take the batch; set by ``archsearch.nn.native.install`` (None: the layers run as such)
+training_norm: Callable[[torch.Tensor, nn.BatchNorm2d, nn.Module | None], torch.Tensor | None] | None = None
+
+
+def run_layers(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """``layers(x)``, with each training-mode batch norm, and the ReLU after it, on :data:`training_norm` where one
+    is installed and takes the batch (the same sums in fewer passes over memory)."""
+    norm_relu = training_norm
+    if norm_relu is None or not layers.training or layers._forward_hooks or layers._forward_pre_hooks:
+        return layers(x)
+    modules = list(layers)
+    i = 0
+    while i < len(modules):
+        layer = modules[i]
+        if isinstance(layer, nn.BatchNorm2d):
+            relu = modules[i + 1] if i + 1 < len(modules) and type(modules[i + 1]) is nn.ReLU else None
+            out = norm_relu(x, layer, relu)
+            if out is not None:
+                x, i = out, i + (1 if relu is None else 2)
+                continue
+        x = layer(x)
+        i += 1
+    return x
 
 
 @dataclass(frozen=True)
@@ -74,7 +99,7 @@ class InvertedResidual(nn.Module):
         self.use_shortcut = inp == oup and stride == 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv(x)
+        out = run_layers(self.conv, x)
         return out + x if self.use_shortcut else out
 
 
@@ -90,7 +115,7 @@ class SkipBlock(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x if self.downsample is None else self.downsample(x)
+        return x if self.downsample is None else run_layers(self.downsample, x)
 
 
 def make_block(spec: MobileBlockSpec) -> nn.Module:
@@ -114,7 +139,7 @@ class MobileStem(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x)
+        return run_layers(self.conv, x)
 
 
 class MobileHead(nn.Module):
@@ -131,7 +156,7 @@ class MobileHead(nn.Module):
         self.classifier = nn.Linear(channels, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(torch.flatten(self.out(x), 1))
+        return self.classifier(torch.flatten(run_layers(self.out, x), 1))
 
 
 class MobileNetwork(nn.Module):

@@ -114,8 +114,13 @@ def wait_for_build() -> Any | None:
 def install() -> None:
     """Make :func:`depthwise_conv` the training convolution of :class:`archsearch.nn.conv.DepthwiseConv2d` (it uses
     the kernels when they are built and the batch allows it, else ``F.conv2d``). Called by the training loop and the
-    supernet search; idempotent."""
+    supernet search; idempotent. Also puts the batch norms (and ReLUs after them) of MobileNet-style networks on
+    :func:`archsearch.nn.native.affine_norm.norm_relu`."""
+    from archsearch.nn import mobile
+    from archsearch.nn.native.affine_norm import norm_relu
+
     DepthwiseConv2d.training_conv = staticmethod(depthwise_conv)
+    mobile.training_norm = norm_relu
 
 
 def loaded() -> Any:

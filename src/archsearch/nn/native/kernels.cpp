@@ -3,13 +3,14 @@
 // PyTorch's batch norm makes more passes over a channels-last batch than it needs to.
 //
 // Vectors are 16 floats (GCC vector extensions): one AVX-512 register, two AVX2 ones; callers pass channel counts
-// that are multiples of 16.
+// that are multiples of 16, except to the batch norm with affine weights, which takes any (see row_width).
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <numeric>
 #include <tuple>
 #include <vector>
 
@@ -343,6 +344,134 @@ torch::Tensor avg_pool3_backward(torch::Tensor g, int64_t H, int64_t W, int64_t 
   return dx;
 }
 
+// --- batch norm with affine weights, any channel count --------------------------------------------------------
+// The batch is read as rows of L = lcm(C, 16) floats (column j holds channel j % C), so any channel count runs on
+// whole vectors; per-channel figures are tiled to L columns and column sums folded back into channels.
+namespace {
+int64_t row_width(int64_t C) { return std::lcm<int64_t>(C, 16); }
+
+std::vector<float> tiled(const float* per_channel, int64_t C, int64_t L) {
+  std::vector<float> out(L);
+  for (int64_t j = 0; j < L; ++j) out[j] = per_channel[j % C];
+  return out;
+}
+
+std::vector<double> folded(const std::vector<double>& sums, int n, int64_t C, int64_t L) {
+  std::vector<double> out(static_cast<size_t>(n) * C, 0.0);
+  for (int k = 0; k < n; ++k)
+    for (int64_t j = 0; j < L; ++j) out[k * C + j % C] += sums[k * L + j];
+  return out;
+}
+
+void check_affine_input(const torch::Tensor& x) {
+  TORCH_CHECK(x.scalar_type() == at::kFloat && x.dim() == 4, "a float32 batch (B, C, H, W) expected");
+  TORCH_CHECK(x.is_contiguous(at::MemoryFormat::ChannelsLast), "a channels-last tensor expected");
+  TORCH_CHECK(x.numel() % row_width(x.size(1)) == 0, "B * H * W * C must be a multiple of lcm(C, 16)");
+}
+}  // namespace
+
+// Training-mode batch norm with per-channel weight and bias, then a ReLU when ``relu``: (out, mean, invstd, biased
+// var). Statistics in one pass with each channel's first value as the shift (see norm_stats).
+std::vector<torch::Tensor> affine_norm_forward(torch::Tensor x, torch::Tensor weight, torch::Tensor bias, double eps,
+                                               bool relu) {
+  check_affine_input(x);
+  const int64_t C = x.size(1), L = row_width(C), R = x.numel() / L, M = x.numel() / C;
+  auto wc = weight.contiguous(), bc = bias.contiguous();
+  const float* xp = x.data_ptr<float>();
+  const std::vector<float> first = tiled(xp, C, L);
+  auto sums = folded(channel_sums<2>(R, L, [&](int64_t i, int64_t c0, v16* a) {
+    const v16 d = load(xp + i) - load(first.data() + c0);
+    a[0] += d;
+    a[1] += d * d;
+  }), 2, C, L);
+  auto mean = torch::empty({C}, x.options()), invstd = torch::empty({C}, x.options()),
+       var = torch::empty({C}, x.options());
+  float* mp = mean.data_ptr<float>();
+  float* ip = invstd.data_ptr<float>();
+  float* vp = var.data_ptr<float>();
+  const float* w = wc.data_ptr<float>();
+  const float* b = bc.data_ptr<float>();
+  std::vector<float> scale(C), shift(C);
+  for (int64_t c = 0; c < C; ++c) {
+    const double shifted_mean = sums[c] / M;
+    const double v = std::max(sums[C + c] / M - shifted_mean * shifted_mean, 0.0);
+    mp[c] = static_cast<float>(xp[c] + shifted_mean);
+    vp[c] = static_cast<float>(v);
+    ip[c] = static_cast<float>(1.0 / std::sqrt(v + eps));
+    scale[c] = w[c] * ip[c];
+    shift[c] = b[c] - mp[c] * scale[c];
+  }
+  const std::vector<float> scale_t = tiled(scale.data(), C, L), shift_t = tiled(shift.data(), C, L);
+  auto out = torch::empty_like(x);
+  float* outp = out.data_ptr<float>();
+  const v16 zero{};
+  at::parallel_for(0, R, 256, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r)
+      for (int64_t c0 = 0; c0 < L; c0 += 16) {
+        const v16 y = load(xp + r * L + c0) * load(scale_t.data() + c0) + load(shift_t.data() + c0);
+        store(outp + r * L + c0, relu ? (y > zero ? y : zero) : y);
+      }
+  });
+  return {out, mean, invstd, var};
+}
+
+// Its gradients (dx, dweight, dbias), with g zeroed where ``out`` is not positive when the forward had a ReLU:
+// dx = weight * invstd * (g - mean(g) - (x - mean) * invstd^2 * mean(g * (x - mean))).
+std::vector<torch::Tensor> affine_norm_backward(torch::Tensor g, torch::Tensor x, torch::Tensor mean,
+                                                torch::Tensor invstd, torch::Tensor weight,
+                                                c10::optional<torch::Tensor> out) {
+  check_affine_input(x);
+  auto gc = g.contiguous(at::MemoryFormat::ChannelsLast);
+  auto wc = weight.contiguous();
+  const int64_t C = x.size(1), L = row_width(C), R = x.numel() / L, M = x.numel() / C;
+  const float* xp = x.data_ptr<float>();
+  const float* gp = gc.data_ptr<float>();
+  const float* ip = invstd.data_ptr<float>();
+  const float* w = wc.data_ptr<float>();
+  const std::vector<float> mean_t = tiled(mean.data_ptr<float>(), C, L);
+  torch::Tensor outc;
+  const float* yp = nullptr;
+  if (out.has_value()) {
+    outc = out->contiguous(at::MemoryFormat::ChannelsLast);
+    yp = outc.data_ptr<float>();
+  }
+  const v16 zero{};
+  auto grad = [&](int64_t i) {
+    const v16 gv = load(gp + i);
+    return yp ? (load(yp + i) > zero ? gv : zero) : gv;
+  };
+  auto sums = folded(channel_sums<2>(R, L, [&](int64_t i, int64_t c0, v16* a) {
+    const v16 gv = grad(i);  // sum g, sum g * (x - mean)
+    a[0] += gv;
+    a[1] += gv * (load(xp + i) - load(mean_t.data() + c0));
+  }), 2, C, L);
+  auto dweight = torch::empty({C}, x.options()), dbias = torch::empty({C}, x.options());
+  float* dw = dweight.data_ptr<float>();
+  float* db = dbias.data_ptr<float>();
+  std::vector<float> gain(C), shift(C), slope(C);
+  for (int64_t c = 0; c < C; ++c) {
+    dw[c] = static_cast<float>(sums[C + c] * ip[c]);
+    db[c] = static_cast<float>(sums[c]);
+    gain[c] = w[c] * ip[c];
+    shift[c] = static_cast<float>(sums[c] / M);
+    slope[c] = static_cast<float>(sums[C + c] / M * ip[c] * ip[c]);
+  }
+  const std::vector<float> gain_t = tiled(gain.data(), C, L), shift_t = tiled(shift.data(), C, L),
+                           slope_t = tiled(slope.data(), C, L);
+  auto dx = torch::empty_like(x);
+  float* dp = dx.data_ptr<float>();
+  at::parallel_for(0, R, 256, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r)
+      for (int64_t c0 = 0; c0 < L; c0 += 16) {
+        const int64_t i = r * L + c0;
+        const v16 centred = load(xp + i) - load(mean_t.data() + c0);
+        store(dp + i, load(gain_t.data() + c0) *
+                          (grad(i) - load(shift_t.data() + c0) - centred * load(slope_t.data() + c0)));
+      }
+  });
+  return {dx, dweight, dbias};
+}
+
 // A batch norm module's running statistics after a training-mode batch of ``n`` values per channel with this mean
 // and biased variance, as PyTorch updates them (``momentum`` < 0: the cumulative average).
 void update_running_stats(torch::Tensor running_mean, torch::Tensor running_var, torch::Tensor batches,
@@ -370,5 +499,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("batch_norm_forward", &batch_norm_forward, "training-mode batch norm, no affine weights, optional ReLU");
   m.def("batch_norm_backward", &batch_norm_backward, "its input gradient");
   m.def("batch_norm_stats", &norm_stats, "batch statistics");
+  m.def("affine_norm_forward", &affine_norm_forward, "training-mode batch norm with weight and bias, optional ReLU");
+  m.def("affine_norm_backward", &affine_norm_backward, "its gradients (input, weight, bias)");
   m.def("mixed_sum", &mixed_sum, "a mixed edge's weighted sum with batch norms folded in");
 }
