@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from archsearch.api.tools import check_build
 from archsearch.checkpoints import build_from_spec, model_spec
-from archsearch.nn import conv, mobile, native
+from archsearch.nn import conv, fused, native
 from archsearch.oneshot.supernets import build_supernet
 from archsearch.spaces import get_space
 
@@ -49,10 +49,10 @@ ROWS = ("PyTorch layers", "+ cropped depthwise kernels", "+ small 1x1 as matmul"
 @contextmanager
 def row(level: int) -> Iterator[None]:
     """The changes of rows ``0..level`` on, the others off."""
-    crop, pixels, norm = conv.DepthwiseConv2d.crop_kernels, conv.MATMUL_PIXELS, mobile.training_norm
+    crop, pixels, norm = conv.DepthwiseConv2d.crop_kernels, conv.MATMUL_PIXELS, fused.training_norm
     conv.DepthwiseConv2d.crop_kernels = level >= 1
     conv.MATMUL_PIXELS = 1024 if level >= 2 else 0
-    mobile.training_norm = norm if level >= 4 else None
+    fused.training_norm = norm if level >= 4 else None
     try:
         if level >= 3:
             yield
@@ -60,7 +60,7 @@ def row(level: int) -> Iterator[None]:
             with native.turned_off():
                 yield
     finally:
-        conv.DepthwiseConv2d.crop_kernels, conv.MATMUL_PIXELS, mobile.training_norm = crop, pixels, norm
+        conv.DepthwiseConv2d.crop_kernels, conv.MATMUL_PIXELS, fused.training_norm = crop, pixels, norm
 
 
 def step_of(model: torch.nn.Module, batch: int, in_channels: int, size: int, classes: int) -> Callable[[], None]:

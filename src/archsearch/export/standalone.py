@@ -18,8 +18,8 @@ from torch import nn
 from archsearch.errors import ArchsearchError
 
 #: the modules of archsearch.nn a network can be made of, in dependency order
-SOURCES = ("archsearch.nn.conv", "archsearch.nn.ops", "archsearch.nn.heads", "archsearch.nn.cells",
-           "archsearch.nn.networks", "archsearch.nn.mobile")  # fmt: skip
+SOURCES = ("archsearch.nn.fused", "archsearch.nn.conv", "archsearch.nn.ops", "archsearch.nn.heads",
+           "archsearch.nn.cells", "archsearch.nn.networks", "archsearch.nn.mobile")  # fmt: skip
 
 SHIMS = '''
 

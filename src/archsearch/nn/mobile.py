@@ -11,7 +11,7 @@ stride or the channels change (the benchmark's own downsampling path). The netwo
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -19,31 +19,7 @@ from torch import nn
 
 from archsearch.errors import BuildError
 from archsearch.nn.conv import DepthwiseConv2d, PointwiseConv2d
-
-#: ``(x, norm, relu)`` -> ``relu(norm(x))`` (``norm(x)`` when ``relu`` is None) on a faster training kernel, or None
-#: where that kernel does not take the batch; set by ``archsearch.nn.native.install`` (None: the layers run as such)
-training_norm: Callable[[torch.Tensor, nn.BatchNorm2d, nn.Module | None], torch.Tensor | None] | None = None
-
-
-def run_layers(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-    """``layers(x)``, with each training-mode batch norm, and the ReLU after it, on :data:`training_norm` where one
-    is installed and takes the batch (the same sums in fewer passes over memory)."""
-    norm_relu = training_norm
-    if norm_relu is None or not layers.training or layers._forward_hooks or layers._forward_pre_hooks:
-        return layers(x)
-    modules = list(layers)
-    i = 0
-    while i < len(modules):
-        layer = modules[i]
-        if isinstance(layer, nn.BatchNorm2d):
-            relu = modules[i + 1] if i + 1 < len(modules) and type(modules[i + 1]) is nn.ReLU else None
-            out = norm_relu(x, layer, relu)
-            if out is not None:
-                x, i = out, i + (1 if relu is None else 2)
-                continue
-        x = layer(x)
-        i += 1
-    return x
+from archsearch.nn.fused import run_layers
 
 
 @dataclass(frozen=True)

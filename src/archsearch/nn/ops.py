@@ -15,6 +15,7 @@ from torch import nn
 
 from archsearch.errors import BuildError
 from archsearch.nn.conv import DepthwiseConv2d, PointwiseConv2d, conv2d
+from archsearch.nn.fused import run_layers
 from archsearch.registry import Registry
 
 
@@ -39,7 +40,7 @@ class ReLUConvBN(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.op(x)
+        return run_layers(self.op, x)
 
 
 class ConvBNReLU(nn.Module):
@@ -54,7 +55,7 @@ class ConvBNReLU(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.op(x)
+        return run_layers(self.op, x)
 
 
 class DilConv(nn.Module):
@@ -72,7 +73,7 @@ class DilConv(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.op(x)
+        return run_layers(self.op, x)
 
 
 class SepConv(nn.Module):

@@ -114,13 +114,15 @@ def wait_for_build() -> Any | None:
 def install() -> None:
     """Make :func:`depthwise_conv` the training convolution of :class:`archsearch.nn.conv.DepthwiseConv2d` (it uses
     the kernels when they are built and the batch allows it, else ``F.conv2d``). Called by the training loop and the
-    supernet search; idempotent. Also puts the batch norms (and ReLUs after them) of MobileNet-style networks on
-    :func:`archsearch.nn.native.affine_norm.norm_relu`."""
-    from archsearch.nn import mobile
+    supernet search; idempotent. Also puts the training-mode batch norms with weight and bias (and the ReLUs after
+    them) of :func:`archsearch.nn.fused.run_layers` on :func:`archsearch.nn.native.affine_norm.norm_relu`: the
+    blocks of MobileNet-style networks, conv-BN-ReLU layers (the baseline CNN, chain networks) and the cell ops of
+    final DARTS and NB201 networks."""
+    from archsearch.nn import fused
     from archsearch.nn.native.affine_norm import norm_relu
 
     DepthwiseConv2d.training_conv = staticmethod(depthwise_conv)
-    mobile.training_norm = norm_relu
+    fused.training_norm = norm_relu
 
 
 def loaded() -> Any:

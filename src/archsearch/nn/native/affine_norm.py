@@ -1,5 +1,6 @@
 """Batch norm with its weight and bias, and the ReLU after it, on the compiled kernels: what a MobileNet-style
-network's layers spend most of a CPU training step on.
+network's layers spend most of a CPU training step on (``archsearch.nn.fused.run_layers`` also runs the conv-BN(-ReLU)
+blocks of the baseline CNN, chain networks and final DARTS and NB201 cells on it: ``benchmarks/norm_kernel.py``).
 
 A ``mobile`` network at width 0.25 on 28x28 images has 8-288 channels; on such channels-last batches PyTorch's
 batch norm forward and backward and the ReLU's backward took about 40% of a training step (profiled inside the
