@@ -62,6 +62,19 @@ def test_it_matches_pytorch_for_any_channel_count(C: int, relu: bool, momentum: 
     assert int(ours.num_batches_tracked) == int(theirs.num_batches_tracked) == 3
 
 
+def test_the_relu_mask_of_the_backward_is_exactly_where_the_output_was_positive() -> None:
+    # The backward recomputes the mask from x; one element decided differently from the forward would change a
+    # channel's bias gradient by 1 here, where every output gradient is 1 (sums of ones are exact in float).
+    norm = _norm(32)
+    with torch.no_grad():
+        norm.bias.zero_()  # half the outputs below zero, many of them within rounding of it
+    x = _batch(32, 16, B=64).requires_grad_()
+    out = norm_relu(x, norm, nn.ReLU())
+    assert out is not None
+    (_, dbias) = torch.autograd.grad(out, (x, norm.bias), torch.ones_like(out))
+    assert torch.equal(dbias, (out > 0).sum(dim=(0, 2, 3)).float())
+
+
 def test_it_runs_only_where_it_applies() -> None:
     norm, relu = _norm(24), nn.ReLU()
     x = _batch(24, 4).requires_grad_()

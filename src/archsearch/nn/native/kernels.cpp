@@ -373,6 +373,10 @@ std::vector<double> folded(const std::vector<double>& sums, int n, int64_t C, in
   return out;
 }
 
+// A batch norm's output before its ReLU, from the per-channel scale and shift: the one expression the forward pass
+// and the backward pass's ReLU mask both compute, so that the mask is exactly where the forward's output was positive.
+inline v16 affine(v16 x, v16 scale, v16 shift) { return x * scale + shift; }
+
 void check_affine_input(const torch::Tensor& x) {
   TORCH_CHECK(x.scalar_type() == at::kFloat && x.dim() == 4, "a float32 batch (B, C, H, W) expected");
   TORCH_CHECK(x.is_contiguous(at::MemoryFormat::ChannelsLast), "a channels-last tensor expected");
@@ -381,7 +385,8 @@ void check_affine_input(const torch::Tensor& x) {
 }  // namespace
 
 // Training-mode batch norm with per-channel weight and bias, then a ReLU when ``relu``: (out, mean, invstd, biased
-// var). Statistics in one pass with each channel's first value as the shift (see norm_stats).
+// var, scale, shift), out = relu(x * scale + shift). Statistics in one pass with each channel's first value as the
+// shift (see norm_stats).
 std::vector<torch::Tensor> affine_norm_forward(torch::Tensor x, torch::Tensor weight, torch::Tensor bias, double eps,
                                                bool relu) {
   check_affine_input(x);
@@ -395,13 +400,15 @@ std::vector<torch::Tensor> affine_norm_forward(torch::Tensor x, torch::Tensor we
     a[1] += d * d;
   }), 2, C, L);
   auto mean = torch::empty({C}, x.options()), invstd = torch::empty({C}, x.options()),
-       var = torch::empty({C}, x.options());
+       var = torch::empty({C}, x.options()), scale_c = torch::empty({C}, x.options()),
+       shift_c = torch::empty({C}, x.options());
   float* mp = mean.data_ptr<float>();
   float* ip = invstd.data_ptr<float>();
   float* vp = var.data_ptr<float>();
+  float* scale = scale_c.data_ptr<float>();
+  float* shift = shift_c.data_ptr<float>();
   const float* w = wc.data_ptr<float>();
   const float* b = bc.data_ptr<float>();
-  std::vector<float> scale(C), shift(C);
   for (int64_t c = 0; c < C; ++c) {
     const double shifted_mean = sums[c] / M;
     const double v = std::max(sums[C + c] / M - shifted_mean * shifted_mean, 0.0);
@@ -411,51 +418,65 @@ std::vector<torch::Tensor> affine_norm_forward(torch::Tensor x, torch::Tensor we
     scale[c] = w[c] * ip[c];
     shift[c] = b[c] - mp[c] * scale[c];
   }
-  const std::vector<float> scale_t = tiled(scale.data(), C, L), shift_t = tiled(shift.data(), C, L);
+  const std::vector<float> scale_t = tiled(scale, C, L), shift_t = tiled(shift, C, L);
   auto out = torch::empty_like(x);
   float* outp = out.data_ptr<float>();
   const v16 zero{};
   at::parallel_for(0, R, 256, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r)
       for (int64_t c0 = 0; c0 < L; c0 += 16) {
-        const v16 y = load(xp + r * L + c0) * load(scale_t.data() + c0) + load(shift_t.data() + c0);
+        const v16 y = affine(load(xp + r * L + c0), load(scale_t.data() + c0), load(shift_t.data() + c0));
         store(outp + r * L + c0, relu ? (y > zero ? y : zero) : y);
       }
   });
-  return {out, mean, invstd, var};
+  return {out, mean, invstd, var, scale_c, shift_c};
 }
 
-// Its gradients (dx, dweight, dbias), with g zeroed where ``out`` is not positive when the forward had a ReLU:
-// dx = weight * invstd * (g - mean(g) - (x - mean) * invstd^2 * mean(g * (x - mean))).
+// Its gradients (dx, dweight, dbias). When the forward had a ReLU, ``relu`` holds its (scale, shift) and g is zeroed
+// where x * scale + shift is not positive: the forward's output recomputed, not read, which saves two passes over a
+// tensor the size of x. dx = weight * invstd * (g - mean(g) - (x - mean) * invstd^2 * mean(g * (x - mean))).
 std::vector<torch::Tensor> affine_norm_backward(torch::Tensor g, torch::Tensor x, torch::Tensor mean,
                                                 torch::Tensor invstd, torch::Tensor weight,
-                                                c10::optional<torch::Tensor> out) {
+                                                c10::optional<std::vector<torch::Tensor>> relu) {
   check_affine_input(x);
   auto gc = g.contiguous(at::MemoryFormat::ChannelsLast);
   auto wc = weight.contiguous();
   const int64_t C = x.size(1), L = row_width(C), R = x.numel() / L, M = x.numel() / C;
+  TORCH_CHECK(!relu.has_value() || (relu->size() == 2 && (*relu)[0].numel() == C && (*relu)[1].numel() == C),
+              "the ReLU's scale and shift, C values each, expected");
   const float* xp = x.data_ptr<float>();
+  const float* gp = gc.data_ptr<float>();
   const float* ip = invstd.data_ptr<float>();
   const float* w = wc.data_ptr<float>();
   const std::vector<float> mean_t = tiled(mean.data_ptr<float>(), C, L);
-  const MaskedGrad grad(gc, out);
+  const bool masked = relu.has_value();
+  std::vector<float> scale_t, shift_t;
+  if (masked) {
+    scale_t = tiled((*relu)[0].contiguous().data_ptr<float>(), C, L);
+    shift_t = tiled((*relu)[1].contiguous().data_ptr<float>(), C, L);
+  }
+  const auto grad = [&](int64_t i, int64_t c0, v16 xv) {
+    const v16 gv = load(gp + i);
+    return masked && !(affine(xv, load(scale_t.data() + c0), load(shift_t.data() + c0)) > v16{}) ? v16{} : gv;
+  };
   auto sums = folded(channel_sums<2>(R, L, [&](int64_t i, int64_t c0, v16* a) {
-    const v16 gv = grad(i);  // sum g, sum g * (x - mean)
+    const v16 xv = load(xp + i);
+    const v16 gv = grad(i, c0, xv);  // sum g, sum g * (x - mean)
     a[0] += gv;
-    a[1] += gv * (load(xp + i) - load(mean_t.data() + c0));
+    a[1] += gv * (xv - load(mean_t.data() + c0));
   }), 2, C, L);
   auto dweight = torch::empty({C}, x.options()), dbias = torch::empty({C}, x.options());
   float* dw = dweight.data_ptr<float>();
   float* db = dbias.data_ptr<float>();
-  std::vector<float> gain(C), shift(C), slope(C);
+  std::vector<float> gain(C), offset(C), slope(C);
   for (int64_t c = 0; c < C; ++c) {
     dw[c] = static_cast<float>(sums[C + c] * ip[c]);
     db[c] = static_cast<float>(sums[c]);
     gain[c] = w[c] * ip[c];
-    shift[c] = static_cast<float>(sums[c] / M);
+    offset[c] = static_cast<float>(sums[c] / M);
     slope[c] = static_cast<float>(sums[C + c] / M * ip[c] * ip[c]);
   }
-  const std::vector<float> gain_t = tiled(gain.data(), C, L), shift_t = tiled(shift.data(), C, L),
+  const std::vector<float> gain_t = tiled(gain.data(), C, L), offset_t = tiled(offset.data(), C, L),
                            slope_t = tiled(slope.data(), C, L);
   auto dx = torch::empty_like(x);
   float* dp = dx.data_ptr<float>();
@@ -463,9 +484,10 @@ std::vector<torch::Tensor> affine_norm_backward(torch::Tensor g, torch::Tensor x
     for (int64_t r = begin; r < end; ++r)
       for (int64_t c0 = 0; c0 < L; c0 += 16) {
         const int64_t i = r * L + c0;
-        const v16 centred = load(xp + i) - load(mean_t.data() + c0);
+        const v16 xv = load(xp + i);
+        const v16 centred = xv - load(mean_t.data() + c0);
         store(dp + i, load(gain_t.data() + c0) *
-                          (grad(i) - load(shift_t.data() + c0) - centred * load(slope_t.data() + c0)));
+                          (grad(i, c0, xv) - load(offset_t.data() + c0) - centred * load(slope_t.data() + c0)));
       }
   });
   return {dx, dweight, dbias};
