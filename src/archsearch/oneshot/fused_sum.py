@@ -39,17 +39,19 @@ class _MixedSum(torch.autograd.Function):
         means, invstds, variances = [s[0] for s in stats], [s[1] for s in stats], [s[2] for s in stats]
         out = ext.mixed_sum(zs, means, invstds, c[:n_folded], ys, c[n_folded:])  # type: ignore[union-attr]
         keep_ys = ys if ctx.needs_input_grad[0] else []
-        ctx.save_for_backward(*zs, *means, *invstds, *keep_ys)
-        ctx.n_folded, ctx.n_plain, ctx.coeffs = n_folded, len(ys), c
+        ctx.save_for_backward(*zs, *means, *invstds, coeffs, *keep_ys)
+        ctx.n_folded, ctx.n_plain, ctx.coeffs, ctx.eps = n_folded, len(ys), c, eps
         ctx.mark_non_differentiable(*means, *variances)
         return (out, *means, *variances)
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad: torch.Tensor, *_: Any) -> tuple[torch.Tensor | None, ...]:
         n, c = ctx.n_folded, ctx.coeffs
         saved = ctx.saved_tensors
-        zs, means, invstds, ys = saved[:n], saved[n : 2 * n], saved[2 * n : 3 * n], saved[3 * n :]
+        zs, means, invstds = saved[:n], saved[n : 2 * n], saved[2 * n : 3 * n]
+        coeffs, ys = saved[3 * n], saved[3 * n + 1 :]
+        if torch.is_grad_enabled():  # a double backward (see archsearch.nn.native.graph_backward)
+            return _graph_backward(ctx, grad, coeffs, zs, ys)
         grad = grad.contiguous(memory_format=torch.channels_last)
         flat_grad = grad.permute(0, 2, 3, 1).reshape(-1)
         dots: list[float] = []
@@ -64,6 +66,22 @@ class _MixedSum(torch.autograd.Function):
                 dots.append(float(torch.dot(flat_grad, ys[j].permute(0, 2, 3, 1).reshape(-1))))
         grad_coeffs = torch.tensor(dots, dtype=grad.dtype) if ctx.needs_input_grad[0] else None
         return (grad_coeffs, None, None, *grads)
+
+
+def _graph_backward(ctx: Any, grad: torch.Tensor, coeffs: torch.Tensor, zs: Sequence[torch.Tensor],
+                    ys: Sequence[torch.Tensor]) -> tuple[torch.Tensor | None, ...]:  # fmt: skip
+    """:class:`_MixedSum`'s gradients by PyTorch's differentiable ops. The plain terms are linear: without the
+    coefficients' gradient (their tensors not saved), zeros stand in for them."""
+    n = ctx.n_folded
+    plain = list(ys) or [torch.zeros_like(grad).requires_grad_() for _ in range(ctx.n_plain)]
+
+    def total(coeffs: torch.Tensor, *tensors: torch.Tensor) -> torch.Tensor:
+        out = sum(coeffs[i] * native.norm_as_pytorch(tensors[i], None, None, ctx.eps, False) for i in range(n))
+        return out + sum(coeffs[n + j] * tensors[n + j] for j in range(ctx.n_plain))  # type: ignore[return-value]
+
+    needs = (ctx.needs_input_grad[0], *ctx.needs_input_grad[3:])
+    got = native.graph_backward(total, (coeffs, *zs, *plain), needs, grad)
+    return (got[0], None, None, *got[1:])
 
 
 def mixed_sum(

@@ -6,7 +6,8 @@ Why: oneDNN's depthwise weight gradient has a fast path for 3x3 kernels only; a 
 takes about 4 ms where the forward takes 0.3 ms, and a DARTS supernet has two of them per edge. Inside a search step
 every layer writes an activation that does not fit in cache, so each tensor that is never written (a folded batch
 norm's output, a ReLU's) saves a pass over memory. The kernels compute the same sums as PyTorch's layers (float
-rounding aside; ``tests/test_native_kernels.py`` checks outputs, gradients and running statistics).
+rounding aside; ``tests/test_native_kernels.py`` checks outputs, gradients and running statistics). A double
+backward (``create_graph=True``) runs each kernel's backward on PyTorch's differentiable ops (:func:`graph_backward`).
 
 They are C++ (``kernels.cpp``), built once per machine with PyTorch's extension builder (about 20 s; it needs a
 C++ compiler and ninja), one build per instruction set, in a private cache folder whose libraries are loaded only
@@ -29,7 +30,7 @@ import os
 import sys
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,6 +196,20 @@ def eligible(x: torch.Tensor, channels: int) -> bool:
     )
 
 
+def graph_backward(
+    fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor], needs: Sequence[bool], grad: torch.Tensor
+) -> tuple[torch.Tensor | None, ...]:
+    """The gradients of ``fn(*inputs)`` (for the inputs that ``needs`` them) by PyTorch's own differentiable ops.
+
+    What each kernel's backward returns when autograd runs it with ``create_graph=True`` (a double backward: GraSP's
+    Hessian-gradient product, a Hessian-vector product): the kernels' gradients have no graph of their own, and a
+    second derivative through them would silently leave their part out."""
+    wanted = [t for t, n in zip(inputs, needs) if n]
+    with torch.enable_grad():
+        got = iter(torch.autograd.grad(fn(*inputs), wanted, grad, create_graph=True, allow_unused=True))
+    return tuple(next(got) if n else None for n in needs)
+
+
 def _exporting() -> bool:
     is_exporting = getattr(torch.compiler, "is_exporting", None)
     return bool(is_exporting and is_exporting())
@@ -213,10 +228,12 @@ class _DepthwiseConv(torch.autograd.Function):
         return F.conv2d(x, weight, None, stride, padding, 1, weight.shape[0])
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, weight = ctx.saved_tensors
         s, p, k, C = ctx.stride, ctx.padding, weight.shape[-1], weight.shape[0]
+        if torch.is_grad_enabled():  # a double backward (see graph_backward)
+            conv = lambda x, w: F.conv2d(x, w, None, s, p, 1, C)  # noqa: E731
+            return (*graph_backward(conv, (x, weight), ctx.needs_input_grad[:2], grad), None, None)
         grad = grad.contiguous(memory_format=torch.channels_last)
         grad_x = grad_w = None
         if ctx.needs_input_grad[0]:
@@ -258,14 +275,25 @@ class _BatchNorm(torch.autograd.Function):
     def forward(ctx: Any, x: torch.Tensor, eps: float, relu: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         out, mean, invstd, var = loaded().batch_norm_forward(x, eps, relu)  # type: ignore[union-attr]
         ctx.save_for_backward(x, mean, invstd, out if relu else None)
+        ctx.eps, ctx.relu = eps, relu
         ctx.mark_non_differentiable(mean, var)
         return out, mean, var
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad: torch.Tensor, *_: Any) -> tuple[torch.Tensor | None, None, None]:
         x, mean, invstd, out = ctx.saved_tensors
+        if torch.is_grad_enabled():  # a double backward (see graph_backward)
+            return (*graph_backward(lambda x: norm_as_pytorch(x, None, None, ctx.eps, ctx.relu), (x,), (True,),
+                                    grad), None, None)  # fmt: skip
         return loaded().batch_norm_backward(grad, x, mean, invstd, out, 1.0)[0], None, None  # type: ignore[union-attr]
+
+
+def norm_as_pytorch(
+    x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float, relu: bool
+) -> torch.Tensor:
+    """A training-mode batch norm (then a ReLU) on PyTorch's ops, no running statistics: what the kernels compute."""
+    out = F.batch_norm(x, None, None, weight, bias, True, 0.0, eps)
+    return F.relu(out) if relu else out
 
 
 def batch_norm(x: torch.Tensor, norms: Sequence[nn.BatchNorm2d], relu: bool = False) -> torch.Tensor:
@@ -319,8 +347,11 @@ class _AvgPool3(torch.autograd.Function):
         return loaded().avg_pool3_forward(x, stride)  # type: ignore[union-attr]
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None]:
+        if torch.is_grad_enabled():  # a double backward (see graph_backward); the pooling is linear in x
+            pool = lambda g: F.avg_pool2d(g, 3, ctx.stride, 1, count_include_pad=False)  # noqa: E731
+            zeros = grad.new_zeros((grad.shape[0], grad.shape[1], *ctx.shape)).requires_grad_()
+            return graph_backward(pool, (zeros,), (True,), grad)[0], None
         return loaded().avg_pool3_backward(grad, *ctx.shape, ctx.stride), None  # type: ignore[union-attr]
 
 

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn.modules import module as module_hooks
 
-from archsearch.nn.native import _exporting, kernels, loaded, update_running_stats
+from archsearch.nn.native import _exporting, graph_backward, kernels, loaded, norm_as_pytorch, update_running_stats
 
 
 class _AffineBatchNorm(torch.autograd.Function):
@@ -32,15 +32,17 @@ class _AffineBatchNorm(torch.autograd.Function):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         out, mean, invstd, var, scale, shift = loaded().affine_norm_forward(x, weight, bias, eps, relu)  # type: ignore[union-attr]
         # the backward recomputes the ReLU's mask from x, scale and shift rather than reading the output
-        ctx.save_for_backward(x, weight, mean, invstd, scale, shift)
-        ctx.relu = relu
+        ctx.save_for_backward(x, weight, bias, mean, invstd, scale, shift)
+        ctx.eps, ctx.relu = eps, relu
         ctx.mark_non_differentiable(mean, var)
         return out, mean, var
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad: torch.Tensor, *_: Any) -> tuple[torch.Tensor | None, ...]:
-        x, weight, mean, invstd, scale, shift = ctx.saved_tensors
+        x, weight, bias, mean, invstd, scale, shift = ctx.saved_tensors
+        if torch.is_grad_enabled():  # a double backward (see graph_backward)
+            norm = lambda x, w, b: norm_as_pytorch(x, w, b, ctx.eps, ctx.relu)  # noqa: E731
+            return (*graph_backward(norm, (x, weight, bias), ctx.needs_input_grad[:3], grad), None, None)
         relu = [scale, shift] if ctx.relu else None
         dx, dweight, dbias = loaded().affine_norm_backward(grad, x, mean, invstd, weight, relu)  # type: ignore[union-attr]
         return dx, dweight, dbias, None, None
