@@ -7,8 +7,8 @@ machine's timings drift): PyTorch's own layers (channels-last, as the trainer ru
 to the taps that reach the image (a 7x7 kernel on a 2x2 image is a 3x3 one; exact); small 1x1 convolutions as one
 matrix product (under 1,024 pixels a batch; exact); archsearch's compiled CPU kernels (``archsearch.nn.native``:
 depthwise weight gradients of 5x5 and 7x7 kernels); batch norm with the ReLU after it on a compiled kernel
-(``archsearch.nn.native.affine_norm``; the supernet's slots do not use it). Random inputs (the speed does not depend
-on the pixels).
+(``archsearch.nn.native.affine_norm``; the supernet's slots do not use it); squeeze-excitation blocks as one autograd
+node (``archsearch.nn.native.squeeze_excite``). Random inputs (the speed does not depend on the pixels).
 
     python benchmarks/mobile_training.py --threads 2
 
@@ -43,16 +43,18 @@ from archsearch.oneshot.supernets import build_supernet
 from archsearch.spaces import get_space
 
 ROWS = ("PyTorch layers", "+ cropped depthwise kernels", "+ small 1x1 as matmul", "+ compiled depthwise kernels",
-        "+ compiled batch norm + ReLU")
+        "+ compiled batch norm + ReLU", "+ squeeze-excitation as one node")
 
 
 @contextmanager
 def row(level: int) -> Iterator[None]:
     """The changes of rows ``0..level`` on, the others off."""
     crop, pixels, norm = conv.DepthwiseConv2d.crop_kernels, conv.MATMUL_PIXELS, fused.training_norm
+    squeeze = fused.training_squeeze
     conv.DepthwiseConv2d.crop_kernels = level >= 1
     conv.MATMUL_PIXELS = 1024 if level >= 2 else 0
     fused.training_norm = norm if level >= 4 else None
+    fused.training_squeeze = squeeze if level >= 5 else None
     try:
         if level >= 3:
             yield
@@ -61,6 +63,7 @@ def row(level: int) -> Iterator[None]:
                 yield
     finally:
         conv.DepthwiseConv2d.crop_kernels, conv.MATMUL_PIXELS, fused.training_norm = crop, pixels, norm
+        fused.training_squeeze = squeeze
 
 
 def step_of(model: torch.nn.Module, batch: int, in_channels: int, size: int, classes: int) -> Callable[[], None]:
@@ -146,7 +149,7 @@ def main() -> None:
     for name, rates in results.items():
         print(name)
         for label, rate in zip(ROWS, rates):
-            print(f"  {label:<30} {rate:8.1f}  x{rate / rates[0]:.2f}")
+            print(f"  {label:<34} {rate:8.1f}  x{rate / rates[0]:.2f}")
     steps = {}
     for method in ("gdas", "darts"):
         child = subprocess.run([sys.executable, __file__, "--threads", str(args.threads), "--search-step", method],

@@ -1,11 +1,13 @@
-"""Layer sequences whose training-mode batch norms, and the ReLU after each, may run on a faster kernel.
+"""Layer sequences whose training-mode batch norms, and the ReLU after each, may run on a faster kernel (and
+squeeze-excitation blocks as one autograd node).
 
 A conv-BN-ReLU block spends a large share of a CPU training step in PyTorch's batch norm and the ReLU's backward
 (memory-bound passes over the whole activation). :func:`run_layers` runs such a block's ``nn.Sequential`` with each
 batch norm (and a ReLU right after it) on :data:`training_norm`, which ``archsearch.nn.native.install`` sets to the
 compiled kernel; everything else, and every batch the kernel does not take, runs as the layers themselves. The
 module tree and state-dict keys are those of the plain ``nn.Sequential``, and a standalone ``model.py`` copies this
-file with no kernel installed, so it runs the layers as such.
+file with no kernel installed, so it runs the layers as such. :data:`training_squeeze` does the same for a
+squeeze-excitation block (``archsearch.nn.native.squeeze_excite``).
 """
 
 from __future__ import annotations
@@ -39,3 +41,14 @@ def run_layers(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
         x = layer(x)
         i += 1
     return x
+
+
+#: ``(block, x)`` -> a squeeze-excitation block's output on a faster training path, or None where that path does not
+#: take it; set by ``archsearch.nn.native.install`` (None: the block runs as such)
+training_squeeze: Callable[[nn.Module, torch.Tensor], torch.Tensor | None] | None = None
+
+
+def run_squeeze(block: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
+    """``block(x)`` on :data:`training_squeeze` where one is installed and takes it, else None."""
+    fast = training_squeeze
+    return None if fast is None else fast(block, x)

@@ -19,7 +19,7 @@ from torch import nn
 
 from archsearch.errors import BuildError
 from archsearch.nn.conv import DepthwiseConv2d, PointwiseConv2d
-from archsearch.nn.fused import run_layers
+from archsearch.nn.fused import run_layers, run_squeeze
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,8 @@ class SqueezeExcite(nn.Module):
         self.expand = PointwiseConv2d(reduced, channels, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.sigmoid(self.expand(self.act(self.reduce(self.pool(x)))))
+        fast = run_squeeze(self, x)
+        return fast if fast is not None else x * torch.sigmoid(self.expand(self.act(self.reduce(self.pool(x)))))
 
 
 class InvertedResidual(nn.Module):

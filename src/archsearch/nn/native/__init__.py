@@ -78,6 +78,12 @@ def kernels() -> Any | None:
     return k.module
 
 
+def switched_off() -> bool:
+    """Whether the user (``ARCHSEARCH_NATIVE=0``) or :func:`turned_off` asked for PyTorch's own layers, which also
+    keeps the faster training paths written in PyTorch's ops (:mod:`archsearch.nn.native.squeeze_excite`) off."""
+    return _KERNELS.off or os.environ.get("ARCHSEARCH_NATIVE", "1") == "0"
+
+
 def ensure_built(background: bool = False) -> Any | None:
     """Build the kernels if the cache has none (about 20 s, once per machine) and load them. ``background``: build
     in a thread, saying so on stderr, and return at once (layers use PyTorch's kernels until the build is done);
@@ -118,12 +124,15 @@ def install() -> None:
     supernet search; idempotent. Also puts the training-mode batch norms with weight and bias (and the ReLUs after
     them) of :func:`archsearch.nn.fused.run_layers` on :func:`archsearch.nn.native.affine_norm.norm_relu`: the
     blocks of MobileNet-style networks, conv-BN-ReLU layers (the baseline CNN, chain networks) and the cell ops of
-    final DARTS and NB201 networks."""
+    final DARTS and NB201 networks; and their squeeze-excitation blocks on
+    :func:`archsearch.nn.native.squeeze_excite.squeeze_excite`."""
     from archsearch.nn import fused
     from archsearch.nn.native.affine_norm import norm_relu
+    from archsearch.nn.native.squeeze_excite import squeeze_excite
 
     DepthwiseConv2d.training_conv = staticmethod(depthwise_conv)
     fused.training_norm = norm_relu
+    fused.training_squeeze = squeeze_excite
 
 
 def loaded() -> Any:
