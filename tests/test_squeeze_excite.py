@@ -73,6 +73,9 @@ def test_it_runs_only_where_it_applies() -> None:
     se.train()
     with native.turned_off():
         assert squeeze_excite(se, x) is None
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ARCHSEARCH_NATIVE", "0")
+        assert squeeze_excite(se, x) is None  # the user's switch for PyTorch's own layers
     handle = se.act.register_forward_hook(lambda *_: None)
     assert squeeze_excite(se, x) is None  # a hook watches a layer: the block runs as itself
     handle.remove()
