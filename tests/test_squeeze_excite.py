@@ -69,6 +69,8 @@ def test_it_runs_only_where_it_applies() -> None:
         assert squeeze_excite(se, x) is None  # a batch that stays in cache: the plain block is faster
     with torch.no_grad():
         assert squeeze_excite(se, x) is None
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert squeeze_excite(se, x) is None
     assert squeeze_excite(se.eval(), x) is None
     se.train()
     with native.turned_off():

@@ -59,17 +59,19 @@ class _SqueezeExcite(torch.autograd.Function):
 
 
 def squeeze_excite(se: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
-    """``se(x)`` as one autograd node for a training-mode :class:`archsearch.nn.mobile.SqueezeExcite` on a 4-D
+    """``se(x)`` as one autograd node for a training-mode :class:`archsearch.nn.mobile.SqueezeExcite` on a 4-D CPU
     batch of at least :data:`MIN_ELEMENTS` values with gradients recorded; ``None`` (the caller runs the block as
-    such) for a smaller batch, in eval mode, without gradients,
-    under tracing, ``torch.compile`` or export, where a hook watches one of its layers, or with the kernels switched
-    off (:func:`archsearch.nn.native.switched_off`)."""
+    such) for a smaller batch, in eval mode, without gradients, under autocast, tracing, ``torch.compile`` or
+    export, where a hook watches one of its layers, or with the kernels switched off
+    (:func:`archsearch.nn.native.switched_off`)."""
     if (
         not se.training
         or switched_off()
         or x.dim() != 4
+        or x.device.type != "cpu"  # measured on CPUs only; a GPU runs the plain block
         or x.numel() < MIN_ELEMENTS
         or not torch.is_grad_enabled()
+        or torch.is_autocast_enabled("cpu")
         or torch.jit.is_tracing()
         or torch.compiler.is_compiling()
         or _exporting()
