@@ -39,6 +39,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules import module as module_hooks
 
 from archsearch.nn.conv import DepthwiseConv2d
 
@@ -217,6 +218,15 @@ def graph_backward(
     with torch.enable_grad():
         got = iter(torch.autograd.grad(fn(*inputs), wanted, grad, create_graph=True, allow_unused=True))
     return tuple(next(got) if n else None for n in needs)
+
+
+def hooked(*modules: nn.Module) -> bool:
+    """Whether a hook watches these modules' calls (a zero-cost proxy reading a ReLU's output, say): then each
+    must run as itself."""
+    if module_hooks._global_forward_hooks or module_hooks._global_forward_pre_hooks:
+        return True
+    return any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks
+               for m in modules)  # fmt: skip
 
 
 def _exporting() -> bool:

@@ -20,9 +20,16 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.modules import module as module_hooks
 
-from archsearch.nn.native import _exporting, graph_backward, kernels, loaded, norm_as_pytorch, update_running_stats
+from archsearch.nn.native import (
+    _exporting,
+    graph_backward,
+    hooked,
+    kernels,
+    loaded,
+    norm_as_pytorch,
+    update_running_stats,
+)
 
 
 class _AffineBatchNorm(torch.autograd.Function):
@@ -46,15 +53,6 @@ class _AffineBatchNorm(torch.autograd.Function):
         relu = [scale, shift] if ctx.relu else None
         dx, dweight, dbias = loaded().affine_norm_backward(grad, x, mean, invstd, weight, relu)  # type: ignore[union-attr]
         return dx, dweight, dbias, None, None
-
-
-def _hooked(*modules: nn.Module) -> bool:
-    """Whether a hook watches these modules' calls (a zero-cost proxy reading a ReLU's output, say): then each
-    must run as itself."""
-    if module_hooks._global_forward_hooks or module_hooks._global_forward_pre_hooks:
-        return True
-    return any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks
-               for m in modules)  # fmt: skip
 
 
 def takes(x: torch.Tensor, norm: nn.BatchNorm2d) -> bool:
@@ -85,7 +83,7 @@ def norm_relu(x: torch.Tensor, norm: nn.BatchNorm2d, relu: nn.Module | None) -> 
     """``relu(norm(x))`` (``norm(x)`` when ``relu`` is None) on the compiled kernel, the module's running statistics
     updated as its own forward would; ``None`` where the kernel does not take the batch (:func:`takes`) or a hook
     watches the modules, and the caller runs them itself."""
-    if not takes(x, norm) or _hooked(norm, *([relu] if relu is not None else [])):
+    if not takes(x, norm) or hooked(norm, *([relu] if relu is not None else [])):
         return None
     out, mean, var = _AffineBatchNorm.apply(x, norm.weight, norm.bias, norm.eps, relu is not None)
     update_running_stats([norm], mean, var, x.numel() // x.shape[1])

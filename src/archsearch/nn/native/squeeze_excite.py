@@ -16,8 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from archsearch.nn.native import _exporting, graph_backward, switched_off
-from archsearch.nn.native.affine_norm import _hooked
+from archsearch.nn.native import _exporting, graph_backward, hooked, switched_off
 
 #: smaller batches (B*C*H*W) run the plain block: they stay in cache, and the node's fixed cost is larger than what it
 #: saves (measured, SE forward and backward, 2 threads: 0.63x at 1,024 values, 0.99x at 12,288, 1.2-1.75x from
@@ -75,7 +74,7 @@ def squeeze_excite(se: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
         or torch.jit.is_tracing()
         or torch.compiler.is_compiling()
         or _exporting()
-        or _hooked(*se.children())
+        or hooked(*se.children())
     ):
         return None
     return _SqueezeExcite.apply(x, se, *se.parameters())
