@@ -121,10 +121,12 @@ def test_search_with_retrain_calls_retrain_with_the_search_result(monkeypatch, c
     result = _search_result(api.make_config(trials=2))
     monkeypatch.setattr(api, "search", Recorder(result))
     retrained = Recorder(api.RetrainResult("digits", 4))
-    argv = ["search", "--out", str(tmp_path / "r"), "--retrain", "--retrain-epochs", "4", "--lr", "0.1"]
+    argv = ["search", "--out", str(tmp_path / "r"), "--retrain", "--retrain-epochs", "4", "--lr", "0.1",
+            "--precision", "float32"]  # fmt: skip
     out = _run(monkeypatch, capsys, "retrain", retrained, argv)
     assert out == result.to_json()
     assert retrained.args[0] is result and retrained.kwargs["epochs"] == 4 and retrained.kwargs["lr"] == 0.1
+    assert retrained.kwargs["precision"] == "float32"
 
 
 def test_search_with_export_calls_export_with_the_run(monkeypatch, capsys, tmp_path: Path) -> None:

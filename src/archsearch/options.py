@@ -235,7 +235,8 @@ def unchanged(value: Any) -> Any:
 #: old name -> (new name, how an old value becomes a new one), for runs and config files written before a rename
 RENAMED: dict[str, dict[str, tuple[str, Callable[[Any], Any]]]] = {
     "training": {"warmup": ("lr_warmup_epochs", unchanged), "warmup_epochs": ("lr_warmup_epochs", unchanged),
-                 "no_augment": ("augment", lambda v: not v)},
+                 "no_augment": ("augment", lambda v: not v),
+                 "amp": ("precision", lambda v: "auto" if v else "float32")},
     "oneshot": {"warmup_epochs": ("weights_only_epochs", unchanged)},
 }  # fmt: skip
 

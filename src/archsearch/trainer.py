@@ -2,8 +2,9 @@
 
 SGD (momentum, Nesterov) or AdamW; cosine schedule with linear warm-up; label smoothing; weight decay that skips norms
 and biases; gradient clipping; DARTS's drop-path schedule and auxiliary loss when the network has them; mixed
-precision and channels-last on CUDA; ``torch.compile`` as an option; early stopping on validation accuracy. On the CPU
-a run is deterministic under its seed. A NaN loss stops the run with status ``nan_loss``.
+precision (:mod:`archsearch.mixed_precision`); channels-last; ``torch.compile`` as an option; early stopping on
+validation accuracy. On the CPU a run is deterministic under its seed. A NaN loss stops the run with status
+``nan_loss``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from archsearch.costs import count_params
 from archsearch.data import Augment, Data
 from archsearch.devices import check_device
 from archsearch.errors import ArchsearchError
+from archsearch.mixed_precision import PRECISIONS, autocast_dtype, check_precision, dtype_name
 from archsearch.nn import native
 from archsearch.nn.folding import fold_batch_norms, is_compiled
 from archsearch.options import internal, option, positive_int, register
@@ -58,7 +60,9 @@ class TrainConfig:
     evaluate_test: bool = internal(False)
     eval_batch_size: int | None = internal(None)  # None: eval_batch_size(device)
     max_seconds: float | None = option(None, "stop after the epoch that passes this many seconds")
-    amp: bool = internal(True)  # CUDA only: bf16 autocast where supported, else fp16 with a gradient scaler
+    precision: str = option("auto", "autocast type: auto (bfloat16 on CUDA where supported, else float16; bfloat16 "
+                            "on a CPU with bfloat16 instructions for networks that gain from it), float32, "
+                            "bfloat16 or float16 (CUDA)", choices=PRECISIONS)  # fmt: skip
     channels_last: bool = internal(True)  # oneDNN (CPU) and cuDNN both run the cell ops faster channels-last
     compile: bool = option(False, "torch.compile the network")
     device: str = option("cpu", "cpu, cuda or cuda:N")
@@ -85,6 +89,7 @@ class TrainConfig:
         if self.cutout and self.augment is False:
             raise ArchsearchError("cutout is an augmentation; it cannot go with --no-augment (augment=False)")
         check_device(self.device)
+        check_precision(self.precision)
 
     def augmentation(self, data: Data) -> Augment | None:
         """The augmentation of the training batches: the data's usual one (with this config's cutout), an
@@ -120,6 +125,7 @@ class TrainResult:
     params: int
     test_acc: float | None = None
     message: str = ""
+    precision: str = "float32"  # the type it trained in (see TrainConfig.precision)
     history: list[EpochRecord] = field(default_factory=list)
 
     @property
@@ -215,8 +221,7 @@ class _Run:
     scheduler: Any
     scaler: Any
     loader: Any
-    amp_dtype: torch.dtype
-    use_amp: bool
+    amp_dtype: torch.dtype | None  # None: float32 throughout
 
     @classmethod
     def prepare(cls, model: nn.Module, data: Data, config: TrainConfig) -> _Run:
@@ -234,15 +239,14 @@ class _Run:
         total_steps = config.epochs * len(loader)
         warmup_steps = round(config.lr_warmup_epochs * len(loader))
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total_steps, warmup_steps))
-        amp_dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float16
-        use_amp = cuda and config.amp
-        scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
-        return cls(model, run_model, config, device, optimizer, scheduler, scaler, loader, amp_dtype, use_amp)
+        amp_dtype = autocast_dtype(config.precision, model, device, data.input_shape)
+        scaler = torch.amp.GradScaler("cuda", enabled=cuda and amp_dtype == torch.float16)
+        return cls(model, run_model, config, device, optimizer, scheduler, scaler, loader, amp_dtype)
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The training loss of a batch (the auxiliary head's added at its weight) and the logits."""
         c = self.config
-        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
             logits, aux = _logits(self.run_model(x))
             loss = F.cross_entropy(logits.float(), y, label_smoothing=c.label_smoothing)
             if aux is not None:
@@ -339,7 +343,7 @@ def train(
     return TrainResult(status=status, best_val_acc=max(best_acc, 0.0),
                        final_val_acc=history[-1].val_acc if history else 0.0, best_epoch=best_epoch,
                        epochs=len(history), seconds=time.perf_counter() - start, params=params, test_acc=test_acc,
-                       message=message, history=history)  # fmt: skip
+                       message=message, precision=dtype_name(run.amp_dtype), history=history)  # fmt: skip
 
 
 def _stop(config: TrainConfig, epoch: int, best_epoch: int, start: float) -> tuple[str, str]:

@@ -57,6 +57,7 @@ class TrainRecord:
     history: list[dict[str, Any]]
     best_epoch: int = 0
     saved: str | None = None
+    precision: str = "float32"  # the type it trained in (the trainer's --precision, resolved)
 
     @property
     def ok(self) -> bool:

@@ -47,6 +47,7 @@ class Retrained:
             "epochs": r.epochs,
             "train_examples": self.train_examples,
             "seconds": round(r.seconds, 2),
+            "precision": r.precision,
         }
 
 

@@ -56,7 +56,7 @@ def train(
     result = run_training(network, data, replace(config, evaluate_test=True), on_epoch=on_epoch)
     record = TrainRecord(label, data.name, result.best_val_acc, result.test_acc, result.params, result.epochs,
                          round(result.seconds, 3), result.status, result.message, config.seed,
-                         [vars(h) for h in result.history], result.best_epoch)  # fmt: skip
+                         [vars(h) for h in result.history], result.best_epoch, precision=result.precision)  # fmt: skip
     if save:
         save_trained(save, network, spec, record.to_json())
         record.saved = str(save)

@@ -28,8 +28,8 @@ def retrain_beside_baseline(
     run_dir: str | None = None,
     **data_options: Any,
 ) -> RetrainResult:
-    """Retrain ``genotype`` beside the baseline with ``--retrain-epochs``, ``--batch-size``, ``--lr`` (see
-    :func:`archsearch.api.retrain`) and print each epoch and each result."""
+    """Retrain ``genotype`` beside the baseline with ``--retrain-epochs``, ``--batch-size``, ``--lr``,
+    ``--precision`` (see :func:`archsearch.api.retrain`) and print each epoch and each result."""
     if not args.json:
         print(f"\nretraining, {args.retrain_epochs} epochs each:")
 
@@ -48,9 +48,11 @@ def retrain_beside_baseline(
             args,
             m.to_json(),
             f"  {m.name:<8} test {test:6.2f}%  val {r.best_val_acc:6.2f}%  {r.params:>9,} params  "
-            f"{r.seconds:6.1f}s  ({m.train_examples:,} training examples)  {m.arch}",
+            f"{r.seconds:6.1f}s  {r.precision}  ({m.train_examples:,} training examples)  {m.arch}",
         )
 
+    if hasattr(args, "precision"):  # the commands with the training options (oneshot has not)
+        data_options["precision"] = args.precision
     return api.retrain(
         arch, dataset, space, build, epochs=args.retrain_epochs, batch_size=args.batch_size, lr=args.lr,
         seed=args.seed, device=args.device, run_dir=run_dir, on_epoch=progress, on_model=done, data_dir=args.data_dir,

@@ -28,7 +28,7 @@ RESUMABLE = frozenset(
     }
 )  # fmt: skip
 DATA = {"dataset", "data_dir", "subset", "val_subset", "image_size"}
-RETRAIN_DATA = {"dataset", "data_dir", "image_size", "batch_size", "lr", "device"}  # what --retrain reads
+RETRAIN_DATA = {"dataset", "data_dir", "image_size", "batch_size", "lr", "device", "precision"}  # what --retrain reads
 BUILD = {"channels", "cells", "cells_per_stage", "width"}
 #: options of the search group that act only in some settings (a table; Ray; several workers or a timeout)
 ONLY_SOME = {"table_signal", "table_report", "ray_address", "cpus_per_trial", "gpus_per_trial", "retries"}

@@ -46,7 +46,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     test = "-" if result.test_acc is None else f"{result.test_acc:.2f}%"
     text = (
         f"{result.arch}\n  {result.dataset}: val {result.val_acc:.2f}% (best, epoch {result.best_epoch}), test {test}, "
-        f"{result.params:,} params, {result.epochs} epochs, {result.seconds:.1f}s, {result.status}"
+        f"{result.params:,} params, {result.epochs} epochs, {result.seconds:.1f}s "
+        f"({result.precision}), {result.status}"
         + (f": {result.message}" if result.message else "")
         + (f"\n  saved to {result.saved}" if result.saved else "")
     )

@@ -218,10 +218,11 @@ def _retrain(page: Page, retrain: dict[str, Any]) -> str:
                 r.get("params", 0),
                 r.get("epochs", 0),
                 r.get("seconds", 0.0),
+                r.get("precision", "-"),
                 r.get("arch", "-"),
             )
         )
-    head = ["model", "test_acc", "val_acc", "params", "epochs", "seconds", "architecture"]
+    head = ["model", "test_acc", "val_acc", "params", "epochs", "seconds", "precision", "architecture"]
     return table(head, rows, sortable=False) + page.figure(retrain_figure(retrain))
 
 
