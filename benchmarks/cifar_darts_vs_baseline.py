@@ -7,8 +7,9 @@
    CIFAR-10's training split, in halves for the weights and the alphas, into the run directory ``--out``
    (``archsearch report OUT`` draws it, the retraining included).
 2. The derived network and the hand-designed baseline CNN retrained from scratch with the same settings (data,
-   epochs, schedule, augmentation, seed), both tested on CIFAR-10's test set; DARTS_V2's published cell retrained at
-   the same budget and build as the reference a found cell should reach.
+   epochs, schedule, augmentation, seed, arithmetic: ``--precision``, float32 unless told), both tested on
+   CIFAR-10's test set; DARTS_V2's published cell retrained at the same budget and build as the reference a found
+   cell should reach.
 3. A table of the three: parameters and multiply-adds (one image; the auxiliary head left out), test
    accuracy, training wall time; the search's wall time above it.
 
@@ -34,6 +35,7 @@ from archsearch import options
 from archsearch.api.oneshot_search import oneshot
 from archsearch.api.retraining import RETRAINING, retrain
 from archsearch.data import load_dataset
+from archsearch.mixed_precision import PRECISIONS
 from archsearch.nn.baseline import build_model
 from archsearch.nn.counting import count_flops, count_params
 from archsearch.spaces import get_space
@@ -69,6 +71,9 @@ def main() -> None:
     for name in CPU:
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, help=f"override the budget's {name}")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="float32", choices=PRECISIONS,
+                        help="the retrainings' arithmetic (default float32: the same for the three networks; "
+                             "auto lets each take its fastest type, see archsearch.mixed_precision)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
@@ -82,7 +87,8 @@ def main() -> None:
           f"{min(s['search_images'], len(data.train))} images in halves (paper: C=16, 8 cells, 50 epochs, 25k/25k); "
           f"retraining C={s['channels']}, {s['cells']} cells, {s['epochs']} epochs, batch {s['batch']}, "
           f"{min(s['images'], len(data.train))} images, cutout {s['cutout']} (paper: C=36, 20 cells, 600 epochs, "
-          f"batch 96, cutout 16, auxiliary head, drop-path 0.2); {torch.get_num_threads()} thread(s)\n")  # fmt: skip
+          f"batch 96, cutout 16, auxiliary head, drop-path 0.2); {torch.get_num_threads()} thread(s); retraining in "
+          f"{args.precision}\n")  # fmt: skip
 
     search_data = data.with_train_subset(s["search_images"], seed=args.seed) if s["search_images"] < len(
         data.train) else data  # fmt: skip
@@ -98,7 +104,8 @@ def main() -> None:
     build = {"channels": s["channels"], "cells": s["cells"], "auxiliary": paper, "drop_path": 0.2 if paper else 0.0}
     config = replace(options.make(options.group("training"), RETRAINING, "the retraining", epochs=s["epochs"],
                                   batch_size=s["batch"], cutout=s["cutout"], drop_path=build["drop_path"],
-                                  device=args.device, seed=args.seed), evaluate_test=True)  # fmt: skip
+                                  device=args.device, seed=args.seed, precision=args.precision),
+                     evaluate_test=True)  # fmt: skip
     space = get_space("darts")
     shape = tuple(data.input_shape)
     c, size, classes = shape[0], shape[1], data.num_classes
