@@ -5,8 +5,8 @@ with a gradient scaler. On the CPU: bfloat16 autocast only where this CPU has bf
 or AMX) and the network is one that gains from it, float32 otherwise. ``benchmarks/cpu_precision.py`` measured a
 training step under bfloat16 autocast against float32 (channels-last, 2 threads, an AMD EPYC with AVX-512 BF16):
 
-- networks of dense convolutions: 1.6-2.0x (the baseline CNN, NB201 cells at C=16);
-- networks with depthwise convolutions: 0.5x (mobile) to 1.1x (DARTS cells). oneDNN's bfloat16 depthwise backward
+- networks of dense convolutions: 1.4-1.9x (the baseline CNN from 8x8 to 32x32 images, NB201 cells at C=16);
+- networks with depthwise convolutions: 0.4x (mobile) to 1.0x (DARTS cells). oneDNN's bfloat16 depthwise backward
   is slow, and archsearch's compiled kernels run in float32 only;
 - networks under about 5M multiply-adds an image: 0.9-1.0x (per-op overhead, not arithmetic, sets their speed).
 
